@@ -1,0 +1,47 @@
+"""Entry point: `face-gcn SUBCOMMAND [--flags]`.
+
+Each subcommand lives in its own module that defines its absl flags at import time and a
+``main(argv)``; only the chosen module is imported, so flags never collide.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "info": ("face_gcn.cli.info", "print versions, the rasterizer in use and the morphable model"),
+    "demo": ("face_gcn.cli.demo", "run the main job on the built-in demo model (no downloads)"),
+    "convert-bfm": ("face_gcn.cli.convert_bfm",
+                    "convert a user's Basel Face Model files into a face_gcn model (.npz)"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = ["usage: face-gcn SUBCOMMAND [--flags]   (face-gcn SUBCOMMAND --help for flags)", "",
+             "subcommands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if len(argv) >= 2 else 2
+    name = argv[1]
+    if name not in SUBCOMMANDS:
+        print(f"face-gcn: unknown subcommand '{name}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    from absl import app  # pylint: disable=import-outside-toplevel
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    try:
+        app.run(module.main, argv=[f"face-gcn {name}"] + argv[2:])
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

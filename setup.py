@@ -1,0 +1,101 @@
+"""Installs face_gcn and builds the rasterizer custom op against the installed TensorFlow.
+
+Install TensorFlow first, then: ``pip install --no-build-isolation -e .``
+(with build isolation this script cannot import TensorFlow to find its headers).
+If the op cannot be built, installation still succeeds and face_gcn falls back to its
+pure-TensorFlow rasterizer (``face-gcn info`` says which one is in use).
+"""
+
+import glob
+import os
+import sys
+
+from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.extension import Extension
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KERNEL_DIR = os.path.join("face_gcn", "render", "kernels")
+OP_MODULE = "face_gcn.render._rasterizer_ops"
+
+
+class OptionalTensorFlowBuildExt(build_ext):
+    """Compiles the op with TensorFlow's flags; a failure is reported, not fatal."""
+
+    def build_extension(self, ext):
+        try:
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            self.warn("TensorFlow is not importable at build time (use --no-build-isolation "
+                      "after installing TensorFlow): skipping the rasterizer op; the pure-TF "
+                      "fallback will be used.")
+            return
+        ext.extra_compile_args = list(tf.sysconfig.get_compile_flags()) + [
+            "-O3", "-g0", "-fPIC", "-Wno-deprecated-declarations", "-Wno-sign-compare",
+            "-Wno-unused-but-set-variable"]
+        ext.extra_link_args = list(tf.sysconfig.get_link_flags())
+        try:
+            super().build_extension(ext)
+        except Exception as error:  # compiler missing or failing
+            self.warn(f"could not build the rasterizer op ({error}); the pure-TF fallback "
+                      "will be used.")
+
+    def get_ext_filename(self, fullname):
+        # A plain .so name (no CPython ABI tag): the op is loaded with tf.load_op_library.
+        return os.path.join(*fullname.split(".")) + ".so"
+
+
+def op_extensions():
+    sources = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.cc")))
+    if not sources:
+        return []
+    return [Extension(OP_MODULE, sources=sources, include_dirs=[HERE], language="c++")]
+
+
+def tensorflow_requirement():
+    """Keeps whichever TensorFlow distribution is installed (a GPU one is never replaced)."""
+    from importlib import metadata  # pylint: disable=import-outside-toplevel
+    for distribution in ("tensorflow", "tensorflow-cpu", "tensorflow-gpu"):
+        try:
+            metadata.version(distribution)
+            return f"{distribution}>=2.21,<2.22"
+        except metadata.PackageNotFoundError:
+            continue
+    return "tensorflow-cpu>=2.21,<2.22"
+
+
+def read_version():
+    namespace = {}
+    with open(os.path.join(HERE, "face_gcn", "version.py"), encoding="utf-8") as handle:
+        exec(handle.read(), namespace)  # pylint: disable=exec-used
+    return namespace["__version__"]
+
+
+setup(
+    name="face-gcn",
+    version=read_version(),
+    description=("Single-image 3D face reconstruction with GCN-refined texture "
+                 "(Lin et al., CVPR 2020) in TensorFlow 2"),
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["face_gcn", "face_gcn.*"]),
+    package_data={"face_gcn.render": ["kernels/*.cc", "kernels/*.h", "kernels/*.cu.cc"]},
+    ext_modules=op_extensions(),
+    cmdclass={"build_ext": OptionalTensorFlowBuildExt},
+    install_requires=[
+        tensorflow_requirement(),
+        "absl-py>=2.0",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "PyYAML>=6.0",
+        "opencv-python-headless>=4.8",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+        "test": ["pytest>=7", "scikit-image>=0.22"],
+    },
+    entry_points={"console_scripts": ["face-gcn=face_gcn.cli.main:main"]},
+)
