@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from typing import Mapping
 
 import numpy as np
+
+from face_gcn import fileio
 
 FORMAT_VERSION = 1
 
@@ -203,21 +204,11 @@ def vertex_triangle_table(triangles: np.ndarray, num_vertices: int) -> np.ndarra
 
 def save(model: MorphableModel, path: str | os.PathLike) -> None:
     """Writes the model to ``path`` (.npz, uncompressed) atomically."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     payload = dict(model.arrays())
     payload["format_version"] = np.array(FORMAT_VERSION, dtype=np.int32)
     payload["name"] = np.array(model.name)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with fileio.atomic_write(path, "wb") as handle:
+        np.savez(handle, **payload)
 
 
 def load(path: str | os.PathLike) -> MorphableModel:

@@ -1,0 +1,83 @@
+"""Atomic output files: a reader never sees a half-written mesh, image or JSON.
+
+Every writer in face_gcn goes through ``atomic_write``: the data is written to a temporary
+file in the destination directory, flushed, and moved over the destination with os.replace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import IO, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Opens a temporary file next to ``path``; on success it replaces ``path``.
+
+    Args:
+      path: the destination; its directory is created if missing.
+      mode: "wb" or "w" (text, UTF-8).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, payload) -> None:
+    """Writes ``payload`` (JSON-serialisable; NumPy scalars and arrays allowed) atomically."""
+    with atomic_write(path, "w") as handle:
+        json.dump(payload, handle, indent=2, default=_to_builtin)
+        handle.write("\n")
+
+
+def _to_builtin(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Writes an RGB(A) image atomically as PNG.
+
+    Args:
+      image: [H, W, 3] or [H, W, 4] (or [H, W]) float in [0, 1] (clipped) or uint8, RGB order.
+    """
+    import cv2  # pylint: disable=import-outside-toplevel
+
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"image must be [H, W], [H, W, 3] or [H, W, 4], got {image.shape}")
+    if image.dtype != np.uint8:
+        if image.dtype.kind != "f":
+            raise ValueError(f"image must be float in [0, 1] or uint8, got {image.dtype}")
+        image = np.round(np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"could not encode PNG for {path}")
+    with atomic_write(path, "wb") as handle:
+        handle.write(encoded.tobytes())

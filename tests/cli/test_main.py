@@ -1,0 +1,36 @@
+"""The `face-gcn` entry point, run as a user would: in a fresh process."""
+
+import subprocess
+import sys
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "face_gcn.cli.main", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_no_subcommand_prints_usage_and_fails():
+    result = run_cli()
+    assert result.returncode == 2
+    assert "usage: face-gcn SUBCOMMAND" in result.stdout
+
+
+def test_unknown_subcommand_is_reported():
+    result = run_cli("no-such-job")
+    assert result.returncode == 2
+    assert "unknown subcommand 'no-such-job'" in result.stderr
+
+
+def test_info_reports_versions_op_and_model(tmp_path):
+    import os
+    env = dict(os.environ, FACE_GCN_CACHE=str(tmp_path))
+    result = run_cli("info", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = dict(line.split(None, 1) for line in result.stdout.splitlines() if line.strip()
+                and not line.startswith(("rasterizer", "morphable")))
+    import tensorflow as tf
+    assert rows["tensorflow"].strip() == tf.__version__
+    assert "rasterizer op" in result.stdout
+    assert "built-in demo model" in result.stdout
+    result = run_cli("info", "--morphable_model", "/some/bfm.npz", env=env)
+    assert "/some/bfm.npz (from flag)" in result.stdout
