@@ -1,0 +1,43 @@
+"""Atomic writers: complete files or none, PNG pixels and JSON values round-trip."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from face_gcn import fileio
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "out.json"
+    fileio.write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        fileio.write_json(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert sorted(os.listdir(tmp_path)) == ["out.json"]
+
+
+def test_json_accepts_numpy_values(tmp_path):
+    path = tmp_path / "sub" / "values.json"
+    fileio.write_json(path, {"x": np.float32(0.5), "v": np.arange(3), "n": np.int64(7)})
+    assert json.loads(path.read_text()) == {"x": 0.5, "v": [0, 1, 2], "n": 7}
+
+
+def test_png_round_trip_float_and_uint8(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    fileio.write_png(tmp_path / "a.png", rgb)
+    read = cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    np.testing.assert_array_equal(read, rgb)
+    fileio.write_png(tmp_path / "b.png", rgb / 255.0)
+    read = cv2.imread(str(tmp_path / "b.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    np.testing.assert_array_equal(read, rgb)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4,)), np.zeros((4, 4, 2)), np.zeros((3, 3), np.int32)])
+def test_png_rejects_bad_arrays(tmp_path, bad):
+    with pytest.raises(ValueError):
+        fileio.write_png(tmp_path / "bad.png", bad)
+    assert not os.listdir(tmp_path)
