@@ -1,0 +1,300 @@
+"""Keras 3 layers for graph convolution on a fixed mesh.
+
+Serialisation design: the sparse matrices (rescaled Laplacian L~, D, U) are given to the
+constructor as SciPy sparse matrices or tf.SparseTensor and stored in the layer as two
+NON-TRAINABLE weights, ``<name>_indices`` [nnz, 2] int64 and ``<name>_values`` [nnz] float32.
+get_config records only the matrix shape and nnz, so a ``.keras`` file stays small and its
+weights file carries the matrices; ``keras.models.load_model`` rebuilds the layer with
+placeholders of the right shape and loads the real values. SavedModels capture them as
+variables too. Optimizers never touch them (not trainable).
+
+Tensors are [B, N, F]: batch, vertices, channels.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from face_gcn.graph.sparse import sparse_components
+
+PACKAGE = "face_gcn"
+
+
+def _components(matrix):
+    """(indices [nnz, 2] int64, values [nnz] float64, shape) of a SciPy or tf sparse matrix."""
+    if isinstance(matrix, tf.SparseTensor):
+        matrix = sp.csr_matrix((np.asarray(matrix.values, np.float64),
+                                (np.asarray(matrix.indices)[:, 0], np.asarray(matrix.indices)[:, 1])),
+                               shape=tuple(int(s) for s in np.asarray(matrix.dense_shape)))
+    if not sp.issparse(matrix):
+        raise TypeError(f"expected a SciPy sparse matrix or tf.SparseTensor, got {type(matrix).__name__}")
+    indices, values, shape = sparse_components(matrix)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("sparse matrix has non-finite values")
+    return indices, values, shape
+
+
+class _SparseOperand:
+    """A sparse matrix held by a layer as non-trainable (indices, values) weights."""
+
+    def __init__(self, name, matrix=None, shape=None, nnz=None):
+        self.name = name
+        self.data = None
+        if matrix is not None:
+            indices, values, matrix_shape = _components(matrix)
+            if shape is not None and tuple(shape) != matrix_shape:
+                raise ValueError(f"{name}: matrix shape {matrix_shape} != declared {tuple(shape)}")
+            self.data = (indices, values)
+            shape, nnz = matrix_shape, len(values)
+        if shape is None or nnz is None:
+            raise ValueError(f"{name}: give the sparse matrix (or its shape and nnz when deserialising)")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.nnz = int(nnz)
+        self.indices = self.values = None
+
+    def create_weights(self, layer):
+        data = self.data
+
+        def initial(part, dtype):
+            def initializer(shape, dtype=dtype):
+                if data is None:
+                    return tf.zeros(shape, dtype=dtype)
+                return tf.constant(data[part], dtype=dtype)
+            return initializer
+
+        self.indices = layer.add_weight(name=f"{self.name}_indices", shape=(self.nnz, 2), dtype="int64",
+                                        initializer=initial(0, "int64"), trainable=False)
+        self.values = layer.add_weight(name=f"{self.name}_values", shape=(self.nnz,), dtype="float32",
+                                       initializer=initial(1, "float32"), trainable=False)
+
+    def tensor(self, dtype):
+        """The matrix as a tf.SparseTensor of ``dtype``."""
+        values = tf.cast(tf.convert_to_tensor(self.values), dtype)
+        return tf.SparseTensor(tf.convert_to_tensor(self.indices), values, self.shape)
+
+    def config(self):
+        return {f"{self.name}_shape": list(self.shape), f"{self.name}_nnz": self.nnz}
+
+
+def _check_input(x, num_vertices, layer_name):
+    if x.shape.rank != 3:
+        raise ValueError(f"{layer_name}: input must be [B, N, F], got shape {x.shape}")
+    if x.shape[1] is not None and x.shape[1] != num_vertices:
+        raise ValueError(f"{layer_name}: input has {x.shape[1]} vertices, the matrix expects {num_vertices}")
+
+
+def _sparse_apply(matrix, rows, x):
+    """M x for M [rows, N] sparse and x [B, N, F] -> [B, rows, F]."""
+    batch, channels = tf.shape(x)[0], tf.shape(x)[2]
+    columns = tf.reshape(tf.transpose(x, [1, 0, 2]), [tf.shape(x)[1], batch * channels])
+    product = tf.sparse.sparse_dense_matmul(matrix, columns)
+    return tf.transpose(tf.reshape(product, [rows, batch, channels]), [1, 0, 2])
+
+
+def chebyshev_basis(laplacian, x, order):
+    """Chebyshev terms T_k(L~) x, k = 0..order-1.
+
+    Args:
+      laplacian: tf.SparseTensor [N, N], the rescaled Laplacian L~.
+      x: [B, N, F].
+      order: K >= 1.
+    Returns:
+      [B, N, F, K].
+    """
+    batch, num_vertices, channels = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    t0 = tf.reshape(tf.transpose(x, [1, 0, 2]), [num_vertices, batch * channels])  # [N, B*F]
+    terms = [t0]
+    if order > 1:
+        terms.append(tf.sparse.sparse_dense_matmul(laplacian, t0))
+    for _ in range(2, order):
+        terms.append(2.0 * tf.sparse.sparse_dense_matmul(laplacian, terms[-1]) - terms[-2])
+    stacked = tf.reshape(tf.stack(terms, axis=0), [order, num_vertices, batch, channels])
+    return tf.transpose(stacked, [2, 1, 3, 0])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChebConv(keras.layers.Layer):
+    """Chebyshev spectral graph convolution (Defferrard et al. 2016; CoMA; Lin et al. Eq. 2-3).
+
+    y_j = sum_i sum_k theta[i, j, k] T_k(L~) x_i, with T_0 = x, T_1 = L~ x,
+    T_k = 2 L~ T_{k-1} - T_{k-2}. No bias (the authors add it in the activation layer).
+
+    Input [B, N, F_in] -> output [B, N, filters]. The kernel is stored as [F_in * K, filters]
+    with row index f_in * K + k (the authors' layout), He-normal initialised.
+
+    Args:
+      filters: F_out.
+      K: polynomial order (number of Chebyshev terms), >= 1.
+      laplacian: rescaled Laplacian L~ [N, N] (SciPy sparse or tf.SparseTensor). May be omitted
+        for K = 1 (then it is a per-vertex dense layer and ``num_vertices`` is optional).
+      use_bias: add a per-channel bias (default False, as the authors).
+    """
+
+    def __init__(self, filters, K, laplacian=None, *, use_bias=False, kernel_initializer="he_normal",
+                 kernel_regularizer=None, laplacian_shape=None, laplacian_nnz=None, **kwargs):
+        super().__init__(**kwargs)
+        if int(filters) < 1 or int(K) < 1:
+            raise ValueError(f"filters and K must be >= 1, got {filters}, {K}")
+        self.filters, self.K, self.use_bias = int(filters), int(K), bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.operand = None
+        if laplacian is not None or laplacian_shape is not None or self.K > 1:
+            self.operand = _SparseOperand("laplacian", laplacian, laplacian_shape, laplacian_nnz)
+            if self.operand.shape[0] != self.operand.shape[1]:
+                raise ValueError(f"laplacian must be square, got {self.operand.shape}")
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"{self.name}: input must be [B, N, F] with known F, got {input_shape}")
+        if self.operand is not None:
+            if input_shape[1] is not None and input_shape[1] != self.operand.shape[0]:
+                raise ValueError(f"{self.name}: input has {input_shape[1]} vertices, "
+                                 f"the Laplacian {self.operand.shape[0]}")
+            self.operand.create_weights(self)
+        self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]) * self.K, self.filters),
+                                      initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+                     if self.use_bias else None)
+
+    def call(self, inputs):
+        x = tf.convert_to_tensor(inputs)
+        channels = x.shape[-1]
+        if self.operand is not None:
+            _check_input(x, self.operand.shape[0], self.name)
+            basis = chebyshev_basis(self.operand.tensor(x.dtype), x, self.K)  # [B, N, F, K]
+        else:
+            basis = x[..., None]
+        batch, num_vertices = tf.shape(x)[0], tf.shape(x)[1]
+        flat = tf.reshape(basis, [batch * num_vertices, channels * self.K])
+        y = tf.matmul(flat, tf.cast(self.kernel, x.dtype))
+        if self.bias is not None:
+            y = y + tf.cast(self.bias, x.dtype)
+        return tf.reshape(y, [batch, num_vertices, self.filters])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, K=self.K, use_bias=self.use_bias,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+                      kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer))
+        if self.operand is not None:
+            config.update(self.operand.config())
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeshResample(keras.layers.Layer):
+    """y = M x with a fixed sparse M: down-sampling D [Nc, Nf] or up-sampling U [Nf, Nc].
+
+    Input [B, N_in, F] -> output [B, N_out, F] with M [N_out, N_in].
+    """
+
+    def __init__(self, matrix=None, *, matrix_shape=None, matrix_nnz=None, **kwargs):
+        super().__init__(**kwargs)
+        self.operand = _SparseOperand("matrix", matrix, matrix_shape, matrix_nnz)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.name}: input must be [B, N, F], got {input_shape}")
+        if input_shape[1] is not None and input_shape[1] != self.operand.shape[1]:
+            raise ValueError(f"{self.name}: input has {input_shape[1]} vertices, the matrix takes "
+                             f"{self.operand.shape[1]}")
+        self.operand.create_weights(self)
+
+    def call(self, inputs):
+        x = tf.convert_to_tensor(inputs)
+        _check_input(x, self.operand.shape[1], self.name)
+        y = _sparse_apply(self.operand.tensor(x.dtype), self.operand.shape[0], x)
+        return tf.ensure_shape(y, [None, self.operand.shape[0], x.shape[-1]])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.operand.shape[0], input_shape[2])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.operand.config())
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BiasActivation(keras.layers.Layer):
+    """Per-channel bias then activation: the authors' "brelu" (bias + ELU by default).
+
+    Input [..., F] -> same shape. ``activation``: any Keras activation name ("elu", "relu", ...).
+    """
+
+    def __init__(self, activation="elu", **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(int(input_shape[-1]),), initializer="zeros")
+
+    def call(self, inputs):
+        return self.activation(inputs + tf.cast(self.bias, inputs.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(activation=keras.activations.serialize(self.activation))
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChebResBlock(keras.layers.Layer):
+    """Residual block: act(b2 + cheb2(act(b1 + cheb1(x))) + shortcut(x)).
+
+    The shortcut is the identity when F_in == filters, else a K = 1 Chebyshev conv (a per-vertex
+    linear map, the authors' choice). Input [B, N, F_in] -> output [B, N, filters].
+
+    Args:
+      filters: F_out; K: Chebyshev order; laplacian: rescaled Laplacian [N, N];
+      activation: Keras activation (default "elu").
+    """
+
+    def __init__(self, filters, K, laplacian=None, *, activation="elu", laplacian_shape=None,
+                 laplacian_nnz=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.K = int(filters), int(K)
+        self.activation_name = activation if isinstance(activation, str) else keras.activations.serialize(activation)
+        spec = dict(laplacian_shape=laplacian_shape, laplacian_nnz=laplacian_nnz)
+        self.conv1 = ChebConv(self.filters, self.K, laplacian, name="conv1", **spec)
+        self.act1 = BiasActivation(activation, name="act1")
+        self.conv2 = ChebConv(self.filters, self.K, laplacian, name="conv2", **spec)
+        self.bias2 = BiasActivation("linear", name="bias2")
+        self.act_out = keras.layers.Activation(activation, name="act_out")
+        self.shortcut = None
+        self._laplacian_config = self.conv1.operand.config()
+
+    def build(self, input_shape):
+        inner = (input_shape[0], input_shape[1], self.filters)
+        self.conv1.build(input_shape)
+        self.act1.build(inner)
+        self.conv2.build(inner)
+        self.bias2.build(inner)
+        if int(input_shape[-1]) != self.filters:
+            self.shortcut = ChebConv(self.filters, 1, name="shortcut")
+            self.shortcut.build(input_shape)
+
+    def call(self, inputs):
+        hidden = self.act1(self.conv1(inputs))
+        hidden = self.bias2(self.conv2(hidden))
+        skip = inputs if self.shortcut is None else self.shortcut(inputs)
+        return self.act_out(hidden + skip)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, K=self.K, activation=self.activation_name, **self._laplacian_config)
+        return config
