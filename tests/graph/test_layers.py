@@ -1,0 +1,164 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
+from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
+from face_gcn.graph.layers import BiasActivation, ChebConv, ChebResBlock, MeshResample  # noqa: E402
+from graph_test_meshes import bumpy_grid, icosphere  # noqa: E402
+
+
+def _spectral_filters(adjacency, order, lmax):
+    """T_k(L~) for k < order through the eigendecomposition of L (float64, no recursion).
+
+    L = I - D^-1/2 A D^-1/2 = Q diag(lam) Q^T; T_k(L~) = Q diag(cos(k arccos(2 lam / lmax - 1))) Q^T.
+    """
+    a = adjacency.toarray()
+    d = a.sum(axis=1)
+    laplacian = np.eye(len(a)) - a / np.sqrt(np.outer(d, d))
+    lam, q = np.linalg.eigh(laplacian)
+    lmax = {"exact": lam[-1], "fixed": 2.0}.get(lmax, lmax)
+    scaled = np.clip(2.0 * lam / lmax - 1.0, -1.0, 1.0)
+    return [q @ np.diag(np.cos(k * np.arccos(scaled))) @ q.T for k in range(order)]
+
+
+def _reference_cheb(filters_k, x, theta):
+    """y[b] = sum_k T_k x[b] theta[k]; x [B, N, Fin], theta [K, Fin, Fout]."""
+    return sum(np.einsum("nm,bmf,fo->bno", t, x, theta[k]) for k, t in enumerate(filters_k))
+
+
+def _kernel_from_theta(theta):
+    """[K, Fin, Fout] -> the layer's [Fin * K, Fout] layout (row f * K + k)."""
+    order, fin, fout = theta.shape
+    return np.transpose(theta, (1, 0, 2)).reshape(fin * order, fout)
+
+
+@pytest.fixture(scope="module")
+def small_mesh():
+    vertices, triangles = icosphere(2, bump=0.1)  # 162 vertices
+    return vertices, triangles, mesh_adjacency(triangles, len(vertices))
+
+
+@pytest.mark.parametrize("lmax", ["exact", "fixed"])
+def test_chebconv_matches_eigendecomposition_filter(small_mesh, lmax):
+    _, _, adjacency = small_mesh
+    order, fin, fout = 6, 3, 5
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(order, fin, fout))
+    x = rng.normal(size=(2, adjacency.shape[0], fin))
+    layer = ChebConv(fout, order, chebyshev_operator(adjacency, lmax))
+    layer.build(x.shape)
+    layer.kernel.assign(_kernel_from_theta(theta).astype(np.float32))
+    got = layer(x.astype(np.float32)).numpy()
+    expected = _reference_cheb(_spectral_filters(adjacency, order, lmax), x, theta)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_chebconv_input_gradient_matches_analytic(small_mesh):
+    _, _, adjacency = small_mesh
+    order, fin, fout = 4, 2, 3
+    rng = np.random.default_rng(1)
+    theta = rng.normal(size=(order, fin, fout))
+    weights = rng.normal(size=(1, adjacency.shape[0], fout))
+    layer = ChebConv(fout, order, chebyshev_operator(adjacency, "fixed"))
+    x = tf.constant(rng.normal(size=(1, adjacency.shape[0], fin)), tf.float32)
+    layer.build(x.shape)
+    layer.kernel.assign(_kernel_from_theta(theta).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x) * weights)
+    got = tape.gradient(loss, x).numpy()
+    filters_k = _spectral_filters(adjacency, order, 2.0)
+    expected = sum(np.einsum("nm,bmo,fo->bnf", t, weights, theta[k]) for k, t in enumerate(filters_k))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_resample_and_bias_activation_match_numpy():
+    rng = np.random.default_rng(2)
+    matrix = sp.random(7, 11, density=0.3, format="csr", random_state=3)
+    x = rng.normal(size=(3, 11, 4)).astype(np.float32)
+    np.testing.assert_allclose(MeshResample(matrix)(x).numpy(), np.einsum("rn,bnf->brf", matrix.toarray(), x),
+                               rtol=1e-5, atol=1e-6)
+    act = BiasActivation("relu")
+    act.build(x.shape)
+    act.bias.assign(np.arange(4, dtype=np.float32) - 1.5)
+    np.testing.assert_allclose(act(x).numpy(), np.maximum(x + np.arange(4) - 1.5, 0), rtol=1e-6)
+    elu = BiasActivation()
+    np.testing.assert_allclose(elu(x).numpy(), np.where(x > 0, x, np.expm1(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_residual_block_matches_reference(small_mesh):
+    _, _, adjacency = small_mesh
+    order, fin, fout = 3, 4, 6
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, adjacency.shape[0], fin)).astype(np.float32)
+    block = ChebResBlock(fout, order, chebyshev_operator(adjacency, "exact"))
+    block.build(x.shape)
+    theta1, theta2 = rng.normal(size=(order, fin, fout)) * 0.3, rng.normal(size=(order, fout, fout)) * 0.3
+    skip, b1, b2 = rng.normal(size=(fin, fout)), rng.normal(size=fout), rng.normal(size=fout)
+    block.conv1.kernel.assign(_kernel_from_theta(theta1).astype(np.float32))
+    block.conv2.kernel.assign(_kernel_from_theta(theta2).astype(np.float32))
+    block.shortcut.kernel.assign(skip.astype(np.float32))
+    block.act1.bias.assign(b1.astype(np.float32))
+    block.bias2.bias.assign(b2.astype(np.float32))
+    elu = lambda v: np.where(v > 0, v, np.expm1(np.minimum(v, 0)))  # noqa: E731
+    filters_k = _spectral_filters(adjacency, order, "exact")
+    hidden = elu(_reference_cheb(filters_k, x, theta1) + b1)
+    expected = elu(_reference_cheb(filters_k, hidden, theta2) + b2 + x @ skip)
+    np.testing.assert_allclose(block(x).numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert len(block.trainable_weights) == 5  # two cheb kernels, two biases, the shortcut
+
+
+def _small_model():
+    vertices, triangles = bumpy_grid(8)
+    adjacency = mesh_adjacency(triangles, len(vertices))
+    down = sp.csr_matrix((np.ones(16), (np.arange(16), np.arange(0, 64, 4))), shape=(16, 64))
+    inputs = keras.Input((64, 3))
+    x = ChebConv(8, 6, chebyshev_operator(adjacency, "exact"))(inputs)
+    x = BiasActivation()(x)
+    x = ChebResBlock(8, 3, chebyshev_operator(adjacency, "fixed"))(x)
+    x = ChebResBlock(4, 2, chebyshev_operator(adjacency, "fixed"), activation="relu")(x)
+    outputs = MeshResample(down)(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_keras_file_round_trip_and_tf_function(tmp_path):
+    model = _small_model()
+    x = np.random.default_rng(5).normal(size=(2, 64, 3)).astype(np.float32)
+    expected = model(x).numpy()
+    assert expected.shape == (2, 16, 4)
+    traced = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec([None, 64, 3], tf.float32)])
+    np.testing.assert_allclose(traced(x).numpy(), expected, rtol=1e-6)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored(x).numpy(), expected, rtol=1e-6)
+    assert restored.count_params() == model.count_params()
+    # The sparse matrices travelled in the weights, not as trainable parameters.
+    assert all("indices" not in w.path and "values" not in w.path for w in restored.trainable_weights)
+
+
+def test_saved_model_export_round_trip(tmp_path):
+    model = _small_model()
+    x = np.random.default_rng(6).normal(size=(3, 64, 3)).astype(np.float32)
+    expected = model(x).numpy()
+    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-6)
+
+
+def test_shape_errors():
+    vertices, triangles = bumpy_grid(4)
+    laplacian = chebyshev_operator(mesh_adjacency(triangles, len(vertices)), "fixed")
+    with pytest.raises(ValueError, match="vertices"):
+        ChebConv(4, 3, laplacian)(np.zeros((1, 17, 2), np.float32))
+    with pytest.raises(ValueError):
+        ChebConv(4, 3)  # K > 1 needs a Laplacian
+    with pytest.raises(ValueError, match="vertices"):
+        MeshResample(sp.identity(5, format="csr"))(np.zeros((1, 6, 2), np.float32))
