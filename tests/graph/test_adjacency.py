@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from face_gcn.graph.adjacency import mesh_adjacency, mesh_edges, validate_mesh
-from graph_test_meshes import bumpy_grid, icosphere
+from .graph_test_meshes import bumpy_grid, icosphere
 
 
 def _dense_adjacency_by_loops(triangles, n, weighting):

@@ -4,7 +4,7 @@ from scipy.spatial import cKDTree
 
 from face_gcn.graph.adjacency import mesh_edges
 from face_gcn.graph.decimation import decimate, vertex_quadrics
-from graph_test_meshes import bumpy_grid, check_manifold, icosphere
+from .graph_test_meshes import bumpy_grid, check_manifold, icosphere
 
 
 def _surface_samples(vertices, triangles, per_edge=8):

@@ -3,7 +3,7 @@ import pytest
 
 from face_gcn.graph import hierarchy as hier
 from face_gcn.graph.laplacian import normalized_laplacian
-from graph_test_meshes import icosphere
+from .graph_test_meshes import icosphere
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import scipy.sparse.linalg as spla
 
 from face_gcn.graph import laplacian as lap
 from face_gcn.graph.adjacency import mesh_adjacency
-from graph_test_meshes import bumpy_grid, icosphere
+from .graph_test_meshes import bumpy_grid, icosphere
 
 
 def _dense_reference(adjacency):

@@ -11,7 +11,7 @@ import tensorflow as tf  # noqa: E402
 from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
 from face_gcn.graph.layers import BiasActivation, ChebConv, ChebResBlock, MeshResample  # noqa: E402
-from graph_test_meshes import bumpy_grid, icosphere  # noqa: E402
+from .graph_test_meshes import bumpy_grid, icosphere  # noqa: E402
 
 
 def _spectral_filters(adjacency, order, lmax):

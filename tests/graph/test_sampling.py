@@ -3,7 +3,7 @@ import pytest
 
 from face_gcn.graph.decimation import decimate
 from face_gcn.graph.sampling import (down_sampling_matrix, nearest_surface_points, up_sampling_matrix)
-from graph_test_meshes import bumpy_grid, icosphere
+from .graph_test_meshes import bumpy_grid, icosphere
 
 
 def _point_triangle_distance_by_sampling(point, a, b, c, steps=60):
