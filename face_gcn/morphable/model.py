@@ -134,7 +134,8 @@ def _check_shape(model: MorphableModel, field: str, expected: tuple):
     if len(actual) != len(expected) or any(
         e is not None and a != e for a, e in zip(actual, expected)
     ):
-        pretty = tuple("?" if e is None else e for e in expected)
+        parts = ["?" if e is None else str(e) for e in expected]
+        pretty = f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
         _fail(field, f"expected shape {pretty}, got {actual}")
 
 
