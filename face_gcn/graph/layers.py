@@ -94,25 +94,32 @@ def _sparse_apply(matrix, rows, x):
     return tf.transpose(tf.reshape(product, [rows, batch, channels]), [1, 0, 2])
 
 
-def chebyshev_basis(laplacian, x, order):
-    """Chebyshev terms T_k(L~) x, k = 0..order-1.
+def chebyshev_filter(laplacian, x, kernel, order):
+    """sum_k T_k(L~) x theta_k, accumulated term by term (no [K, ...] stack is kept).
 
     Args:
-      laplacian: tf.SparseTensor [N, N], the rescaled Laplacian L~.
-      x: [B, N, F].
+      laplacian: tf.SparseTensor [N, N], the rescaled Laplacian L~ (unused when order == 1).
+      x: [B, N, F_in].
+      kernel: [F_in * K, F_out], row f_in * K + k holds theta_k[f_in, :].
       order: K >= 1.
     Returns:
-      [B, N, F, K].
+      [B, N, F_out].
     """
-    batch, num_vertices, channels = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-    t0 = tf.reshape(tf.transpose(x, [1, 0, 2]), [num_vertices, batch * channels])  # [N, B*F]
-    terms = [t0]
+    batch, num_vertices, channels = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
+    thetas = tf.unstack(tf.reshape(kernel, [channels, order, -1]), axis=1)  # K x [F_in, F_out]
+    t0 = tf.reshape(tf.transpose(x, [1, 0, 2]), [num_vertices, batch * channels])  # [N, B*F_in]
+
+    def project(term, theta):  # [N, B*F_in] -> [N*B, F_out]
+        return tf.matmul(tf.reshape(term, [-1, channels]), theta)
+
+    y = project(t0, thetas[0])
     if order > 1:
-        terms.append(tf.sparse.sparse_dense_matmul(laplacian, t0))
-    for _ in range(2, order):
-        terms.append(2.0 * tf.sparse.sparse_dense_matmul(laplacian, terms[-1]) - terms[-2])
-    stacked = tf.reshape(tf.stack(terms, axis=0), [order, num_vertices, batch, channels])
-    return tf.transpose(stacked, [2, 1, 3, 0])
+        previous, current = t0, tf.sparse.sparse_dense_matmul(laplacian, t0)
+        y += project(current, thetas[1])
+        for k in range(2, order):
+            previous, current = current, 2.0 * tf.sparse.sparse_dense_matmul(laplacian, current) - previous
+            y += project(current, thetas[k])
+    return tf.transpose(tf.reshape(y, [num_vertices, batch, -1]), [1, 0, 2])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -163,18 +170,16 @@ class ChebConv(keras.layers.Layer):
 
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
-        channels = x.shape[-1]
+        if x.shape.rank != 3:
+            raise ValueError(f"{self.name}: input must be [B, N, F], got shape {x.shape}")
+        laplacian = None
         if self.operand is not None:
             _check_input(x, self.operand.shape[0], self.name)
-            basis = chebyshev_basis(self.operand.tensor(x.dtype), x, self.K)  # [B, N, F, K]
-        else:
-            basis = x[..., None]
-        batch, num_vertices = tf.shape(x)[0], tf.shape(x)[1]
-        flat = tf.reshape(basis, [batch * num_vertices, channels * self.K])
-        y = tf.matmul(flat, tf.cast(self.kernel, x.dtype))
+            laplacian = self.operand.tensor(x.dtype)
+        y = chebyshev_filter(laplacian, x, tf.cast(self.kernel, x.dtype), self.K)
         if self.bias is not None:
             y = y + tf.cast(self.bias, x.dtype)
-        return tf.reshape(y, [batch, num_vertices, self.filters])
+        return tf.ensure_shape(y, [None, x.shape[1], self.filters])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], self.filters)
