@@ -112,7 +112,7 @@ def _lip_profile(x):
 
 def _eye_opening(x, y):
     """Positive inside the lens-shaped eye openings (sclera), for both eyes."""
-    lens = np.zeros_like(x)
+    lens = np.full_like(x, -np.inf)
     for side in (-1.0, 1.0):
         u = (x - side * _EYE_X) / _EYE_HALF_WIDTH
         v = (y - _EYE_Y) / _EYE_HALF_HEIGHT
@@ -330,7 +330,7 @@ def build_demo_model(seed: int = 0) -> model_lib.MorphableModel:
     # 10 = 0.04 units; later ones less.
     scale = np.sqrt(3.0 * num_v)
     id_std = scale * 0.035 * (np.arange(NUM_ID) + 1.0) ** -0.8
-    exp_std = scale * 0.012 * (np.arange(NUM_EXP) + 1.0) ** -0.6
+    exp_std = scale * 0.006 * (np.arange(NUM_EXP) + 1.0) ** -0.6
     albedo_std = scale * 0.03 * (np.arange(NUM_ALBEDO) + 1.0) ** -1.0
     id_basis = _orthonormal_basis(_identity_raw(planar, rng)) * id_std
     exp_basis = _orthonormal_basis(_expression_raw(planar, rng)) * exp_std
