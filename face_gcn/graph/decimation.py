@@ -255,6 +255,8 @@ def decimate(vertices: np.ndarray, triangles: np.ndarray, num_keep: int, *,
     vertices, triangles = validate_mesh(vertices, triangles)
     if np.unique(triangles).size != vertices.shape[0]:
         raise ValueError("every vertex must belong to a triangle (remove unreferenced vertices)")
+    if mesh_edges(triangles)[1].max() > 2:
+        raise ValueError("the mesh has an edge shared by more than two triangles (not a manifold)")
     num_keep = int(num_keep)
     if not 3 <= num_keep <= vertices.shape[0]:
         raise ValueError(f"num_keep must lie in [3, {vertices.shape[0]}], got {num_keep}")

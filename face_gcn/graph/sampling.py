@@ -99,14 +99,20 @@ def nearest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: 
     distance = np.sqrt(squared[rows, best])
     if k < len(triangles):
         uncertain = np.flatnonzero(centroid_distance[:, -1] - radius < distance)
-        for index in uncertain:
-            nearby = np.array(sorted(tree.query_ball_point(points[index], distance[index] + radius)))
-            w, sq = closest_points_on_triangles(
-                np.repeat(points[index:index + 1], len(nearby), axis=0),
-                *(corners[nearby, i] for i in range(3)))
-            choice = int(np.argmin(sq))
-            if sq[choice] < distance[index] ** 2:
-                face[index], best_weights[index], distance[index] = nearby[choice], w[choice], np.sqrt(sq[choice])
+        if len(uncertain):
+            # Every triangle whose centroid lies within best + radius, all pairs in one pass.
+            nearby = tree.query_ball_point(points[uncertain], distance[uncertain] + radius)
+            counts = np.array([len(n) for n in nearby])
+            pair_point = np.repeat(uncertain, counts)
+            pair_face = np.concatenate([np.sort(np.asarray(n, dtype=np.int64)) for n in nearby])
+            w, sq = closest_points_on_triangles(points[pair_point], *(corners[pair_face, i] for i in range(3)))
+            # First minimum per point (pairs are grouped by point, faces sorted within a group).
+            order = np.lexsort((np.arange(len(sq)), sq, pair_point))
+            first = order[np.r_[0, np.flatnonzero(np.diff(pair_point[order])) + 1]]
+            better = sq[first] < distance[pair_point[first]] ** 2
+            chosen = first[better]
+            target = pair_point[chosen]
+            face[target], best_weights[target], distance[target] = pair_face[chosen], w[chosen], np.sqrt(sq[chosen])
     return face.astype(np.int64), best_weights, distance
 
 

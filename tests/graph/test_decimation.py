@@ -80,3 +80,6 @@ def test_invalid_targets():
         decimate(vertices, triangles, 2)
     with pytest.raises(ValueError, match="unreferenced"):
         decimate(np.concatenate([vertices, [[5.0, 5.0, 5.0]]]), triangles, 10)
+    fin = np.array([[1, 5, 12]])  # a third triangle on the interior edge (1, 5)
+    with pytest.raises(ValueError, match="manifold"):
+        decimate(vertices, np.concatenate([triangles, fin]), 10)
