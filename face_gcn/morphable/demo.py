@@ -177,19 +177,22 @@ def _mean_albedo(x, y) -> np.ndarray:
     return np.clip(rgb, 0.0, 1.0)
 
 
+def _brow_centre_y(x):
+    """Height of the eyebrows' centre line at x: an arch peaking above each eye."""
+    return _BROW_Y + 0.02 - 0.9 * (np.abs(x) - 0.30) ** 2
+
+
 def _brow_weight(x, y):
-    """[V] in [0, 1]: 1 on the eyebrows."""
-    weight = np.zeros_like(x)
-    for side in (-1.0, 1.0):
-        centre_y = _BROW_Y - 0.25 * (x - side * 0.30) ** 2 / 0.2 * 0.2
-        along = np.clip(1.0 - ((x - side * 0.31) / 0.17) ** 2, 0.0, None)
-        weight = np.maximum(weight, along * np.exp(-0.5 * ((y - centre_y) / 0.022) ** 4))
-    return np.clip(weight * 1.5, 0.0, 1.0)
+    """[V] in [0, 1]: 1 on the eyebrows (spanning |x| in about [0.11, 0.51])."""
+    along = np.clip(1.0 - ((np.abs(x) - 0.31) / 0.20) ** 2, 0.0, None)
+    across = np.exp(-0.5 * ((y - _brow_centre_y(x)) / 0.022) ** 4)
+    return np.clip(along * across * 2.0, 0.0, 1.0)
 
 
-def _lip_weight(x, y):
-    """[V] in [0, 1]: 1 on the lips."""
-    half_height = 0.075 * np.sqrt(_lip_profile(x))
+def _lip_weight(x, y, margin: float = 0.0):
+    """[V] in [0, 1]: 1 on the lips; margin (model units) widens the region on every side."""
+    profile = np.clip(1.0 - (x / (_MOUTH_HALF_WIDTH + 0.01 + margin)) ** 2, 0.0, None)
+    half_height = np.where(y >= _MOUTH_Y, 0.075, 0.10) * np.sqrt(profile) + margin
     return np.clip((1.0 - ((y - _MOUTH_Y) / np.maximum(half_height, 1e-3)) ** 2) * 3.0, 0.0, 1.0)
 
 
@@ -208,7 +211,7 @@ def _designed_landmarks_2d() -> np.ndarray:
     for side in (-1.0, 1.0):
         xs = np.linspace(-0.48, -0.13, 5) if side < 0 else np.linspace(0.13, 0.48, 5)
         for x in xs:
-            brows.append([x, _BROW_Y + 0.02 - 0.9 * (abs(x) - 0.30) ** 2])
+            brows.append([x, _brow_centre_y(x)])
     bridge = [[0.0, 0.29], [0.0, 0.18], [0.0, 0.07], [0.0, _NOSE_TIP_Y]]
     nostrils = [[-0.09, -0.12], [-0.045, -0.135], [0.0, -0.145], [0.045, -0.135], [0.09, -0.12]]
     eyes = []
@@ -345,8 +348,9 @@ def build_demo_model(seed: int = 0) -> model_lib.MorphableModel:
     alignment = np.concatenate([deng_xy, face_depth(deng_xy[:, 0], deng_xy[:, 1])[:, None]], 1)
 
     mean_albedo = _mean_albedo(x, y)
-    skin = ((_brow_weight(x, y) < 0.05) & (_lip_weight(x, y) < 0.05)
-            & (_eye_opening(x, y) < -0.15))
+    around_eyes = sum(((x - s * _EYE_X) / 0.13) ** 2 + ((y - _EYE_Y) / 0.07) ** 2 < 1.0
+                      for s in (-1.0, 1.0))
+    skin = (_brow_weight(x, y) < 0.05) & (_lip_weight(x, y, margin=0.025) < 0.05) & ~around_eyes
     outline = _outline_points(4096)
     rim_distance, _ = spatial.cKDTree(outline).query(planar)
     front = rim_distance > 2.5 * _SPACING
