@@ -72,7 +72,28 @@ def bench_hierarchy(vertices, triangles):
     print(f"build time: {seconds:.1f} s   (under tracemalloc: {traced_seconds:.1f} s)")
     print(f"peak traced Python/NumPy allocation: {peak / 2**20:.0f} MiB; "
           f"process peak RSS grew by {(rss_after - rss_before) / 1024:.0f} MiB to {rss_after / 1024:.0f} MiB")
+    _report_surface_distance(hierarchy)
     return hierarchy
+
+
+def _report_surface_distance(hierarchy):
+    """Symmetric Hausdorff distance of every level to the input surface (exact point-to-surface
+    distances from the input vertices, and from the level's vertices, edge midpoints and face
+    centroids back to the input surface)."""
+    from face_gcn.graph.sampling import nearest_surface_points  # pylint: disable=import-outside-toplevel
+
+    v0, t0 = hierarchy.vertices[0], hierarchy.triangles[0]
+    diagonal = float(np.linalg.norm(v0.max(axis=0) - v0.min(axis=0)))
+    print(f"Hausdorff distance to the input surface (bounding-box diagonal {1000 * diagonal:.1f} mm):")
+    for level in range(1, hierarchy.num_levels):
+        vk, tk = hierarchy.vertices[level], hierarchy.triangles[level]
+        forward = nearest_surface_points(v0, vk, tk)[2].max()
+        corners = vk[tk]
+        samples = np.concatenate([corners.mean(axis=1), (corners + np.roll(corners, 1, axis=1)).reshape(-1, 3) / 2])
+        backward = nearest_surface_points(samples, v0, t0)[2].max()
+        distance = max(forward, backward)
+        print(f"  level {level} ({len(vk)} vertices): {1000 * distance:.3f} mm = {100 * distance / diagonal:.3f} % "
+              f"of the diagonal (input->level {1000 * forward:.3f} mm, level->input {1000 * backward:.3f} mm)")
 
 
 def bench_convolutions(hierarchy):

@@ -99,11 +99,13 @@ def nearest_surface_points(points: np.ndarray, vertices: np.ndarray, triangles: 
     distance = np.sqrt(squared[rows, best])
     if k < len(triangles):
         uncertain = np.flatnonzero(centroid_distance[:, -1] - radius < distance)
-        if len(uncertain):
-            # Every triangle whose centroid lies within best + radius, all pairs in one pass.
-            nearby = tree.query_ball_point(points[uncertain], distance[uncertain] + radius)
+        for chunk in np.array_split(uncertain, max(1, len(uncertain) // 2048)):  # bounded memory
+            if len(chunk) == 0:
+                continue
+            # Every triangle whose centroid lies within best + radius, all pairs of the chunk at once.
+            nearby = tree.query_ball_point(points[chunk], distance[chunk] + radius)
             counts = np.array([len(n) for n in nearby])
-            pair_point = np.repeat(uncertain, counts)
+            pair_point = np.repeat(chunk, counts)
             pair_face = np.concatenate([np.sort(np.asarray(n, dtype=np.int64)) for n in nearby])
             w, sq = closest_points_on_triangles(points[pair_point], *(corners[pair_face, i] for i in range(3)))
             # First minimum per point (pairs are grouped by point, faces sorted within a group).
