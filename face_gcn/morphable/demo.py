@@ -193,7 +193,9 @@ def _lip_weight(x, y, margin: float = 0.0):
     """[V] in [0, 1]: 1 on the lips; margin (model units) widens the region on every side."""
     profile = np.clip(1.0 - (x / (_MOUTH_HALF_WIDTH + 0.01 + margin)) ** 2, 0.0, None)
     half_height = np.where(y >= _MOUTH_Y, 0.075, 0.10) * np.sqrt(profile) + margin
-    return np.clip((1.0 - ((y - _MOUTH_Y) / np.maximum(half_height, 1e-3)) ** 2) * 3.0, 0.0, 1.0)
+    inside = np.abs(x) < _MOUTH_HALF_WIDTH + 0.01 + 2.0 * margin
+    weight = (1.0 - ((y - _MOUTH_Y) / np.maximum(half_height, 1e-3)) ** 2) * 3.0
+    return np.where(inside, np.clip(weight, 0.0, 1.0), 0.0)
 
 
 def _designed_landmarks_2d() -> np.ndarray:

@@ -189,6 +189,8 @@ def test_masks(face):
     vertices = positions(face)
     assert face.skin_mask[near(vertices, (0.0, 0.6), 0.05)].all()           # forehead
     assert face.skin_mask[near(vertices, (0.45, -0.1), 0.05)].all()         # cheek
+    for side in (-1.0, 1.0):                                                 # beside the mouth
+        assert face.skin_mask[near(vertices, (side * 0.42, -0.38), 0.04)].all()
 
 
 @pytest.mark.parametrize("basis,stddev", [("id_basis", "id_stddev"), ("exp_basis", "exp_stddev"),
