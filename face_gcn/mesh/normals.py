@@ -1,0 +1,91 @@
+"""Face and vertex normals of batched triangle meshes, safe for degenerate triangles.
+
+Face normal of triangle (a, b, c): normalise((b - a) x (c - a)) (counter-clockwise seen from
+the side it points to; equal to Deng's (a - b) x (b - c)). Vertex normal: normalise the sum of
+the unit normals of the triangles around the vertex (Deng's Compute_norm). A zero-area
+triangle gets a zero normal, and a vector too short to normalise maps to zero with a zero
+gradient, so neither values nor gradients ever become NaN.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Squared lengths at or below this are treated as zero (no direction).
+SQUARED_LENGTH_EPSILON = 1e-24
+
+
+def safe_normalize(vectors, epsilon: float = SQUARED_LENGTH_EPSILON) -> tf.Tensor:
+    """Unit vectors along the last axis; vectors with squared length <= epsilon become 0.
+
+    Args:
+      vectors: [..., 3] (any last dimension).
+    Returns:
+      [...] same shape; the gradient is zero where the output is zero.
+    """
+    vectors = tf.convert_to_tensor(vectors)
+    squared = tf.reduce_sum(tf.square(vectors), axis=-1, keepdims=True)
+    valid = squared > epsilon
+    inverse = tf.where(valid, tf.math.rsqrt(tf.where(valid, squared, tf.ones_like(squared))),
+                       tf.zeros_like(squared))
+    return vectors * inverse
+
+
+def _check_inputs(vertices, triangles):
+    vertices = tf.convert_to_tensor(vertices)
+    if not vertices.dtype.is_floating:
+        raise ValueError(f"vertices must be floating point, got {vertices.dtype.name}")
+    if vertices.shape.rank is not None and (vertices.shape.rank != 3 or
+                                            vertices.shape[-1] not in (None, 3)):
+        raise ValueError(f"vertices must have shape [B, V, 3], got {vertices.shape}")
+    triangles = tf.convert_to_tensor(triangles)
+    if not triangles.dtype.is_integer:
+        raise ValueError(f"triangles must be integer, got {triangles.dtype.name}")
+    if triangles.shape.rank is not None and (triangles.shape.rank != 2 or
+                                             triangles.shape[-1] not in (None, 3)):
+        raise ValueError(f"triangles must have shape [T, 3], got {triangles.shape}")
+    if triangles.dtype not in (tf.int32, tf.int64):
+        triangles = tf.cast(triangles, tf.int32)
+    return vertices, triangles
+
+
+def face_normals(vertices, triangles) -> tf.Tensor:
+    """Unit normals of every triangle.
+
+    Args:
+      vertices: [B, V, 3] positions.
+      triangles: [T, 3] integer vertex indices, counter-clockwise seen from outside.
+    Returns:
+      [B, T, 3] unit normals (zero for zero-area triangles).
+    """
+    vertices, triangles = _check_inputs(vertices, triangles)
+    corners = tf.gather(vertices, triangles, axis=1)       # [B, T, 3, 3]
+    a, b, c = tf.unstack(corners, axis=2)
+    return safe_normalize(tf.linalg.cross(b - a, c - a))
+
+
+def vertex_normals(vertices, triangles, vertex_triangles) -> tf.Tensor:
+    """Unit vertex normals: normalised sum of the unit normals of adjacent triangles.
+
+    Args:
+      vertices: [B, V, 3] positions.
+      triangles: [T, 3] integer vertex indices.
+      vertex_triangles: [V, P] integer indices of the triangles around each vertex, padded
+        with T (see face_gcn.morphable.model.vertex_triangle_table).
+    Returns:
+      [B, V, 3] unit normals (zero where the adjacent normals cancel or there are none).
+    """
+    vertices, triangles = _check_inputs(vertices, triangles)
+    vertex_triangles = tf.convert_to_tensor(vertex_triangles)
+    if not vertex_triangles.dtype.is_integer or vertex_triangles.shape.rank not in (None, 2):
+        raise ValueError(f"vertex_triangles must be an integer [V, P] array, got "
+                         f"{vertex_triangles.dtype.name} {vertex_triangles.shape}")
+    if (vertex_triangles.shape.rank is not None and vertices.shape.rank is not None
+            and None not in (vertex_triangles.shape[0], vertices.shape[1])
+            and vertex_triangles.shape[0] != vertices.shape[1]):
+        raise ValueError(f"vertex_triangles has {vertex_triangles.shape[0]} rows but there are "
+                         f"{vertices.shape[1]} vertices")
+    normals = face_normals(vertices, triangles)            # [B, T, 3]
+    padded = tf.pad(normals, [[0, 0], [0, 1], [0, 0]])     # row T is the zero padding normal
+    summed = tf.reduce_sum(tf.gather(padded, vertex_triangles, axis=1), axis=2)  # [B, V, 3]
+    return safe_normalize(summed)
