@@ -57,16 +57,19 @@ _OUTLINE_HALF_WIDTH_BOTTOM = 0.62
 _SPACING = 0.028                     # target edge length of the triangulation
 
 
-def _outline_points(num: int) -> np.ndarray:
-    """[num, 2] points on the outline, counter-clockwise, roughly evenly spaced."""
-    dense = 4096
-    angle = np.linspace(0.0, 2.0 * np.pi, dense, endpoint=False)
+def _outline_at(angle: np.ndarray) -> np.ndarray:
+    """[N, 2] points of the egg-shaped outline at parameter angles [N] (radians)."""
     s = np.sin(angle)
-    # Half width blends from the bottom value to the top value with the height.
-    blend = 0.5 * (1.0 + s)
-    half_width = _OUTLINE_HALF_WIDTH_BOTTOM + (_OUTLINE_HALF_WIDTH_TOP - _OUTLINE_HALF_WIDTH_BOTTOM) * (
-        blend ** 0.6)
-    curve = np.stack([half_width * np.cos(angle), _OUTLINE_CENTRE_Y + _OUTLINE_HALF_HEIGHT * s], 1)
+    # The half width blends from the chin's to the forehead's with the height.
+    blend = (0.5 * (1.0 + s)) ** 0.6
+    half_width = _OUTLINE_HALF_WIDTH_BOTTOM + (
+        _OUTLINE_HALF_WIDTH_TOP - _OUTLINE_HALF_WIDTH_BOTTOM) * blend
+    return np.stack([half_width * np.cos(angle), _OUTLINE_CENTRE_Y + _OUTLINE_HALF_HEIGHT * s], 1)
+
+
+def _outline_points(num: int) -> np.ndarray:
+    """[num, 2] points on the outline, counter-clockwise, evenly spaced by arc length."""
+    curve = _outline_at(np.linspace(0.0, 2.0 * np.pi, 4096, endpoint=False))
     step = np.linalg.norm(np.roll(curve, -1, axis=0) - curve, axis=1)
     arc = np.concatenate([[0.0], np.cumsum(step)])
     targets = np.linspace(0.0, arc[-1], num, endpoint=False)
@@ -76,8 +79,8 @@ def _outline_points(num: int) -> np.ndarray:
     return np.stack([x, y], axis=1)
 
 
-def _planar_mesh() -> tuple[np.ndarray, np.ndarray, int]:
-    """Points [V, 2], counter-clockwise triangles [T, 3] and the number of outline points."""
+def _planar_mesh() -> tuple[np.ndarray, np.ndarray]:
+    """Points [V, 2] and counter-clockwise triangles [T, 3] of the planar face region."""
     dense_outline = _outline_points(4096)
     perimeter = np.sum(np.linalg.norm(np.roll(dense_outline, -1, 0) - dense_outline, axis=1))
     num_outline = int(round(perimeter / _SPACING))
@@ -98,7 +101,7 @@ def _planar_mesh() -> tuple[np.ndarray, np.ndarray, int]:
     a, b, c = (points[triangles[:, i]] for i in range(3))
     signed = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     triangles[signed < 0] = triangles[signed < 0][:, [0, 2, 1]]
-    return points, triangles, num_outline
+    return points, triangles
 
 
 def _gauss(x, y, cx, cy, sx, sy):
@@ -200,15 +203,10 @@ def _lip_weight(x, y, margin: float = 0.0):
 
 def _designed_landmarks_2d() -> np.ndarray:
     """[68, 2] planar positions of the iBUG-68 landmarks (point 0 at image-left, -x)."""
-    points = []
-    # 0-16: face contour from the left temple-cheek around the chin to the right.
-    angles = np.linspace(np.deg2rad(200.0), np.deg2rad(340.0), 17)
-    for a in angles:
-        rx = 0.78 + 0.0 * a
-        points.append([0.86 * rx * np.cos(a) * (0.85 if np.sin(a) < -0.5 else 1.0),
-                       0.05 + 0.95 * 0.9 * np.sin(a)])
-    points = np.array(points)
-    points[:, 0] *= np.interp(points[:, 1], [-0.9, 0.1], [0.8, 1.0])
+    # 0-16: the jaw line, the outline shrunk towards the face centre, from the left cheek
+    # (at about the eyes' lower lids) round the chin to the right cheek.
+    contour = _outline_at(np.deg2rad(np.linspace(186.0, 354.0, 17)))
+    points = contour * [0.88, 0.90]
     brows = []
     for side in (-1.0, 1.0):
         xs = np.linspace(-0.48, -0.13, 5) if side < 0 else np.linspace(0.13, 0.48, 5)
@@ -219,12 +217,10 @@ def _designed_landmarks_2d() -> np.ndarray:
     eyes = []
     for side in (-1.0, 1.0):
         cx, w, h = side * _EYE_X, _EYE_HALF_WIDTH, _EYE_HALF_HEIGHT
-        if side < 0:  # outer, upper outer, upper inner, inner, lower inner, lower outer
-            ring = [[cx - w, _EYE_Y], [cx - 0.35 * w, _EYE_Y + h], [cx + 0.35 * w, _EYE_Y + h],
-                    [cx + w, _EYE_Y], [cx + 0.35 * w, _EYE_Y - h], [cx - 0.35 * w, _EYE_Y - h]]
-        else:  # inner, upper inner, upper outer, outer, lower outer, lower inner
-            ring = [[cx - w, _EYE_Y], [cx - 0.35 * w, _EYE_Y + h], [cx + 0.35 * w, _EYE_Y + h],
-                    [cx + w, _EYE_Y], [cx + 0.35 * w, _EYE_Y - h], [cx - 0.35 * w, _EYE_Y - h]]
+        # Left (image-left) eye: outer corner, upper lid x2, inner corner, lower lid x2; the
+        # right eye starts at its inner corner. Both run clockwise in the image.
+        ring = [[cx - w, _EYE_Y], [cx - 0.35 * w, _EYE_Y + h], [cx + 0.35 * w, _EYE_Y + h],
+                [cx + w, _EYE_Y], [cx + 0.35 * w, _EYE_Y - h], [cx - 0.35 * w, _EYE_Y - h]]
         eyes += ring
     m, hw = _MOUTH_Y, _MOUTH_HALF_WIDTH
     outer_lip = [[-hw, m], [-0.16, m + 0.055], [-0.06, m + 0.07], [0.0, m + 0.062],
@@ -324,7 +320,7 @@ def build_demo_model(seed: int = 0) -> model_lib.MorphableModel:
       A MorphableModel with NUM_ID / NUM_EXP / NUM_ALBEDO components and 68 landmarks.
     """
     rng = np.random.default_rng(seed)
-    planar, triangles, _ = _planar_mesh()
+    planar, triangles = _planar_mesh()
     x, y = planar[:, 0], planar[:, 1]
     vertices = np.stack([x, y, face_depth(x, y)], axis=1)
     num_v = vertices.shape[0]
