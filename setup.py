@@ -20,7 +20,15 @@ OP_MODULE = "face_gcn.render._rasterizer_ops"
 
 
 class OptionalTensorFlowBuildExt(build_ext):
-    """Compiles the op with TensorFlow's flags; a failure is reported, not fatal."""
+    """Compiles the op with TensorFlow's flags; a failure is reported, not fatal.
+
+    The CUDA kernel (kernels/*.cu.cc) is added only when nvcc is on the PATH (or in
+    $CUDA_HOME/bin) and the installed TensorFlow is built with CUDA.
+    """
+
+    def initialize_options(self):
+        super().initialize_options()
+        self._failed_extensions = set()
 
     def build_extension(self, ext):
         try:
@@ -29,16 +37,73 @@ class OptionalTensorFlowBuildExt(build_ext):
             self.warn("TensorFlow is not importable at build time (use --no-build-isolation "
                       "after installing TensorFlow): skipping the rasterizer op; the pure-TF "
                       "fallback will be used.")
+            self._failed_extensions.add(ext.name)
             return
         ext.extra_compile_args = list(tf.sysconfig.get_compile_flags()) + [
             "-O3", "-g0", "-fPIC", "-Wno-deprecated-declarations", "-Wno-sign-compare",
-            "-Wno-unused-but-set-variable"]
+            "-Wno-unused-but-set-variable", "-Wno-interference-size"]
         ext.extra_link_args = list(tf.sysconfig.get_link_flags())
+        try:
+            self._add_cuda_kernel(ext, tf)
+        except Exception as error:  # nvcc failing: keep the CPU-only op
+            self.warn(f"could not compile the CUDA rasterizer kernel ({error}); "
+                      "building the CPU op only.")
         try:
             super().build_extension(ext)
         except Exception as error:  # compiler missing or failing
+            self._failed_extensions.add(ext.name)
             self.warn(f"could not build the rasterizer op ({error}); the pure-TF fallback "
                       "will be used.")
+
+    def _add_cuda_kernel(self, ext, tf):
+        """Compiles *.cu.cc with nvcc and links the object in (GPU TensorFlow only)."""
+        import shutil  # pylint: disable=import-outside-toplevel
+        import subprocess  # pylint: disable=import-outside-toplevel
+        cuda_sources = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.cu.cc")))
+        nvcc = shutil.which("nvcc") or os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"),
+                                                     "bin", "nvcc")
+        if not cuda_sources or not os.path.isfile(nvcc) or not tf.test.is_built_with_cuda():
+            return
+        cuda_home = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+        build_dir = os.path.join(self.build_temp, "cuda")
+        os.makedirs(build_dir, exist_ok=True)
+        # TensorFlow's headers include third_party/gpus/cuda/include/...: point it at CUDA.
+        shim = os.path.join(build_dir, "include", "third_party", "gpus", "cuda")
+        os.makedirs(shim, exist_ok=True)
+        if not os.path.exists(os.path.join(shim, "include")):
+            os.symlink(os.path.join(cuda_home, "include"), os.path.join(shim, "include"))
+        objects = []
+        for source in cuda_sources:
+            obj = os.path.join(build_dir, os.path.basename(source) + ".o")
+            subprocess.run([nvcc, "-c", source, "-o", obj, "-std=c++17", "-O3",
+                            "-DGOOGLE_CUDA=1", "-DEIGEN_USE_GPU", "--expt-relaxed-constexpr",
+                            "--fmad=false", "-x", "cu", "-Xcompiler", "-fPIC",
+                            "-arch=" + os.environ.get("FACE_GCN_CUDA_ARCH", "sm_80"),
+                            "-I" + HERE, "-I" + os.path.join(build_dir, "include")]
+                           + [flag for flag in tf.sysconfig.get_compile_flags()
+                              if flag.startswith(("-I", "-D"))], check=True)
+            objects.append(obj)
+        ext.extra_objects = list(ext.extra_objects or []) + objects
+        ext.extra_compile_args.append("-DGOOGLE_CUDA=1")
+        ext.extra_link_args += ["-L" + os.path.join(cuda_home, "lib64"), "-lcudart_static",
+                                "-ldl", "-lrt", "-lpthread"]
+
+    def _built_extensions_only(self, method, *args):
+        everything = self.extensions
+        self.extensions = [ext for ext in everything if ext.name not in self._failed_extensions]
+        try:
+            return method(*args)
+        finally:
+            self.extensions = everything
+
+    def copy_extensions_to_source(self):
+        self._built_extensions_only(super().copy_extensions_to_source)
+
+    def get_outputs(self):
+        return self._built_extensions_only(super().get_outputs)
+
+    def get_output_mapping(self):
+        return self._built_extensions_only(super().get_output_mapping)
 
     def get_ext_filename(self, fullname):
         # A plain .so name (no CPython ABI tag): the op is loaded with tf.load_op_library.
@@ -46,7 +111,9 @@ class OptionalTensorFlowBuildExt(build_ext):
 
 
 def op_extensions():
-    sources = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.cc")))
+    # CPU sources only: *.cu.cc files are CUDA, compiled by nvcc (see build_extension).
+    sources = sorted(path for path in glob.glob(os.path.join(KERNEL_DIR, "*.cc"))
+                     if not path.endswith(".cu.cc"))
     if not sources:
         return []
     return [Extension(OP_MODULE, sources=sources, include_dirs=[HERE], language="c++")]

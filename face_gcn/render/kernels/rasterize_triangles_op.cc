@@ -1,0 +1,253 @@
+// TensorFlow ops FaceGcnRasterizeTriangles and FaceGcnRasterizeTrianglesGrad
+// (CPU kernels; the math lives in rasterize_core.{h,cc}).
+//
+// Forward: clip_vertices [B, V, 4] float32, triangles [T, 3] int32, attrs
+// image_width, image_height -> barycentrics [B, H, W, 3] float32 (perspective
+// correct), triangle_ids [B, H, W] int32 (-1 where empty), z_buffer [B, H, W]
+// float32 (NDC depth, 1 where empty).
+// Gradient: d clip_vertices [B, V, 4] from d barycentrics only (x, y, w; z 0).
+//
+// Input policy (InvalidArgument, never a crash): wrong ranks, last dims other
+// than 4 / 3, triangle indices outside [0, V), non-finite vertex coordinates,
+// image sides outside [1, 8192], more than 2^28 output pixels in total.
+// T = 0 or B = 0 is valid (empty images / empty batch).
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "face_gcn/render/kernels/rasterize_core.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace face_gcn {
+
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using ::tensorflow::errors::InvalidArgument;
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+namespace {
+
+absl::Status ForwardShape(InferenceContext* c) {
+  ShapeHandle vertices, triangles, unused;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &vertices));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &triangles));
+  DimensionHandle dim;
+  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(vertices, 2), 4, &dim));
+  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(triangles, 1), 3, &dim));
+  int64_t width, height;
+  TF_RETURN_IF_ERROR(c->GetAttr("image_width", &width));
+  TF_RETURN_IF_ERROR(c->GetAttr("image_height", &height));
+  const DimensionHandle batch = c->Dim(vertices, 0);
+  c->set_output(0, c->MakeShape({batch, height, width, 3}));
+  c->set_output(1, c->MakeShape({batch, height, width}));
+  c->set_output(2, c->MakeShape({batch, height, width}));
+  return absl::OkStatus();
+}
+
+absl::Status GradShape(InferenceContext* c) {
+  ShapeHandle vertices, triangles, bary, ids, d_bary;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &vertices));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &triangles));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 4, &bary));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 3, &ids));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 4, &d_bary));
+  c->set_output(0, vertices);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("FaceGcnRasterizeTriangles")
+    .Input("clip_vertices: float32")
+    .Input("triangles: int32")
+    .Attr("image_width: int >= 1")
+    .Attr("image_height: int >= 1")
+    .Output("barycentrics: float32")
+    .Output("triangle_ids: int32")
+    .Output("z_buffer: float32")
+    .SetShapeFn(ForwardShape)
+    .Doc(R"doc(
+Rasterizes a batch of clip-space triangle meshes (Olano-Greer, no culling).
+clip_vertices: [B, V, 4] homogeneous clip coordinates.
+triangles: [T, 3] vertex indices in [0, V).
+barycentrics: [B, H, W, 3] perspective-correct barycentrics, 0 where empty.
+triangle_ids: [B, H, W] index of the visible triangle, -1 where empty.
+z_buffer: [B, H, W] NDC depth in [-1, 1], 1 where empty.
+)doc");
+
+REGISTER_OP("FaceGcnRasterizeTrianglesGrad")
+    .Input("clip_vertices: float32")
+    .Input("triangles: int32")
+    .Input("barycentrics: float32")
+    .Input("triangle_ids: int32")
+    .Input("d_barycentrics: float32")
+    .Attr("image_width: int >= 1")
+    .Attr("image_height: int >= 1")
+    .Output("d_clip_vertices: float32")
+    .SetShapeFn(GradShape);
+
+namespace {
+
+// Validates the attributes and the inputs both ops share.
+class RasterizeBase : public OpKernel {
+ public:
+  explicit RasterizeBase(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("image_width", &width_));
+    OP_REQUIRES_OK(context, context->GetAttr("image_height", &height_));
+    OP_REQUIRES(context, width_ >= 1 && width_ <= raster::kMaxImageSide,
+                InvalidArgument("image_width must be in [1, ", raster::kMaxImageSide,
+                                "], got ", width_));
+    OP_REQUIRES(context, height_ >= 1 && height_ <= raster::kMaxImageSide,
+                InvalidArgument("image_height must be in [1, ", raster::kMaxImageSide,
+                                "], got ", height_));
+  }
+
+ protected:
+  absl::Status ValidateMesh(const Tensor& vertices, const Tensor& triangles) const {
+    if (vertices.dims() != 3 || vertices.dim_size(2) != 4) {
+      return InvalidArgument("clip_vertices must have shape [B, V, 4], got ",
+                             vertices.shape().DebugString());
+    }
+    if (triangles.dims() != 2 || triangles.dim_size(1) != 3) {
+      return InvalidArgument("triangles must have shape [T, 3], got ",
+                             triangles.shape().DebugString());
+    }
+    const int64_t batch = vertices.dim_size(0);
+    const int64_t pixels = static_cast<int64_t>(width_) * height_;
+    if (batch > raster::kMaxTotalPixels / pixels) {
+      return InvalidArgument("batch x image_height x image_width = ", batch, " x ", height_,
+                             " x ", width_, " exceeds the limit of ", raster::kMaxTotalPixels,
+                             " pixels");
+    }
+    if (triangles.dim_size(0) >= std::numeric_limits<int32_t>::max() ||
+        vertices.dim_size(1) >= std::numeric_limits<int32_t>::max()) {
+      return InvalidArgument("too many triangles or vertices");
+    }
+    const int64_t vertex_count = vertices.dim_size(1);
+    const auto tri = triangles.flat<int32_t>();
+    for (int64_t i = 0; i < tri.size(); ++i) {
+      if (tri(i) < 0 || tri(i) >= vertex_count) {
+        return InvalidArgument("triangles[", i / 3, "] holds vertex index ", tri(i),
+                               ", outside [0, ", vertex_count, ")");
+      }
+    }
+    const auto v = vertices.flat<float>();
+    for (int64_t i = 0; i < v.size(); ++i) {
+      if (!std::isfinite(v(i))) {
+        return InvalidArgument("clip_vertices holds a non-finite value (NaN or Inf) at image ",
+                               i / (4 * vertex_count), ", vertex ", (i / 4) % vertex_count);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  raster::ParallelRunner Runner(OpKernelContext* context) {
+    auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
+    return [pool](int64_t total, int64_t cost,
+                  const std::function<void(int64_t, int64_t)>& fn) {
+      if (total <= 0) return;
+      pool->ParallelFor(total, cost, [&fn](int64_t begin, int64_t end) { fn(begin, end); });
+    };
+  }
+
+  int width_ = 0;
+  int height_ = 0;
+};
+
+class RasterizeTrianglesCpuOp : public RasterizeBase {
+ public:
+  explicit RasterizeTrianglesCpuOp(OpKernelConstruction* context) : RasterizeBase(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES_OK(context, ValidateMesh(vertices, triangles));
+    const int64_t batch = vertices.dim_size(0);
+    const int64_t vertex_count = vertices.dim_size(1);
+    const int64_t triangle_count = triangles.dim_size(0);
+
+    Tensor* bary = nullptr;
+    Tensor* ids = nullptr;
+    Tensor* depth = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({batch, height_, width_, 3}), &bary));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(1, TensorShape({batch, height_, width_}), &ids));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(2, TensorShape({batch, height_, width_}), &depth));
+    const int64_t pixels = static_cast<int64_t>(width_) * height_;
+    const raster::ParallelRunner runner = Runner(context);
+    const float* v = vertices.flat<float>().data();
+    const int32_t* tri = triangles.flat<int32_t>().data();
+    for (int64_t b = 0; b < batch; ++b) {
+      raster::RasterizeImage(v + b * vertex_count * 4, tri, triangle_count, width_, height_,
+                             runner, ids->flat<int32_t>().data() + b * pixels,
+                             bary->flat<float>().data() + b * pixels * 3,
+                             depth->flat<float>().data() + b * pixels);
+    }
+  }
+};
+
+class RasterizeTrianglesGradCpuOp : public RasterizeBase {
+ public:
+  explicit RasterizeTrianglesGradCpuOp(OpKernelConstruction* context)
+      : RasterizeBase(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    const Tensor& bary = context->input(2);
+    const Tensor& ids = context->input(3);
+    const Tensor& d_bary = context->input(4);
+    OP_REQUIRES_OK(context, ValidateMesh(vertices, triangles));
+    const int64_t batch = vertices.dim_size(0);
+    const TensorShape bary_shape({batch, height_, width_, 3});
+    const TensorShape ids_shape({batch, height_, width_});
+    OP_REQUIRES(context, bary.shape() == bary_shape,
+                InvalidArgument("barycentrics must have shape ", bary_shape.DebugString(),
+                                ", got ", bary.shape().DebugString()));
+    OP_REQUIRES(context, d_bary.shape() == bary_shape,
+                InvalidArgument("d_barycentrics must have shape ", bary_shape.DebugString(),
+                                ", got ", d_bary.shape().DebugString()));
+    OP_REQUIRES(context, ids.shape() == ids_shape,
+                InvalidArgument("triangle_ids must have shape ", ids_shape.DebugString(),
+                                ", got ", ids.shape().DebugString()));
+    Tensor* d_vertices = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, vertices.shape(), &d_vertices));
+    const int64_t vertex_count = vertices.dim_size(1);
+    const int64_t triangle_count = triangles.dim_size(0);
+    const int64_t pixels = static_cast<int64_t>(width_) * height_;
+    const raster::ParallelRunner runner = Runner(context);
+    for (int64_t b = 0; b < batch; ++b) {
+      const bool ok = raster::RasterizeImageGrad(
+          vertices.flat<float>().data() + b * vertex_count * 4, vertex_count,
+          triangles.flat<int32_t>().data(), triangle_count, width_, height_,
+          bary.flat<float>().data() + b * pixels * 3, ids.flat<int32_t>().data() + b * pixels,
+          d_bary.flat<float>().data() + b * pixels * 3, runner,
+          d_vertices->flat<float>().data() + b * vertex_count * 4);
+      OP_REQUIRES(context, ok,
+                  InvalidArgument("triangle_ids of image ", b,
+                                  " hold an id outside [0, ", triangle_count,
+                                  ") at a covered pixel"));
+    }
+  }
+};
+
+}  // namespace
+
+REGISTER_KERNEL_BUILDER(Name("FaceGcnRasterizeTriangles").Device(DEVICE_CPU),
+                        RasterizeTrianglesCpuOp);
+REGISTER_KERNEL_BUILDER(Name("FaceGcnRasterizeTrianglesGrad").Device(DEVICE_CPU),
+                        RasterizeTrianglesGradCpuOp);
+
+}  // namespace face_gcn
