@@ -276,3 +276,14 @@ def test_cli_reads_deng_front_file_and_reports_errors_without_traceback(bfm, tmp
     incomplete = run_cli(f"--exp_pca_bin={bfm['paths']['Exp_Pca.bin']}", f"--out={out}")
     assert incomplete.returncode == 1
     assert "--morphable_model_mat" in incomplete.stderr and "Traceback" not in incomplete.stderr
+
+
+def test_deng_front_model_accepts_column_vectors(bfm, tmp_path):
+    path = str(tmp_path / "BFM_model_front.mat")
+    contents = scipy_io.loadmat(bfm["paths"]["BFM_model_front.mat"])
+    contents = {k: v for k, v in contents.items() if not k.startswith("__")}
+    contents["meanshape"] = contents["meanshape"].T      # [3V, 1] as in some of Deng's code
+    contents["meantex"] = contents["meantex"].T
+    contents["keypoints"] = contents["keypoints"].T
+    scipy_io.savemat(path, contents)
+    assert_matches(basel.load_deng_front_model(path), bfm["expected"], stddev_fields=())
