@@ -34,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"face-gcn: unknown subcommand '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
-    from absl import app  # pylint: disable=import-outside-toplevel
+    from absl import app, flags  # pylint: disable=import-outside-toplevel
     module = importlib.import_module(SUBCOMMANDS[name][0])
+    # absl's --help lists the key flags of the module named sys.argv[0]: make the
+    # subcommand's flags those.
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     try:
         app.run(module.main, argv=[f"face-gcn {name}"] + argv[2:])
     except SystemExit as exit_:

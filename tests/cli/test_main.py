@@ -34,3 +34,9 @@ def test_info_reports_versions_op_and_model(tmp_path):
     assert "built-in demo model" in result.stdout
     result = run_cli("info", "--morphable_model", "/some/bfm.npz", env=env)
     assert "/some/bfm.npz (from flag)" in result.stdout
+
+
+def test_subcommand_help_lists_its_own_flags():
+    result = run_cli("convert-bfm", "--help")
+    assert result.returncode == 0
+    assert "--bfm_front_mat" in result.stdout and "--out" in result.stdout
