@@ -83,9 +83,9 @@ def write_obj(path, vertices, triangles, colors=None) -> None:
     vertices, triangles, colors = _validate(vertices, triangles, colors, os.fspath(path))
     lines = []
     if colors is None:
-        lines.extend(f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in vertices)
+        lines.extend(f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in vertices)
     else:
-        lines.extend(f"v {x:.7g} {y:.7g} {z:.7g} {r:.6g} {g:.6g} {b:.6g}"
+        lines.extend(f"v {x:.9g} {y:.9g} {z:.9g} {r:.6g} {g:.6g} {b:.6g}"
                      for (x, y, z), (r, g, b) in zip(vertices, colors))
     lines.extend(f"f {a} {b} {c}" for a, b, c in triangles + 1)
     with fileio.atomic_write(path, "w") as handle:
@@ -119,36 +119,40 @@ def read_obj(path, split_polygons: bool = True):
     """
     path = os.fspath(path)
     vertices, colors, triangles = [], [], []
-    with open(path, "r", encoding="utf-8", errors="strict") as handle:
-        for number, raw in enumerate(handle, start=1):
-            where = f"{path}:{number}"
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            keyword, *fields = line.split()
-            if keyword == "v":
-                if len(fields) not in (3, 4, 6, 7):
-                    raise MeshFormatError(f"{where}: 'v' needs 3 coordinates (+ optional w or "
-                                          f"r g b), got {len(fields)} values")
-                try:
-                    values = [float(f) for f in fields]
-                except ValueError:
-                    raise MeshFormatError(f"{where}: non-numeric vertex {line!r}") from None
-                vertices.append(values[:3])
-                colors.append(values[-3:] if len(values) >= 6 else None)
-            elif keyword == "f":
-                if len(fields) < 3:
-                    raise MeshFormatError(f"{where}: a face needs at least 3 corners")
-                corners = [_obj_index(f, len(vertices), where) for f in fields]
-                if len(corners) > 3 and not split_polygons:
-                    raise MeshFormatError(f"{where}: face with {len(corners)} corners; only "
-                                          "triangles are accepted (split_polygons=False)")
-                for k in range(1, len(corners) - 1):
-                    triangles.append([corners[0], corners[k], corners[k + 1]])
-            elif keyword in _OBJ_IGNORED:
-                continue
-            else:
-                raise MeshFormatError(f"{where}: unknown OBJ statement {keyword!r}")
+    try:
+        with open(path, "r", encoding="utf-8", errors="strict") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as error:
+        raise MeshFormatError(f"{path}: not a UTF-8 text OBJ file ({error})") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        where = f"{path}:{number}"
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        keyword, *fields = line.split()
+        if keyword == "v":
+            if len(fields) not in (3, 4, 6):
+                raise MeshFormatError(f"{where}: 'v' needs 3 coordinates (+ optional w or "
+                                      f"r g b), got {len(fields)} values")
+            try:
+                values = [float(f) for f in fields]
+            except ValueError:
+                raise MeshFormatError(f"{where}: non-numeric vertex {line!r}") from None
+            vertices.append(values[:3])
+            colors.append(values[-3:] if len(values) >= 6 else None)
+        elif keyword == "f":
+            if len(fields) < 3:
+                raise MeshFormatError(f"{where}: a face needs at least 3 corners")
+            corners = [_obj_index(f, len(vertices), where) for f in fields]
+            if len(corners) > 3 and not split_polygons:
+                raise MeshFormatError(f"{where}: face with {len(corners)} corners; only "
+                                      "triangles are accepted (split_polygons=False)")
+            for k in range(1, len(corners) - 1):
+                triangles.append([corners[0], corners[k], corners[k + 1]])
+        elif keyword in _OBJ_IGNORED:
+            continue
+        else:
+            raise MeshFormatError(f"{where}: unknown OBJ statement {keyword!r}")
     if not vertices:
         raise MeshFormatError(f"{path}: no vertices")
     has_color = [c is not None for c in colors]

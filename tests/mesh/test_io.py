@@ -30,7 +30,7 @@ def test_round_trip(tmp_path, extension, with_colors):
     mesh_io.write_mesh(path, vertices, triangles, colors if with_colors else None)
     got_v, got_t, got_c = mesh_io.read_mesh(path)
     assert got_v.dtype == np.float32 and got_t.dtype == np.int32
-    np.testing.assert_allclose(got_v, vertices, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(got_v, vertices)   # float32 survives both formats exactly
     np.testing.assert_array_equal(got_t, triangles)
     if with_colors:
         tolerance = 0.5 / 255 + 1e-6 if extension == ".ply" else 1e-6
@@ -113,6 +113,7 @@ def test_read_big_endian_ply_with_extra_properties(tmp_path):
 @pytest.mark.parametrize("text,message", [
     ("v 0 0\n", "3 coordinates"),
     ("v 0 0 a\n", "non-numeric"),
+    ("v 0 0 0 1 1 1 1\n", "3 coordinates"),
     ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2\n", "at least 3"),
     ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 4\n", r"indices must lie in \[0, 3\)"),
     ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 1 2\n", "1-based"),
@@ -126,6 +127,13 @@ def test_malformed_obj(tmp_path, text, message):
     path = tmp_path / "bad.obj"
     path.write_text(text)
     with pytest.raises(mesh_io.MeshFormatError, match=message):
+        mesh_io.read_obj(path)
+
+
+def test_binary_garbage_is_not_an_obj(tmp_path):
+    path = tmp_path / "garbage.obj"
+    path.write_bytes(b"v 0 0 0\n\xff\xfe\x00\x81")
+    with pytest.raises(mesh_io.MeshFormatError, match="UTF-8"):
         mesh_io.read_obj(path)
 
 
