@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app.run(module.main, argv=[f"face-gcn {name}"] + argv[2:])
     except SystemExit as exit_:
+        if set(argv[2:]) & {"-h", "--help", "--helpshort", "--helpfull"}:
+            return 0  # absl exits 1 after printing help; asking for help is not an error
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     return 0
 
