@@ -1,0 +1,88 @@
+"""Rasterization with the compiled op (FaceGcnRasterizeTriangles) and its registered gradient.
+
+Conventions (Genova's tf_mesh_renderer, see DESIGN.md): Olano-Greer homogeneous rasterization of
+clip-space triangles, no backface culling, pixel centres at (i + 0.5), row 0 at NDC y = -1 (no
+flip), depth test on NDC z with near/far clipping to [-1, 1], equal depths won by the higher
+triangle index. Empty pixels hold triangle id -1, barycentrics 0 and depth 1.
+
+Input policy: shapes, dtypes, vertex indices outside [0, V), NaN/Inf vertices, image sides
+outside [1, 8192] and more than 2**28 output pixels raise tf.errors.InvalidArgumentError (or
+ValueError/TypeError when Python sees it first). A mesh with no triangles gives empty images and
+a batch of 0 gives empty outputs.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from face_gcn.render import op_library
+
+MAX_IMAGE_SIDE = 8192
+OP_NAME = "FaceGcnRasterizeTriangles"
+
+
+def available() -> bool:
+    """True when the compiled op library loads."""
+    return op_library.load() is not None
+
+
+def _ops():
+    module = op_library.load()
+    if module is None:
+        raise RuntimeError(
+            f"the compiled rasterizer op is not available ({op_library.status()}); build it with "
+            "`pip install --no-build-isolation -e .` or use face_gcn.render.rasterize_fallback")
+    return module
+
+
+def _check_size(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a Python int, got {value!r}")
+    if not 1 <= value <= MAX_IMAGE_SIDE:
+        raise ValueError(f"{name} must be in [1, {MAX_IMAGE_SIDE}], got {value}")
+    return value
+
+
+def rasterize(clip_vertices, triangles, image_width: int, image_height: int):
+    """Rasterizes B meshes sharing one triangle list.
+
+    Args:
+      clip_vertices: [B, V, 4] float32 homogeneous clip coordinates (x, y, z, w).
+      triangles: [T, 3] int32 vertex indices in [0, V), shared by the batch.
+      image_width, image_height: output size W, H in pixels, each in [1, 8192].
+
+    Returns:
+      barycentrics: [B, H, W, 3] float32 perspective-correct barycentrics (0 where empty);
+        differentiable with respect to clip_vertices (x, y, w; not z).
+      triangle_ids: [B, H, W] int32 index of the visible triangle, -1 where empty.
+      z_buffer: [B, H, W] float32 NDC depth in [-1, 1], 1 where empty.
+    """
+    image_width = _check_size("image_width", image_width)
+    image_height = _check_size("image_height", image_height)
+    clip_vertices = tf.convert_to_tensor(clip_vertices)
+    triangles = tf.convert_to_tensor(triangles)
+    if clip_vertices.dtype != tf.float32:
+        raise TypeError(f"clip_vertices must be float32, got {clip_vertices.dtype.name}")
+    if triangles.dtype != tf.int32:
+        raise TypeError(f"triangles must be int32, got {triangles.dtype.name}")
+    if clip_vertices.shape.rank is not None and (
+            clip_vertices.shape.rank != 3 or clip_vertices.shape[-1] not in (None, 4)):
+        raise ValueError(f"clip_vertices must have shape [B, V, 4], got {clip_vertices.shape}")
+    if triangles.shape.rank is not None and (
+            triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
+        raise ValueError(f"triangles must have shape [T, 3], got {triangles.shape}")
+    return _ops().face_gcn_rasterize_triangles(
+        clip_vertices, triangles, image_width=image_width, image_height=image_height)
+
+
+@tf.RegisterGradient(OP_NAME)
+def _rasterize_grad(op, d_barycentrics, d_triangle_ids, d_z_buffer):
+    """d loss / d clip_vertices [B, V, 4] from d loss / d barycentrics only."""
+    del d_triangle_ids, d_z_buffer  # ids are integers; depth gets no gradient (as Genova)
+    barycentrics, triangle_ids, _ = op.outputs
+    if d_barycentrics is None:
+        d_barycentrics = tf.zeros_like(barycentrics)
+    d_vertices = _ops().face_gcn_rasterize_triangles_grad(
+        op.inputs[0], op.inputs[1], barycentrics, triangle_ids, d_barycentrics,
+        image_width=op.get_attr("image_width"), image_height=op.get_attr("image_height"))
+    return d_vertices, None
