@@ -146,3 +146,63 @@ def test_model_helpers_use_the_model_arrays_and_cache_constants():
     np.testing.assert_allclose(
         traced(tf.constant(p["id_coeffs"], tf.float32),
                tf.constant(p["exp_coeffs"], tf.float32)).numpy(), shape.numpy(), atol=1e-6)
+
+
+def test_deng_chain_from_257_coefficients_matches_numpy():
+    """Split, form, pose, normals (rotated as Deng does), SH colours and projection together."""
+    from face_gcn.mesh import normals as normals_lib
+    from face_gcn.morphable import coefficients as coeffs_lib
+    from face_gcn.render import camera, lighting
+
+    rng = np.random.default_rng(7)
+    num_v = 6
+    mean_shape = rng.normal(scale=0.3, size=(num_v, 3)) + [0.0, 0.0, 0.4]
+    id_basis = 0.01 * rng.normal(size=(3 * num_v, 80))
+    exp_basis = 0.01 * rng.normal(size=(3 * num_v, 64))
+    mean_albedo = rng.uniform(size=(num_v, 3))
+    albedo_basis = 0.01 * rng.normal(size=(3 * num_v, 80))
+    triangles = np.array([[0, 1, 2], [1, 3, 2], [2, 3, 4], [3, 5, 4]], np.int32)
+    table = model_lib.vertex_triangle_table(triangles, num_v)
+    coeffs = rng.normal(scale=0.2, size=(2, 257))
+
+    blocks = coeffs_lib.split_coefficients(coeffs)
+    shape = formation.form_shape(mean_shape, id_basis, exp_basis, blocks.id, blocks.exp)
+    albedo = formation.form_albedo(mean_albedo, albedo_basis, blocks.tex)
+    rotation = camera.euler_rotation(blocks.angles)
+    posed = camera.rigid_transform(shape, blocks.angles, blocks.translation)
+    canonical_normals = normals_lib.vertex_normals(shape, triangles, table)
+    colours = lighting.illuminate(albedo, camera.rotate(canonical_normals, rotation), blocks.gamma)
+    uv = camera.perspective_project(posed)
+
+    for b in range(2):
+        c = coeffs[b]
+        s = (mean_shape.reshape(-1) + id_basis @ c[:80] + exp_basis @ c[80:144]).reshape(-1, 3)
+        s -= mean_shape.mean(axis=0)
+        ax, ay, az = c[224:227]
+        rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+        ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+        rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+        r_t = (rz @ ry @ rx).T
+        p = s @ r_t + c[254:257]
+        np.testing.assert_allclose(posed.numpy()[b], p, atol=1e-12)
+        depth = 10.0 - p[:, 2]
+        np.testing.assert_allclose(uv.numpy()[b], 1015.0 * p[:, :2] / depth[:, None] + 112.0,
+                                   atol=1e-9)
+        face = np.cross(s[triangles[:, 0]] - s[triangles[:, 1]],
+                        s[triangles[:, 1]] - s[triangles[:, 2]])      # Deng's (v1-v2)x(v2-v3)
+        face /= np.linalg.norm(face, axis=1, keepdims=True)
+        vertex = np.zeros_like(s)
+        np.add.at(vertex, triangles.reshape(-1), np.repeat(face, 3, axis=0))
+        vertex /= np.linalg.norm(vertex, axis=1, keepdims=True)
+        n = vertex @ r_t
+        x, y, z = n.T
+        pi = np.pi
+        k0, k1 = pi / np.sqrt(4 * pi), 2 * pi / np.sqrt(3) * np.sqrt(3) / np.sqrt(4 * pi)
+        k2 = 2 * pi / np.sqrt(8) * 3 * np.sqrt(5) / np.sqrt(12 * pi)
+        basis = np.stack([np.full_like(x, k0), -k1 * y, k1 * z, -k1 * x, k2 * x * y,
+                          -k2 * y * z, k2 * 0.5 / np.sqrt(3) * (3 * z ** 2 - 1), -k2 * x * z,
+                          k2 * 0.5 * (x ** 2 - y ** 2)], axis=1)
+        gamma = c[227:254].reshape(3, 9) + np.array([0.8] + [0.0] * 8)
+        albedo_ref = (mean_albedo.reshape(-1) + albedo_basis @ c[144:224]).reshape(-1, 3)
+        np.testing.assert_allclose(colours.numpy()[b], albedo_ref * (basis @ gamma.T),
+                                   atol=1e-12)
