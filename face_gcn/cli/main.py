@@ -14,6 +14,10 @@ SUBCOMMANDS = {
     "demo": ("face_gcn.cli.demo", "run the main job on the built-in demo model (no downloads)"),
     "convert-bfm": ("face_gcn.cli.convert_bfm",
                     "convert a user's Basel Face Model files into a face_gcn model (.npz)"),
+    "convert-facenet": ("face_gcn.cli.convert_facenet",
+                        "convert Sandberg's FaceNet checkpoint (given by path) to Keras weights"),
+    "prepare-data": ("face_gcn.cli.prepare_data",
+                     "detect, align, mask and crop photos into sharded TFRecords"),
 }
 
 
