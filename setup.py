@@ -84,7 +84,9 @@ class OptionalTensorFlowBuildExt(build_ext):
                               if flag.startswith(("-I", "-D"))], check=True)
             objects.append(obj)
         ext.extra_objects = list(ext.extra_objects or []) + objects
-        ext.extra_compile_args.append("-DGOOGLE_CUDA=1")
+        ext.extra_compile_args += ["-DGOOGLE_CUDA=1"]
+        ext.include_dirs = list(ext.include_dirs) + [os.path.join(build_dir, "include"),
+                                                     os.path.join(cuda_home, "include")]
         ext.extra_link_args += ["-L" + os.path.join(cuda_home, "lib64"), "-lcudart_static",
                                 "-ldl", "-lrt", "-lpthread"]
 

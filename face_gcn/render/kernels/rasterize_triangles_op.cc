@@ -15,12 +15,21 @@
 #include <cstdint>
 #include <limits>
 
+#if GOOGLE_CUDA
+#define EIGEN_USE_GPU
+#endif
+
 #include "face_gcn/render/kernels/rasterize_core.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/util/work_sharder.h"
+
+#if GOOGLE_CUDA
+#include "face_gcn/render/kernels/rasterize_gpu_launch.h"
+#include "unsupported/Eigen/CXX11/Tensor"
+#endif
 
 namespace face_gcn {
 
@@ -249,5 +258,69 @@ REGISTER_KERNEL_BUILDER(Name("FaceGcnRasterizeTriangles").Device(DEVICE_CPU),
                         RasterizeTrianglesCpuOp);
 REGISTER_KERNEL_BUILDER(Name("FaceGcnRasterizeTrianglesGrad").Device(DEVICE_CPU),
                         RasterizeTrianglesGradCpuOp);
+
+#if GOOGLE_CUDA
+namespace {
+
+// GPU forward kernel (see rasterize_gpu.cu.h). The gradient op has a CPU kernel
+// only; TensorFlow places it on the CPU and copies the tensors.
+class RasterizeTrianglesGpuOp : public RasterizeBase {
+ public:
+  explicit RasterizeTrianglesGpuOp(OpKernelConstruction* context) : RasterizeBase(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& vertices = context->input(0);
+    const Tensor& triangles = context->input(1);
+    OP_REQUIRES(context, vertices.dims() == 3 && vertices.dim_size(2) == 4,
+                InvalidArgument("clip_vertices must have shape [B, V, 4], got ",
+                                vertices.shape().DebugString()));
+    OP_REQUIRES(context, triangles.dims() == 2 && triangles.dim_size(1) == 3,
+                InvalidArgument("triangles must have shape [T, 3], got ",
+                                triangles.shape().DebugString()));
+    const int64_t batch = vertices.dim_size(0);
+    const int64_t vertex_count = vertices.dim_size(1);
+    const int64_t triangle_count = triangles.dim_size(0);
+    const int64_t pixels = static_cast<int64_t>(width_) * height_;
+    OP_REQUIRES(context, batch <= raster::kMaxTotalPixels / pixels,
+                InvalidArgument("batch x image_height x image_width exceeds the limit of ",
+                                raster::kMaxTotalPixels, " pixels"));
+    OP_REQUIRES(context, triangle_count < std::numeric_limits<int32_t>::max(),
+                InvalidArgument("too many triangles: ", triangle_count));
+    void* stream = const_cast<void*>(static_cast<const void*>(
+        context->eigen_device<Eigen::GpuDevice>().stream()));
+    Tensor flags;
+    OP_REQUIRES_OK(context, context->allocate_temp(tensorflow::DT_INT32, TensorShape({1}), &flags));
+    const std::string problem = raster::gpu::ValidateOnDevice(
+        vertices.flat<float>().data(), batch, vertex_count, triangles.flat<int32_t>().data(),
+        triangle_count, flags.flat<int32_t>().data(), stream);
+    OP_REQUIRES(context, problem.empty(), InvalidArgument(problem));
+
+    Tensor* bary = nullptr;
+    Tensor* ids = nullptr;
+    Tensor* depth = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({batch, height_, width_, 3}), &bary));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(1, TensorShape({batch, height_, width_}), &ids));
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(2, TensorShape({batch, height_, width_}), &depth));
+    Tensor keys;
+    OP_REQUIRES_OK(context, context->allocate_temp(tensorflow::DT_INT64,
+                                                   TensorShape({batch * pixels}), &keys));
+    const std::string error = raster::gpu::RasterizeOnDevice(
+        vertices.flat<float>().data(), batch, vertex_count, triangles.flat<int32_t>().data(),
+        triangle_count, width_, height_, keys.flat<int64_t>().data(),
+        ids->flat<int32_t>().data(), bary->flat<float>().data(), depth->flat<float>().data(),
+        stream);
+    OP_REQUIRES(context, error.empty(),
+                tensorflow::errors::Internal("CUDA rasterizer failed: ", error));
+  }
+};
+
+}  // namespace
+
+REGISTER_KERNEL_BUILDER(Name("FaceGcnRasterizeTriangles").Device(tensorflow::DEVICE_GPU),
+                        RasterizeTrianglesGpuOp);
+#endif  // GOOGLE_CUDA
 
 }  // namespace face_gcn
