@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <vector>
 
 namespace face_gcn {
@@ -17,6 +18,13 @@ namespace raster {
 namespace {
 
 constexpr int32_t kBandRows = 8;
+
+// 1 + the largest vertex index used (the caller validated them).
+int64_t VertexCountBound(const int32_t* triangles, int64_t triangle_count) {
+  int32_t largest = -1;
+  for (int64_t i = 0; i < 3 * triangle_count; ++i) largest = std::max(largest, triangles[i]);
+  return static_cast<int64_t>(largest) + 1;
+}
 
 }  // namespace
 
@@ -34,13 +42,28 @@ void RasterizeImage(const float* vertices, const int32_t* triangles, int64_t tri
   std::fill(z_buffer, z_buffer + pixel_count, kClearDepth);
   if (triangle_count == 0 || pixel_count == 0) return;
 
-  std::vector<TriangleSetup> setups(triangle_count);
-  runner(triangle_count, 200, [&](int64_t begin, int64_t end) {
+  // Project every vertex once (each is shared by about six triangles), then
+  // set up the triangles; the edge matrix only for those that touch the image.
+  const int64_t vertex_count = VertexCountBound(triangles, triangle_count);
+  std::unique_ptr<float[]> projected(new float[2 * vertex_count]);
+  runner(vertex_count, 40, [&](int64_t begin, int64_t end) {
+    for (int64_t v = begin; v < end; ++v) {
+      ProjectVertex(vertices + 4 * v, width, height, &projected[2 * v], &projected[2 * v + 1]);
+    }
+  });
+  std::unique_ptr<TriangleSetup[]> setups(new TriangleSetup[triangle_count]);
+  runner(triangle_count, 120, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int32_t* tri = triangles + 3 * t;
-      SetUpTriangle(vertices + 4 * static_cast<int64_t>(tri[0]),
-                    vertices + 4 * static_cast<int64_t>(tri[1]),
-                    vertices + 4 * static_cast<int64_t>(tri[2]), width, height, &setups[t]);
+      const float* v0 = vertices + 4 * static_cast<int64_t>(tri[0]);
+      const float* v1 = vertices + 4 * static_cast<int64_t>(tri[1]);
+      const float* v2 = vertices + 4 * static_cast<int64_t>(tri[2]);
+      const float px[3] = {projected[2 * tri[0]], projected[2 * tri[1]], projected[2 * tri[2]]};
+      const float py[3] = {projected[2 * tri[0] + 1], projected[2 * tri[1] + 1],
+                           projected[2 * tri[2] + 1]};
+      TriangleSetup& s = setups[t];
+      TriangleBounds(v0[3], v1[3], v2[3], px, py, width, height, &s);
+      if (s.right > s.left && s.top > s.bottom) TriangleEdgeMatrix(v0, v1, v2, s.m_inv);
     }
   });
 

@@ -80,18 +80,47 @@ FACE_GCN_HOST_DEVICE inline float CeilF(float v) {
   return t < v ? t + 1.0f : t;
 }
 
-// Fills `setup` for the triangle with corners v0, v1, v2 (pointers to 4 floats).
-FACE_GCN_HOST_DEVICE inline void SetUpTriangle(const float* v0, const float* v1,
-                                               const float* v2, int32_t width,
-                                               int32_t height, TriangleSetup* setup) {
+// Pixel-space projection of a clip-space vertex (meaningful when w > 0).
+FACE_GCN_HOST_DEVICE inline void ProjectVertex(const float* v, int32_t width, int32_t height,
+                                               float* pixel_x, float* pixel_y) {
+  *pixel_x = (v[0] / v[3] + 1.0f) * (0.5f * width);
+  *pixel_y = (v[1] / v[3] + 1.0f) * (0.5f * height);
+}
+
+// Integer pixel range [floor(min), ceil(max)) of three projected coordinates,
+// clamped to [0, size]. Clamped in float first so that huge values never
+// overflow an int.
+FACE_GCN_HOST_DEVICE inline void PixelRange(float a, float b, float c, int32_t size,
+                                            int32_t* begin, int32_t* end) {
+  const float limit = static_cast<float>(size);
+  *begin = ClampToInt(FloorF(fmaxf(fminf(Min3(a, b, c), limit), -1.0f)), 0, size);
+  *end = ClampToInt(CeilF(fmaxf(fminf(Max3(a, b, c), limit), -1.0f)), 0, size);
+}
+
+// Bounding box of a triangle from its corners' w and projections (px, py):
+// empty when all w < 0, the whole image when the triangle crosses w = 0.
+FACE_GCN_HOST_DEVICE inline void TriangleBounds(float w0, float w1, float w2, const float px[3],
+                                                const float py[3], int32_t width,
+                                                int32_t height, TriangleSetup* setup) {
   setup->left = setup->right = setup->bottom = setup->top = 0;
-  const float w0 = v0[3], w1 = v1[3], w2 = v2[3];
   if (w0 < 0 && w1 < 0 && w2 < 0) return;  // entirely behind the eye
-  // M has rows (x0 x1 x2), (y0 y1 y2), (w0 w1 w2); m_inv is its adjugate.
+  if (w0 > 0 && w1 > 0 && w2 > 0) {
+    PixelRange(px[0], px[1], px[2], width, &setup->left, &setup->right);
+    PixelRange(py[0], py[1], py[2], height, &setup->bottom, &setup->top);
+  } else {
+    // Crosses the w = 0 plane: the projection is unbounded, scan the whole image.
+    setup->right = width;
+    setup->top = height;
+  }
+}
+
+// Edge-function matrix: the adjugate of M (rows x, y, w; columns corners),
+// negated when det M < 0 so that both windings give non-negative values inside.
+FACE_GCN_HOST_DEVICE inline void TriangleEdgeMatrix(const float* v0, const float* v1,
+                                                    const float* v2, float m[9]) {
   const float a11 = v0[0], a12 = v1[0], a13 = v2[0];
   const float a21 = v0[1], a22 = v1[1], a23 = v2[1];
-  const float a31 = w0, a32 = w1, a33 = w2;
-  float* m = setup->m_inv;
+  const float a31 = v0[3], a32 = v1[3], a33 = v2[3];
   m[0] = a22 * a33 - a32 * a23;
   m[1] = a13 * a32 - a33 * a12;
   m[2] = a12 * a23 - a22 * a13;
@@ -105,21 +134,19 @@ FACE_GCN_HOST_DEVICE inline void SetUpTriangle(const float* v0, const float* v1,
   if (det < 0.0f) {
     for (int i = 0; i < 9; ++i) m[i] = -m[i];
   }
-  if (w0 > 0 && w1 > 0 && w2 > 0) {
-    const float half_w = 0.5f * width, half_h = 0.5f * height;
-    const float p0x = (v0[0] / w0 + 1.0f) * half_w, p0y = (v0[1] / w0 + 1.0f) * half_h;
-    const float p1x = (v1[0] / w1 + 1.0f) * half_w, p1y = (v1[1] / w1 + 1.0f) * half_h;
-    const float p2x = (v2[0] / w2 + 1.0f) * half_w, p2y = (v2[1] / w2 + 1.0f) * half_h;
-    // Clamp in float first: floor/ceil of huge values must not overflow an int.
-    const float lim_x = static_cast<float>(width), lim_y = static_cast<float>(height);
-    setup->left = ClampToInt(FloorF(fmaxf(fminf(Min3(p0x, p1x, p2x), lim_x), -1.0f)), 0, width);
-    setup->right = ClampToInt(CeilF(fmaxf(fminf(Max3(p0x, p1x, p2x), lim_x), -1.0f)), 0, width);
-    setup->bottom = ClampToInt(FloorF(fmaxf(fminf(Min3(p0y, p1y, p2y), lim_y), -1.0f)), 0, height);
-    setup->top = ClampToInt(CeilF(fmaxf(fminf(Max3(p0y, p1y, p2y), lim_y), -1.0f)), 0, height);
-  } else {
-    // Crosses the w = 0 plane: the projection is unbounded, scan the whole image.
-    setup->right = width;
-    setup->top = height;
+}
+
+// Fills `setup` for the triangle with corners v0, v1, v2 (pointers to 4 floats).
+FACE_GCN_HOST_DEVICE inline void SetUpTriangle(const float* v0, const float* v1,
+                                               const float* v2, int32_t width,
+                                               int32_t height, TriangleSetup* setup) {
+  float px[3], py[3];
+  ProjectVertex(v0, width, height, &px[0], &py[0]);
+  ProjectVertex(v1, width, height, &px[1], &py[1]);
+  ProjectVertex(v2, width, height, &px[2], &py[2]);
+  TriangleBounds(v0[3], v1[3], v2[3], px, py, width, height, setup);
+  if (setup->right > setup->left && setup->top > setup->bottom) {
+    TriangleEdgeMatrix(v0, v1, v2, setup->m_inv);
   }
 }
 
