@@ -11,6 +11,7 @@
 // than 4 / 3, triangle indices outside [0, V), non-finite vertex coordinates,
 // image sides outside [1, 8192], more than 2^28 output pixels in total.
 // T = 0 or B = 0 is valid (empty images / empty batch).
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -169,6 +170,31 @@ class RasterizeBase : public OpKernel {
     };
   }
 
+  // Runs fn(image, runner) for every image. With at least as many images as
+  // threads, images run in parallel, each on one thread; otherwise images run
+  // one after another, each split across the pool. Results are the same either
+  // way (the per-image code is deterministic for any runner). Returns false if
+  // any call does.
+  template <typename Fn>
+  bool ForEachImage(OpKernelContext* context, int64_t batch, int64_t cost_per_image, Fn fn) {
+    const auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    std::atomic<bool> ok(true);
+    if (batch >= workers->num_threads && batch > 1) {
+      const raster::ParallelRunner serial = raster::RunSerially;
+      workers->workers->ParallelFor(batch, cost_per_image, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          if (!fn(b, serial)) ok.store(false);
+        }
+      });
+    } else {
+      const raster::ParallelRunner runner = Runner(context);
+      for (int64_t b = 0; b < batch; ++b) {
+        if (!fn(b, runner)) ok.store(false);
+      }
+    }
+    return ok.load();
+  }
+
   int width_ = 0;
   int height_ = 0;
 };
@@ -195,15 +221,18 @@ class RasterizeTrianglesCpuOp : public RasterizeBase {
     OP_REQUIRES_OK(context,
                    context->allocate_output(2, TensorShape({batch, height_, width_}), &depth));
     const int64_t pixels = static_cast<int64_t>(width_) * height_;
-    const raster::ParallelRunner runner = Runner(context);
     const float* v = vertices.flat<float>().data();
     const int32_t* tri = triangles.flat<int32_t>().data();
-    for (int64_t b = 0; b < batch; ++b) {
-      raster::RasterizeImage(v + b * vertex_count * 4, tri, triangle_count, width_, height_,
-                             runner, ids->flat<int32_t>().data() + b * pixels,
-                             bary->flat<float>().data() + b * pixels * 3,
-                             depth->flat<float>().data() + b * pixels);
-    }
+    int32_t* ids_data = ids->flat<int32_t>().data();
+    float* bary_data = bary->flat<float>().data();
+    float* depth_data = depth->flat<float>().data();
+    ForEachImage(context, batch, triangle_count * 60 + pixels * 20,
+                 [&](int64_t b, const raster::ParallelRunner& runner) {
+                   raster::RasterizeImage(v + b * vertex_count * 4, tri, triangle_count, width_,
+                                          height_, runner, ids_data + b * pixels,
+                                          bary_data + b * pixels * 3, depth_data + b * pixels);
+                   return true;
+                 });
   }
 };
 
@@ -236,19 +265,23 @@ class RasterizeTrianglesGradCpuOp : public RasterizeBase {
     const int64_t vertex_count = vertices.dim_size(1);
     const int64_t triangle_count = triangles.dim_size(0);
     const int64_t pixels = static_cast<int64_t>(width_) * height_;
-    const raster::ParallelRunner runner = Runner(context);
-    for (int64_t b = 0; b < batch; ++b) {
-      const bool ok = raster::RasterizeImageGrad(
-          vertices.flat<float>().data() + b * vertex_count * 4, vertex_count,
-          triangles.flat<int32_t>().data(), triangle_count, width_, height_,
-          bary.flat<float>().data() + b * pixels * 3, ids.flat<int32_t>().data() + b * pixels,
-          d_bary.flat<float>().data() + b * pixels * 3, runner,
-          d_vertices->flat<float>().data() + b * vertex_count * 4);
-      OP_REQUIRES(context, ok,
-                  InvalidArgument("triangle_ids of image ", b,
-                                  " hold an id outside [0, ", triangle_count,
-                                  ") at a covered pixel"));
-    }
+    const float* v = vertices.flat<float>().data();
+    const int32_t* tri = triangles.flat<int32_t>().data();
+    const float* bary_data = bary.flat<float>().data();
+    const int32_t* ids_data = ids.flat<int32_t>().data();
+    const float* d_bary_data = d_bary.flat<float>().data();
+    float* d_vertices_data = d_vertices->flat<float>().data();
+    const bool ok = ForEachImage(
+        context, batch, pixels * 60 + vertex_count * 4,
+        [&](int64_t b, const raster::ParallelRunner& runner) {
+          return raster::RasterizeImageGrad(
+              v + b * vertex_count * 4, vertex_count, tri, triangle_count, width_, height_,
+              bary_data + b * pixels * 3, ids_data + b * pixels, d_bary_data + b * pixels * 3,
+              runner, d_vertices_data + b * vertex_count * 4);
+        });
+    OP_REQUIRES(context, ok,
+                InvalidArgument("triangle_ids hold an id outside [0, ", triangle_count,
+                                ") at a covered pixel"));
   }
 };
 
