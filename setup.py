@@ -161,6 +161,8 @@ setup(
         "PyYAML>=6.0",
         "opencv-python-headless>=4.8",
         "tqdm>=4.60",
+        "mtcnn>=1.0",          # face detector; its weights ship inside the wheel
+        "keras-facenet>=0.3",  # FaceNet's network definition only (weights come by path)
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
