@@ -1,0 +1,153 @@
+"""The TFRecord example schema of prepared faces, its writer and its parsers.
+
+One tf.train.Example per face:
+  image/encoded   bytes  PNG, [S, S, 3] uint8 RGB aligned crop
+  mask/encoded    bytes  PNG, [S, S] uint8 face-region mask, values {0, 1}
+  landmarks       float  [10] = [5, 2] (x, y) crop pixels, row-major (left eye, right eye,
+                         nose, left mouth corner, right mouth corner)
+  transform       float  [6] = [2, 3] affine map original pixels -> crop pixels, row-major
+  original_size   int64  [2] (height, width) of the source photo
+  crop_size       int64  [1] S
+  num_faces       int64  [1] faces MTCNN found (the largest was kept)
+  source          bytes  the source path, UTF-8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+IMAGE_KEY = "image/encoded"
+MASK_KEY = "mask/encoded"
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceExample:
+    """One prepared face; shapes as in the module docstring (S = crop_size)."""
+
+    image: np.ndarray       # [S, S, 3] uint8
+    mask: np.ndarray        # [S, S] uint8 {0, 1}
+    landmarks: np.ndarray   # [5, 2] float32 crop pixels
+    transform: np.ndarray   # [2, 3] float64
+    original_size: tuple[int, int]
+    num_faces: int
+    source: str
+
+    def __post_init__(self):
+        size = self.image.shape[0]
+        if self.image.shape != (size, size, 3) or self.image.dtype != np.uint8:
+            raise ValueError(f"image must be [S, S, 3] uint8, got {self.image.shape} "
+                             f"{self.image.dtype}")
+        if self.mask.shape != (size, size) or self.mask.dtype != np.uint8:
+            raise ValueError(f"mask must be [{size}, {size}] uint8, got {self.mask.shape} "
+                             f"{self.mask.dtype}")
+        if np.shape(self.landmarks) != (5, 2) or np.shape(self.transform) != (2, 3):
+            raise ValueError("landmarks must be [5, 2] and transform [2, 3]")
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.image.shape[0])
+
+
+def _png(array: np.ndarray) -> bytes:
+    import cv2  # pylint: disable=import-outside-toplevel
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def serialize(example: FaceExample) -> bytes:
+    """FaceExample -> serialized tf.train.Example."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    def byte_feature(value: bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def float_feature(values):
+        return tf.train.Feature(float_list=tf.train.FloatList(
+            value=np.asarray(values, np.float32).ravel().tolist()))
+
+    def int_feature(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(
+            value=[int(v) for v in np.ravel(values)]))
+
+    features = {
+        IMAGE_KEY: byte_feature(_png(example.image)),
+        MASK_KEY: byte_feature(_png(example.mask)),
+        "landmarks": float_feature(example.landmarks),
+        "transform": float_feature(example.transform),
+        "original_size": int_feature(example.original_size),
+        "crop_size": int_feature([example.crop_size]),
+        "num_faces": int_feature([example.num_faces]),
+        "source": byte_feature(example.source.encode("utf-8")),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def feature_spec():
+    """The tf.io.parse_single_example spec of the schema."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return {
+        IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+        MASK_KEY: tf.io.FixedLenFeature([], tf.string),
+        "landmarks": tf.io.FixedLenFeature([10], tf.float32),
+        "transform": tf.io.FixedLenFeature([6], tf.float32),
+        "original_size": tf.io.FixedLenFeature([2], tf.int64),
+        "crop_size": tf.io.FixedLenFeature([1], tf.int64),
+        "num_faces": tf.io.FixedLenFeature([1], tf.int64),
+        "source": tf.io.FixedLenFeature([], tf.string),
+    }
+
+
+def parse(serialized, crop_size: int):
+    """Graph-mode parser of one serialized example.
+
+    Returns a dict: image [S, S, 3] uint8, mask [S, S, 1] uint8, landmarks [5, 2] float32,
+    transform [2, 3] float32, original_size [2] int64, num_faces [] int64, source [] string.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    parsed = tf.io.parse_single_example(serialized, feature_spec())
+    image = tf.io.decode_png(parsed[IMAGE_KEY], channels=3)
+    mask = tf.io.decode_png(parsed[MASK_KEY], channels=1)
+    image = tf.ensure_shape(image, [crop_size, crop_size, 3])
+    mask = tf.ensure_shape(mask, [crop_size, crop_size, 1])
+    return {
+        "image": image,
+        "mask": mask,
+        "landmarks": tf.reshape(parsed["landmarks"], [5, 2]),
+        "transform": tf.reshape(parsed["transform"], [2, 3]),
+        "original_size": parsed["original_size"],
+        "num_faces": parsed["num_faces"][0],
+        "source": parsed["source"],
+    }
+
+
+def write_shard(path: str, serialized_examples) -> int:
+    """Writes serialized examples to ``path`` atomically (temp file, then os.replace).
+
+    Returns the number of records written.
+    """
+    import os  # pylint: disable=import-outside-toplevel
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tfrecord", dir=directory)
+    os.close(fd)
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in serialized_examples:
+                writer.write(record)
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return count
