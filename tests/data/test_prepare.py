@@ -1,0 +1,189 @@
+"""face_gcn.data.prepare end to end on real photos and every kind of bad file."""
+
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from face_gcn.data import prepare
+
+
+def _read_shards(folder):
+    """source basename -> tf.train.Example features, read with plain protobuf."""
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".tfrecord"):
+            for record in tf.data.TFRecordDataset(os.path.join(folder, name)):
+                features = tf.train.Example.FromString(record.numpy()).features.feature
+                source = features["source"].bytes_list.value[0].decode()
+                out[os.path.basename(source)] = features
+    return out
+
+
+def _decode(features, key):
+    data = np.frombuffer(features[key].bytes_list.value[0], np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
+
+
+@pytest.fixture(scope="module")
+def config(standard_landmarks):
+    return prepare.PrepareConfig(standard_landmarks=standard_landmarks, crop_size=128)
+
+
+@pytest.fixture(scope="module")
+def processor(config, detector):
+    return prepare.FaceProcessor(config, detector=detector)
+
+
+@pytest.fixture(scope="module")
+def prepared(photo_dir, config, processor, tmp_path_factory):
+    folder, expected = photo_dir
+    output = tmp_path_factory.mktemp("prepared")
+    files = prepare.list_inputs(str(folder))
+    manifest = prepare.prepare(files, str(output), config, num_shards=3, workers=1,
+                               progress=False, processor=processor, log=None)
+    return output, manifest, expected
+
+
+def test_every_file_is_counted_with_its_reason(prepared):
+    output, manifest, expected = prepared
+    outcomes = {os.path.basename(e["source"]): (e["status"], e["reason"])
+                for e in manifest["files"]}
+    assert outcomes == expected
+    assert manifest["written"] == 6 and manifest["skipped"] == 4 and manifest["total"] == 10
+    assert manifest["skipped_by_reason"] == {"no_face": 1, "too_large": 1, "unreadable": 2}
+    assert [os.path.basename(e["source"]) for e in manifest["several_faces"]] == \
+        ["f_two_faces.png"]
+    assert manifest["several_faces"][0]["num_faces"] == 2
+    assert manifest["conversions"] == {"16-bit": 1, "alpha_dropped": 1, "grayscale": 1,
+                                       "several_faces": 1}
+    with open(output / "manifest.json", encoding="utf-8") as handle:
+        assert json.load(handle)["written"] == 6
+    assert sorted(p.name for p in output.iterdir()) == sorted(
+        [f"faces-0000{i}-of-00003.{ext}" for i in range(3) for ext in ("json", "tfrecord")]
+        + ["manifest.json"])
+
+
+def test_records_hold_the_aligned_crop_of_the_largest_face(prepared, photo_dir, detector,
+                                                          standard_landmarks):
+    output, _, _ = prepared
+    records = _read_shards(output)
+    assert set(records) == {"a_face.png", "b_face.jpg", "c_gray.png", "d_rgba.png",
+                            "e_deep16.png", "f_two_faces.png"}
+    face = records["a_face.png"]
+    crop = _decode(face, "image/encoded")
+    mask = _decode(face, "mask/encoded")
+    assert crop.shape == (128, 128, 3) and mask.shape == (128, 128)
+    landmarks = np.array(face["landmarks"].float_list.value).reshape(5, 2)
+    transform = np.array(face["transform"].float_list.value).reshape(2, 3)
+    # the landmarks are the detector's, mapped by the stored transform
+    photo = cv2.cvtColor(cv2.imread(str(photo_dir[0] / "a_face.png")), cv2.COLOR_BGR2RGB)
+    detected = detector.detect(photo).largest.landmarks
+    np.testing.assert_allclose(landmarks, detected @ transform[:, :2].T + transform[:, 2],
+                               atol=1e-3)
+    assert transform[0, 1] == 0 and transform[1, 0] == 0  # Deng: scale + shift, no rotation
+    # the eyes land near the standard eye positions: x closely; y within a few pixels, as the
+    # fit explains part of the eye-nose-mouth spacing by head pitch (the nose tip's depth)
+    unit = 102 * 128 / 224
+    standard_eyes = np.stack([unit * standard_landmarks[:2, 0] + 64,
+                              -unit * standard_landmarks[:2, 1] + 64], axis=1)
+    assert np.abs(landmarks[:2, 0] - standard_eyes[:, 0]).max() < 3
+    assert np.abs(landmarks[:2, 1] - standard_eyes[:, 1]).max() < 10
+    # crop pixels are the photo's pixels at the inverse-mapped positions (bilinear, numpy)
+    k = transform[0, 0]
+    for u, v in [(40, 50), (64, 64), (90, 80)]:
+        x, y = (u - transform[0, 2]) / k, (v - transform[1, 2]) / k
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        patch = photo[y0:y0 + 2, x0:x0 + 2].astype(np.float64)
+        value = ((1 - fy) * ((1 - fx) * patch[0, 0] + fx * patch[0, 1])
+                 + fy * ((1 - fx) * patch[1, 0] + fx * patch[1, 1]))
+        np.testing.assert_allclose(crop[v, u], value, atol=1.5)
+    # mask: the nose is face, the crop's corners are not
+    nose = np.round(landmarks[2]).astype(int)
+    assert mask[nose[1], nose[0]] == 1
+    assert mask[0, 0] == mask[0, -1] == mask[-1, 0] == mask[-1, -1] == 0
+    assert 0.15 < mask.mean() < 0.7
+    # the same pixels arrive through 16-bit and RGBA files
+    for name in ("d_rgba.png", "e_deep16.png"):
+        np.testing.assert_array_equal(_decode(records[name], "image/encoded"), crop)
+    gray = _decode(records["c_gray.png"], "image/encoded")
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1],
+                                                                         gray[..., 2])
+    two = records["f_two_faces.png"]
+    assert two["num_faces"].int64_list.value[0] == 2
+    np.testing.assert_allclose(np.array(two["landmarks"].float_list.value).reshape(5, 2),
+                               landmarks, atol=3)
+
+
+def test_rerun_skips_finished_shards_and_redoes_a_deleted_one(prepared, config, processor,
+                                                             tmp_path):
+    output, _, _ = prepared
+    copy = tmp_path / "copy"
+    shutil.copytree(output, copy)
+    files = json.loads((copy / "manifest.json").read_text())["files"]
+    sources = [entry["source"] for entry in files]
+    stamps = {p.name: p.stat().st_mtime_ns for p in copy.iterdir()}
+    again = prepare.prepare(sources, str(copy), config, num_shards=3, progress=False,
+                            processor=processor, log=None)
+    assert again["shards_reused"] == [0, 1, 2] and again["shards_written"] == []
+    assert again["written"] == 6 and again["skipped_by_reason"]["unreadable"] == 2
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in copy.iterdir()
+               if p.name != "manifest.json")
+    before = (copy / "faces-00001-of-00003.tfrecord").read_bytes()
+    os.unlink(copy / "faces-00001-of-00003.tfrecord")
+    redone = prepare.prepare(sources, str(copy), config, num_shards=3, progress=False,
+                             processor=processor, log=None)
+    assert redone["shards_reused"] == [0, 2] and redone["shards_written"] == [1]
+    assert (copy / "faces-00001-of-00003.tfrecord").read_bytes() == before
+    for name in ("faces-00000-of-00003.tfrecord", "faces-00002-of-00003.tfrecord"):
+        assert (copy / name).stat().st_mtime_ns == stamps[name]
+    assert redone["files"] == again["files"]
+    assert not [p for p in copy.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_worker_processes_give_the_same_records(photo_dir, config, prepared, tmp_path):
+    folder, _ = photo_dir
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# photos\n{folder / 'a_face.png'}\n\n{folder / 'i_not_an_image.jpg'}\n"
+                       f"{folder / 'g_noise.png'}\n")
+    files = prepare.list_inputs(str(listing))
+    assert [os.path.basename(f) for f in files] == ["a_face.png", "g_noise.png",
+                                                    "i_not_an_image.jpg"]
+    manifest = prepare.prepare(files, str(tmp_path / "out"), config, num_shards=2, workers=2,
+                               progress=False, log=None)
+    assert manifest["written"] == 1
+    assert manifest["skipped_by_reason"] == {"no_face": 1, "unreadable": 1}
+    ours = _read_shards(tmp_path / "out")["a_face.png"]
+    reference = _read_shards(prepared[0])["a_face.png"]
+    assert set(ours) == set(reference)
+    for key in ours:
+        assert ours[key] == reference[key], key
+
+
+def test_list_inputs(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("b.JPG", "sub/a.png", "notes.txt", "sub/c.webp"):
+        (tmp_path / name).write_bytes(b"x")
+    found = prepare.list_inputs(str(tmp_path))
+    assert [os.path.relpath(f, tmp_path) for f in found] == ["b.JPG", "sub/a.png", "sub/c.webp"]
+    (tmp_path / "list.txt").write_text("sub/a.png\n# comment\n/abs/x.jpg\nsub/a.png\n")
+    assert prepare.list_inputs(str(tmp_path / "list.txt")) == [
+        "/abs/x.jpg", str(tmp_path / "sub" / "a.png")]
+    with pytest.raises(ValueError, match="neither a folder nor a file list"):
+        prepare.list_inputs(str(tmp_path / "absent"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        prepare.list_inputs(str(tmp_path / "empty"))
+
+
+def test_shards_split_contiguously():
+    files = [f"{i}.png" for i in range(10)]
+    shards = prepare.split_into_shards(files, 3)
+    assert [len(s) for s in shards] == [3, 4, 3] and sum(shards, []) == files
+    assert len(prepare.split_into_shards(files[:2], 8)) == 2
