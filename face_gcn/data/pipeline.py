@@ -110,13 +110,14 @@ def make_dataset(shards, crop_size: int, batch_size: int, training: bool = True,
     files = shard_files(shards) if isinstance(shards, str) else list(shards)
     repeat = training if repeat is None else repeat
     drop_remainder = training if drop_remainder is None else drop_remainder
-    dataset = tf.data.Dataset.from_tensor_slices(files)
     if training:
+        dataset = tf.data.Dataset.from_tensor_slices(files)
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                                 num_parallel_calls=num_parallel_calls, deterministic=True)
-    if training:
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                                     num_parallel_calls=num_parallel_calls, deterministic=True)
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    else:  # one pass, file after file, in order
+        dataset = tf.data.TFRecordDataset(files)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.map(lambda record: _to_float(tfrecords.parse(record, crop_size)),
