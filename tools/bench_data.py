@@ -3,7 +3,8 @@
 Rows:
   prepare-data, N workers      photos/s of the whole job (load, MTCNN, align, mask, encode,
                                write), 512x512 photos from skimage's astronaut, 224 crops;
-                               the wall time includes starting the worker processes
+                               "wall" includes starting the worker processes, "steady"
+                               subtracts the wall time of a one-photo run
   prepare-data, in process     photos/s of FaceProcessor.process after a warm-up photo
   tf.data pipeline             images/s of make_dataset (parse, augment, batch 16) over the
                                shards just written, after 5 warm-up batches
@@ -74,6 +75,13 @@ def main(argv):
         wall = time.perf_counter() - start
         row(f"prepare-data, {FLAGS.workers} workers (wall)", len(photos) / wall,
             f"{manifest['written']} written of {len(photos)}, 224 crops, incl. process start")
+        start = time.perf_counter()
+        prepare.prepare(photos[:1], os.path.join(scratch, "one"), config, num_shards=1,
+                        workers=FLAGS.workers, progress=False, log=None)
+        startup = time.perf_counter() - start
+        row(f"prepare-data, {FLAGS.workers} workers (steady)",
+            (len(photos) - 1) / max(wall - startup, 1e-9),
+            f"(N - 1) / (wall N photos - wall 1 photo); start-up {startup:.1f} s")
 
         processor = prepare.FaceProcessor(config)
         processor.process(photos[0])
