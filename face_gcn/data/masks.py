@@ -9,6 +9,9 @@ The paper used a face-parsing network (never released). Two segmenters share one
     enclosed holes filled); hair, beard edges and background outside the ellipse stay out.
   SavedModelSegmenter: a user's face-parsing SavedModel, loaded by path.
 Masks are [S, S] uint8 with values {0, 1}.
+Limits of the built-in one: on grayscale photos chroma carries no information, so the mask
+is the landmark ellipse with the features; on profile views the 5 landmarks bunch up and
+the ellipse is only a rough guess. A learned parser does better; plug one in by path.
 """
 
 from __future__ import annotations

@@ -187,3 +187,19 @@ def test_shards_split_contiguously():
     shards = prepare.split_into_shards(files, 3)
     assert [len(s) for s in shards] == [3, 4, 3] and sum(shards, []) == files
     assert len(prepare.split_into_shards(files[:2], 8)) == 2
+
+
+def test_changed_settings_redo_the_shards(photo_dir, config, detector, tmp_path):
+    folder, _ = photo_dir
+    files = [str(folder / "a_face.png"), str(folder / "i_not_an_image.jpg")]
+    first = prepare.prepare(files, str(tmp_path), config, num_shards=2, progress=False,
+                            processor=prepare.FaceProcessor(config, detector=detector),
+                            log=None)
+    assert first["shards_written"] == [0, 1]
+    bigger = prepare.PrepareConfig(standard_landmarks=config.standard_landmarks, crop_size=160)
+    second = prepare.prepare(files, str(tmp_path), bigger, num_shards=2, progress=False,
+                             processor=prepare.FaceProcessor(bigger, detector=detector),
+                             log=None)
+    assert second["shards_reused"] == [] and second["shards_written"] == [0, 1]
+    crop = _decode(_read_shards(tmp_path)["a_face.png"], "image/encoded")
+    assert crop.shape == (160, 160, 3)
