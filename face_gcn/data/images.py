@@ -2,7 +2,8 @@
 
 Decoding is OpenCV's, from bytes already read (so a path with odd characters works). The
 header is probed with Pillow first (lazily: no pixels are decoded), so a file that claims to
-be enormous is refused before any memory is allocated for it. Conversions:
+be enormous is refused before any memory is allocated for it; a file Pillow cannot identify
+is refused as unreadable. Conversions:
   grayscale -> RGB (replicated), RGBA / LA -> RGB (alpha dropped), palette -> RGB,
   16-bit -> 8-bit (value / 257, rounded), float -> 8-bit (clipped to [0, 1] first),
   EXIF orientation applied (OpenCV does this when decoding in any mode but UNCHANGED).
