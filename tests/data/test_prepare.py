@@ -203,3 +203,29 @@ def test_changed_settings_redo_the_shards(photo_dir, config, detector, tmp_path)
     assert second["shards_reused"] == [] and second["shards_written"] == [0, 1]
     crop = _decode(_read_shards(tmp_path)["a_face.png"], "image/encoded")
     assert crop.shape == (160, 160, 3)
+
+
+class _BrightRed(tf.Module):
+    """A stand-in face parser: class scores [1, H, W, 2] = (128, R); class 1 wins where R > 128."""
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
+    def __call__(self, image):
+        red = image[..., :1]
+        return {"scores": tf.concat([tf.fill(tf.shape(red), 128.0), red], axis=-1)}
+
+
+def test_a_user_saved_model_makes_the_masks(photo_dir, config, detector, tmp_path):
+    module = _BrightRed()
+    tf.saved_model.save(module, str(tmp_path / "parser"),
+                        signatures={"serving_default": module.__call__})
+    parsed = prepare.PrepareConfig(standard_landmarks=config.standard_landmarks, crop_size=96,
+                                   segmenter=str(tmp_path / "parser"), segmenter_classes=(1,))
+    folder, _ = photo_dir
+    manifest = prepare.prepare([str(folder / "a_face.png")], str(tmp_path / "out"), parsed,
+                               progress=False, log=None,
+                               processor=prepare.FaceProcessor(parsed, detector=detector))
+    assert manifest["written"] == 1
+    record = _read_shards(tmp_path / "out")["a_face.png"]
+    crop, mask = _decode(record, "image/encoded"), _decode(record, "mask/encoded")
+    np.testing.assert_array_equal(mask, (crop[..., 0] > 128).astype(np.uint8))
+    assert 0 < mask.mean() < 1
