@@ -9,15 +9,20 @@ Inputs are sorted and split into contiguous shards. A shard is finished when its
 exists (written to a temporary file and moved into place with os.replace, after its .json)
 and its .json lists the same sources and settings; re-running skips finished shards and
 redoes the others. Photos are processed by a pool of worker processes (spawned, each with its
-own MTCNN and segmenter); one bad file is recorded and never stops the run.
+own MTCNN and segmenter); one bad file is recorded and never stops the run, even one that
+kills its worker process (see parallel_outcomes).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
+from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -197,6 +202,75 @@ def _work(path: str) -> Outcome:
     return _WORKER.process(path)
 
 
+def _worker_pool(config: PrepareConfig, workers: int):
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_init_worker, initargs=(config, threads))
+
+
+def _finished_result(future):
+    """The outcome of a future that completed normally, else None."""
+    if future.done() and not future.cancelled() and future.exception() is None:
+        return future.result()
+    return None
+
+
+def parallel_outcomes(paths: list[str], config: PrepareConfig, workers: int):
+    """Yields one Outcome per path, in order, from ``workers`` spawned processes.
+
+    A worker that dies (say a native crash while decoding a hostile file) breaks the pool.
+    The files then in flight are retried one at a time in a fresh single-worker pool, so the
+    file that kills a worker on its own is recorded as "worker_crashed" and the run goes on.
+    """
+    pool = _worker_pool(config, workers)
+    window: collections.deque = collections.deque()
+    upcoming = iter(paths)
+    try:
+        while True:
+            while len(window) < 2 * workers:
+                path = next(upcoming, None)
+                if path is None:
+                    break
+                window.append((path, pool.submit(_work, path)))
+            if not window:
+                return
+            _, future = window[0]
+            try:
+                outcome = future.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                suspects = list(window)
+                window.clear()
+                yield from _retry_alone(suspects, config)
+                pool = _worker_pool(config, workers)
+                continue
+            window.popleft()
+            yield outcome
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _retry_alone(suspects, config: PrepareConfig):
+    single = None
+    try:
+        for path, future in suspects:
+            finished = _finished_result(future)
+            if finished is not None:
+                yield finished
+                continue
+            single = single or _worker_pool(config, 1)
+            try:
+                yield single.submit(_work, path).result()
+            except BrokenProcessPool:
+                single.shutdown(wait=False, cancel_futures=True)
+                single = None
+                yield Outcome(path, SKIPPED, "worker_crashed",
+                              "the worker process died while handling this file")
+    finally:
+        if single is not None:
+            single.shutdown(wait=False, cancel_futures=True)
+
+
 def prepare(files: list[str], output_dir: str, config: PrepareConfig, num_shards: int = 1,
             workers: int = 1, progress: bool = True, processor: FaceProcessor | None = None,
             log=print) -> dict:
@@ -237,17 +311,12 @@ def prepare(files: list[str], output_dir: str, config: PrepareConfig, num_shards
     bar = tqdm(total=len(files), initial=sum(len(shards[i]) for i in reused), unit="img",
                disable=not progress, desc="prepare-data")
     results = None
-    pool = None
     try:
         if workers == 1:
             local = processor or FaceProcessor(config)
             results = (local.process(path) for _, path in work)
         else:
-            import multiprocessing  # pylint: disable=import-outside-toplevel
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            pool = multiprocessing.get_context("spawn").Pool(
-                workers, initializer=_init_worker, initargs=(config, threads))
-            results = pool.imap(_work, [path for _, path in work], chunksize=1)
+            results = parallel_outcomes([path for _, path in work], config, workers)
         current: list[Outcome] = []
         for (index, path), outcome in zip(work, results):
             current.append(outcome)
@@ -260,9 +329,8 @@ def prepare(files: list[str], output_dir: str, config: PrepareConfig, num_shards
                 finish_shard(index, [])
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        if results is not None and hasattr(results, "close"):
+            results.close()  # stops the worker processes
     manifest = build_manifest([summaries[i] for i in range(count)], config, reused,
                               [i for i in pending])
     fileio.write_json(os.path.join(output_dir, MANIFEST), manifest)

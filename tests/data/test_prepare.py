@@ -229,3 +229,33 @@ def test_a_user_saved_model_makes_the_masks(photo_dir, config, detector, tmp_pat
     crop, mask = _decode(record, "image/encoded"), _decode(record, "mask/encoded")
     np.testing.assert_array_equal(mask, (crop[..., 0] > 128).astype(np.uint8))
     assert 0 < mask.mean() < 1
+
+
+def test_a_worker_that_dies_does_not_stop_the_run(photo_dir, config, prepared, tmp_path):
+    import multiprocessing
+    import signal
+    import threading
+    import time
+    folder, _ = photo_dir
+    files = [str(folder / name) for name in ("a_face.png", "b_face.jpg", "i_not_an_image.jpg")]
+    before = {child.pid for child in multiprocessing.active_children()}
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(prepare.prepare(
+        files, str(tmp_path), config, num_shards=1, workers=2, progress=False, log=None)))
+    runner.start()
+    deadline = time.monotonic() + 60
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        new = [c for c in multiprocessing.active_children() if c.pid not in before]
+        victim = new[0] if new else None
+        time.sleep(0.05)
+    assert victim is not None, "no worker process started"
+    time.sleep(1.0)
+    os.kill(victim.pid, signal.SIGKILL)  # a worker dies as if a decoder had crashed
+    runner.join(timeout=240)
+    assert not runner.is_alive(), "prepare hung after a worker died"
+    # the files in flight were retried alone: nothing is lost, nothing is blamed wrongly
+    assert result["written"] == 2 and result["skipped_by_reason"] == {"unreadable": 1}
+    ours = _read_shards(tmp_path)["a_face.png"]
+    reference = _read_shards(prepared[0])["a_face.png"]
+    assert all(ours[key] == reference[key] for key in reference)
