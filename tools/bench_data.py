@@ -88,7 +88,7 @@ def main(argv):
         start = time.perf_counter()
         for path in photos[1:9]:
             processor.process(path)
-        row("prepare-data, in process (1 core)", 8 / (time.perf_counter() - start),
+        row("prepare-data, in process (1 proc)", 8 / (time.perf_counter() - start),
             "after one warm-up photo")
 
         dataset = pipeline.make_dataset(os.path.join(scratch, "out"), 224, FLAGS.batch,
