@@ -160,6 +160,7 @@ setup(
         "scipy>=1.11",
         "PyYAML>=6.0",
         "opencv-python-headless>=4.8",
+        "Pillow>=10",          # image headers (size checks before decoding) and EXIF orientation
         "tqdm>=4.60",
         "mtcnn>=1.0",          # face detector; its weights ship inside the wheel
         "keras-facenet>=0.3",  # FaceNet's network definition only (weights come by path)
