@@ -34,7 +34,7 @@ def main(argv):
     from face_gcn.mesh import io as mesh_io  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import coefficients as coeff_lib  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured, sampling  # pylint: disable=import-outside-toplevel
-    from face_gcn.render import face_renderer, op_library  # pylint: disable=import-outside-toplevel
+    from face_gcn.render import camera, face_renderer, op_library  # pylint: disable=import-outside-toplevel
 
     started = time.perf_counter()
     workdir = FLAGS.workdir
@@ -63,7 +63,7 @@ def main(argv):
             "pose": {"angles_xyz_radians": blocks.angles.numpy(),
                      "translation": blocks.translation.numpy()},
             "camera": {"focal_px": focal, "principal_point_px": [center, center],
-                       "camera_z": 10.0, "image_size": FLAGS.image_size},
+                       "camera_z": camera.DENG_CAMERA_DISTANCE, "image_size": FLAGS.image_size},
             "landmarks_68_px": render.landmarks[0].numpy(),
             "coverage": float(render.alpha[0].numpy().mean()),
         }
