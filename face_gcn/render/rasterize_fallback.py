@@ -23,6 +23,8 @@ import tensorflow as tf
 
 MAX_IMAGE_SIDE = 8192
 MAX_TOTAL_PIXELS = 1 << 28
+# Candidate fragments resolved per step; bounds memory for big triangles and batches.
+FRAGMENT_CHUNK = 1 << 22
 
 
 def _check_size(name: str, value) -> int:
@@ -160,41 +162,62 @@ def rasterize(clip_vertices, triangles, image_width: int, image_height: int):
     box_h = tf.maximum(top - bottom, 0)
     counts = tf.where(all_behind, 0, box_w * box_h)                # [B, T]
 
-    flat_counts = tf.reshape(counts, [-1])
-    owner = tf.repeat(tf.range(tf.size(flat_counts)), flat_counts)  # [N] index into B*T
-    starts = tf.cumsum(flat_counts, exclusive=True)
-    local = tf.range(tf.size(owner)) - tf.gather(starts, owner)
-    owner_w = tf.gather(tf.reshape(box_w, [-1]), owner)
-    ix = tf.gather(tf.reshape(left, [-1]), owner) + local % tf.maximum(owner_w, 1)
-    iy = tf.gather(tf.reshape(bottom, [-1]), owner) + local // tf.maximum(owner_w, 1)
-    px = _pixel_center_ndc(ix, width)
-    py = _pixel_center_ndc(iy, height)
-    frag_m = tf.gather(tf.reshape(m, [-1, 9]), owner)
-    e = _edges(frag_m, px, py)                                      # [N, 3]
-    inside = tf.reduce_all(e >= 0.0, -1) & tf.reduce_any(e > 0.0, -1)
-    one_over_w = tf.reduce_sum(e, -1)
-    b = e / one_over_w[:, tf.newaxis]
-    frag_corners = tf.gather(tf.reshape(corners, [-1, 3, 4]), owner)
-    clip_z = b[:, 0] * frag_corners[:, 0, 2] + b[:, 1] * frag_corners[:, 1, 2] \
-        + b[:, 2] * frag_corners[:, 2, 2]
-    clip_w = b[:, 0] * frag_corners[:, 0, 3] + b[:, 1] * frag_corners[:, 1, 3] \
-        + b[:, 2] * frag_corners[:, 2, 3]
-    z = clip_z / clip_w
-    keep = inside & (z >= -1.0) & (z <= 1.0)
-
+    flat_counts = tf.cast(tf.reshape(counts, [-1]), tf.int64)     # [B*T] fragments per pair
+    ends = tf.cumsum(flat_counts)
+    starts = ends - flat_counts
+    total = tf.cond(tf.size(flat_counts) > 0, lambda: ends[tf.size(flat_counts) - 1],
+                    lambda: tf.constant(0, tf.int64))
+    flat_left = tf.reshape(left, [-1])
+    flat_bottom = tf.reshape(bottom, [-1])
+    flat_box_w = tf.maximum(tf.reshape(box_w, [-1]), 1)
+    flat_m = tf.reshape(m, [-1, 9])
+    flat_corners = tf.reshape(corners, [-1, 3, 4])
     safe_count = tf.maximum(tri_count, 1)
-    image_index = owner // safe_count
-    tri_index = owner % safe_count
-    key = tf.boolean_mask(image_index * pixel_count + iy * width + ix, keep)
-    z_kept = tf.boolean_mask(z, keep)
-    tri_kept = tf.boolean_mask(tri_index, keep)
     segments = batch * pixel_count
-    z_min = tf.math.unsorted_segment_min(z_kept, key, segments)
-    is_best = tf.equal(z_kept, tf.gather(z_min, key))
-    best_id = tf.math.unsorted_segment_max(tf.where(is_best, tri_kept, -1), key, segments)
-    covered = best_id >= 0
-    ids_flat = tf.where(covered, best_id, -1)
-    z_flat = tf.where(covered, z_min, 1.0)
+
+    def resolve_chunk(begin):
+        """Depth winners among fragments [begin, begin + CHUNK): (z_min, id) per pixel."""
+        index = tf.range(begin, tf.minimum(begin + FRAGMENT_CHUNK, total))
+        owner = tf.searchsorted(ends, index, side="right", out_type=tf.int32)
+        local = tf.cast(index - tf.gather(starts, owner), tf.int32)
+        owner_w = tf.gather(flat_box_w, owner)
+        ix = tf.gather(flat_left, owner) + local % owner_w
+        iy = tf.gather(flat_bottom, owner) + local // owner_w
+        e = _edges(tf.gather(flat_m, owner), _pixel_center_ndc(ix, width),
+                   _pixel_center_ndc(iy, height))                    # [N, 3]
+        inside = tf.reduce_all(e >= 0.0, -1) & tf.reduce_any(e > 0.0, -1)
+        b = e / tf.reduce_sum(e, -1)[:, tf.newaxis]
+        frag_corners = tf.gather(flat_corners, owner)
+        clip_z = b[:, 0] * frag_corners[:, 0, 2] + b[:, 1] * frag_corners[:, 1, 2] \
+            + b[:, 2] * frag_corners[:, 2, 2]
+        clip_w = b[:, 0] * frag_corners[:, 0, 3] + b[:, 1] * frag_corners[:, 1, 3] \
+            + b[:, 2] * frag_corners[:, 2, 3]
+        z = clip_z / clip_w
+        keep = inside & (z >= -1.0) & (z <= 1.0)
+        key = tf.boolean_mask((owner // safe_count) * pixel_count + iy * width + ix, keep)
+        z_kept = tf.boolean_mask(z, keep)
+        tri_kept = tf.boolean_mask(owner % safe_count, keep)
+        z_min = tf.math.unsorted_segment_min(z_kept, key, segments)
+        is_best = tf.equal(z_kept, tf.gather(z_min, key))
+        best = tf.math.unsorted_segment_max(tf.where(is_best, tri_kept, -1), key, segments)
+        return z_min, best
+
+    def merge(begin, z_buffer, ids):
+        z_chunk, id_chunk = resolve_chunk(begin)
+        id_chunk = tf.maximum(id_chunk, -1)                            # empty segments -> -1
+        z_chunk = tf.where(id_chunk >= 0, z_chunk, 2.0)
+        z_new = tf.minimum(z_buffer, z_chunk)
+        # Equal depths: the higher triangle index wins whatever chunk it came from.
+        ids = tf.maximum(tf.where(z_buffer == z_new, ids, -1),
+                         tf.where(z_chunk == z_new, id_chunk, -1))
+        return begin + FRAGMENT_CHUNK, z_new, ids
+
+    _, z_flat, ids_flat = tf.while_loop(
+        lambda begin, *_: begin < total, merge,
+        (tf.constant(0, tf.int64), tf.fill([segments], 2.0), tf.fill([segments], -1)),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None])))
+    covered = ids_flat >= 0
+    z_flat = tf.where(covered, z_flat, 1.0)
 
     # Barycentrics of the winners, recomputed differentiably.
     pixels = tf.where(covered)[:, 0]

@@ -189,3 +189,17 @@ def test_bad_sizes_shapes_and_dtypes_raise():
         run(clip.astype(np.float64), triangles, 4, 4)
     with pytest.raises(TypeError):
         run(clip, triangles.astype(np.int64), 4, 4)
+
+
+def test_small_fragment_chunks_give_the_same_result(monkeypatch):
+    rng = np.random.default_rng(4)
+    clip, triangles = random_scene(rng, 10)
+    triangles = np.concatenate([triangles, triangles[:3]])  # exact duplicates: equal depths
+    whole = run(clip[np.newaxis], triangles, 21, 16)
+    monkeypatch.setattr(rasterize_fallback, "FRAGMENT_CHUNK", 37)
+    chunked = run(clip[np.newaxis], triangles, 21, 16)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
+    assert not np.isin([0, 1, 2], chunked[1]).any()         # their duplicates won every tie
+    assert np.isin([10, 12], chunked[1]).all()
+    assert_matches_reference(clip, triangles, 21, 16, result=chunked)
