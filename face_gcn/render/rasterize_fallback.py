@@ -9,10 +9,11 @@ sequential loop keeps a fragment whose depth is <= the stored one). Empty pixels
 barycentrics 0, depth 1. The float32 arithmetic follows the op's order, so ids agree exactly.
 
 How: every (image, triangle) pair owns the pixels of its bounding box (the whole image for a
-triangle crossing w = 0). All those candidate fragments are enumerated at once (memory grows with
-the summed bounding-box area, about 4 fragments per triangle on a 224 x 224 face), tested, and the
-depth winner of each pixel is found with unsorted_segment_min, ties broken with
-unsorted_segment_max over triangle ids. Barycentrics of the winners are then recomputed from the
+triangle crossing w = 0). The candidate fragments (about 4 per triangle on a 224 x 224 face) are
+enumerated in chunks of FRAGMENT_CHUNK inside a tf.while_loop, so memory stays bounded for big
+triangles and batches; in each chunk the depth winner of each pixel is found with
+unsorted_segment_min, ties broken with unsorted_segment_max over triangle ids, and chunks merge
+into the running depth/id buffers with the same rule. Barycentrics of the winners are then recomputed from the
 vertices with plain TF ops, so autodiff gives d barycentrics / d clip (x, y, w); ids and depths
 carry no gradient, empty pixels get none.
 """
