@@ -22,18 +22,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-MAX_IMAGE_SIDE = 8192
+from face_gcn.render import rasterize_inputs
+
 MAX_TOTAL_PIXELS = 1 << 28
 # Candidate fragments resolved per step; bounds memory for big triangles and batches.
 FRAGMENT_CHUNK = 1 << 22
-
-
-def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a Python int, got {value!r}")
-    if not 1 <= value <= MAX_IMAGE_SIDE:
-        raise ValueError(f"{name} must be in [1, {MAX_IMAGE_SIDE}], got {value}")
-    return value
 
 
 def _adjugate_rows(corners):
@@ -92,18 +85,7 @@ def _bbox_axis(coord, w, size: int):
 
 
 def _validate(clip_vertices, triangles):
-    clip_vertices = tf.convert_to_tensor(clip_vertices)
-    triangles = tf.convert_to_tensor(triangles)
-    if clip_vertices.dtype != tf.float32:
-        raise TypeError(f"clip_vertices must be float32, got {clip_vertices.dtype.name}")
-    if triangles.dtype != tf.int32:
-        raise TypeError(f"triangles must be int32, got {triangles.dtype.name}")
-    if clip_vertices.shape.rank is not None and (
-            clip_vertices.shape.rank != 3 or clip_vertices.shape[-1] not in (None, 4)):
-        raise ValueError(f"clip_vertices must have shape [B, V, 4], got {clip_vertices.shape}")
-    if triangles.shape.rank is not None and (
-            triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
-        raise ValueError(f"triangles must have shape [T, 3], got {triangles.shape}")
+    """Adds the value checks (ranks, index ranges, finiteness) that need the data."""
     vertex_count = tf.shape(clip_vertices)[1]
     checks = [
         tf.debugging.assert_rank(clip_vertices, 3, message="clip_vertices must be [B, V, 4]"),
@@ -136,8 +118,8 @@ def rasterize(clip_vertices, triangles, image_width: int, image_height: int):
       TypeError/ValueError for static problems; tf.errors.InvalidArgumentError for indices
       outside [0, V) and non-finite vertices.
     """
-    width = _check_size("image_width", image_width)
-    height = _check_size("image_height", image_height)
+    clip_vertices, triangles, width, height = rasterize_inputs.check_static_inputs(
+        clip_vertices, triangles, image_width, image_height)
     if width * height > MAX_TOTAL_PIXELS:
         raise ValueError(f"image of {width}x{height} pixels exceeds {MAX_TOTAL_PIXELS} pixels")
     clip_vertices, triangles = _validate(clip_vertices, triangles)

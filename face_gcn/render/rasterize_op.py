@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from face_gcn.render import op_library
+from face_gcn.render import op_library, rasterize_inputs
 
-MAX_IMAGE_SIDE = 8192
 OP_NAME = "FaceGcnRasterizeTriangles"
 
 
@@ -35,14 +34,6 @@ def _ops():
     return module
 
 
-def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a Python int, got {value!r}")
-    if not 1 <= value <= MAX_IMAGE_SIDE:
-        raise ValueError(f"{name} must be in [1, {MAX_IMAGE_SIDE}], got {value}")
-    return value
-
-
 def rasterize(clip_vertices, triangles, image_width: int, image_height: int):
     """Rasterizes B meshes sharing one triangle list.
 
@@ -57,20 +48,8 @@ def rasterize(clip_vertices, triangles, image_width: int, image_height: int):
       triangle_ids: [B, H, W] int32 index of the visible triangle, -1 where empty.
       z_buffer: [B, H, W] float32 NDC depth in [-1, 1], 1 where empty.
     """
-    image_width = _check_size("image_width", image_width)
-    image_height = _check_size("image_height", image_height)
-    clip_vertices = tf.convert_to_tensor(clip_vertices)
-    triangles = tf.convert_to_tensor(triangles)
-    if clip_vertices.dtype != tf.float32:
-        raise TypeError(f"clip_vertices must be float32, got {clip_vertices.dtype.name}")
-    if triangles.dtype != tf.int32:
-        raise TypeError(f"triangles must be int32, got {triangles.dtype.name}")
-    if clip_vertices.shape.rank is not None and (
-            clip_vertices.shape.rank != 3 or clip_vertices.shape[-1] not in (None, 4)):
-        raise ValueError(f"clip_vertices must have shape [B, V, 4], got {clip_vertices.shape}")
-    if triangles.shape.rank is not None and (
-            triangles.shape.rank != 2 or triangles.shape[-1] not in (None, 3)):
-        raise ValueError(f"triangles must have shape [T, 3], got {triangles.shape}")
+    clip_vertices, triangles, image_width, image_height = rasterize_inputs.check_static_inputs(
+        clip_vertices, triangles, image_width, image_height)
     return _ops().face_gcn_rasterize_triangles(
         clip_vertices, triangles, image_width=image_width, image_height=image_height)
 
