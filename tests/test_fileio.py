@@ -41,3 +41,21 @@ def test_png_rejects_bad_arrays(tmp_path, bad):
     with pytest.raises(ValueError):
         fileio.write_png(tmp_path / "bad.png", bad)
     assert not os.listdir(tmp_path)
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        fileio.write_json(tmp_path / "a.json", {})
+    finally:
+        os.umask(umask)
+    assert (os.stat(tmp_path / "a.json").st_mode & 0o777) == 0o644
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_path(tmp_path / "x.bin") as tmp:
+            with open(tmp, "wb") as handle:
+                handle.write(b"partial")
+            raise RuntimeError("writer failed")
+    assert not os.listdir(tmp_path)

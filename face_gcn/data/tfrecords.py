@@ -131,23 +131,13 @@ def write_shard(path: str, serialized_examples) -> int:
 
     Returns the number of records written.
     """
-    import os  # pylint: disable=import-outside-toplevel
-    import tempfile  # pylint: disable=import-outside-toplevel
-
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tfrecord", dir=directory)
-    os.close(fd)
+
+    from face_gcn import fileio  # pylint: disable=import-outside-toplevel
     count = 0
-    try:
+    with fileio.atomic_path(path) as tmp:
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in serialized_examples:
                 writer.write(record)
                 count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return count
