@@ -23,7 +23,8 @@ def _normalization(kind: str, name: str):
     if kind == "batch":
         return keras.layers.BatchNormalization(name=name)
     if kind == "layer":
-        return keras.layers.LayerNormalization(axis=[1, 2, 3], name=name)
+        # one group: statistics over (H, W, C) of each sample, scale and offset per channel
+        return keras.layers.GroupNormalization(groups=1, name=name)
     return keras.layers.Identity(name=name)
 
 

@@ -145,17 +145,22 @@ def build_combiner(num_vertices: int, decoder_channels: int, refiner_channels: i
     return keras.Model([decoded, refined], x, name=name)
 
 
-def build_texture_gcn(hierarchy, config: GCNConfig = GCNConfig(), name="texture_gcn") -> keras.Model:
+def build_texture_gcn(hierarchy, config: GCNConfig = GCNConfig(), refiner: keras.Model | None = None,
+                      name="texture_gcn") -> keras.Model:
     """Decoder + Refiner + Combiner as one Keras model.
 
     Call: ``model([embedding, vertex_features])`` with embedding [B, E] (E =
     config.embedding_size) and vertex_features [B, V_0, 7] from `refiner_inputs`; returns colours
     [B, V_0, 3] in [-1, 1] (map to [0, 1] with (c + 1) / 2). Sub-models are reachable as
     ``model.get_layer("decoder" | "refiner" | "combiner")``.
+
+    refiner: None builds the GCN Refiner; any model [B, V_0, 7] -> [B, V_0, F] replaces it (the
+    ablation baselines of face_gcn.nets.baselines).
     """
     laplacians = _laplacians(hierarchy, config.lmax)
     decoder = build_decoder(hierarchy, config, laplacians)
-    refiner = build_refiner(hierarchy, config, laplacians)
+    if refiner is None:
+        refiner = build_refiner(hierarchy, config, laplacians)
     combiner = build_combiner(hierarchy.num_vertices[0], decoder.output.shape[-1],
                               refiner.output.shape[-1], laplacians[0], config)
     embedding = keras.Input((config.embedding_size,), name="embedding")
