@@ -119,3 +119,63 @@ def test_gradients_reach_every_trainable_variable(hierarchy):
         assert np.all(np.isfinite(grad.numpy())) and np.abs(grad.numpy()).max() > 0, variable.path
     # The sparse matrices are weights but never trainable.
     assert all(not v.trainable for v in model.non_trainable_variables)
+
+
+def _elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+def _weights(model, name, attribute):
+    return getattr(model.get_layer(name), attribute).numpy().astype(np.float64)
+
+
+K1 = gcn.GCNConfig(**{**SMALL.__dict__, "K": 1})
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_decoder_matches_numpy_wiring_for_k1(hierarchy, residual):
+    """With K = 1 every Chebyshev conv is a per-vertex matrix: the whole decoder in NumPy."""
+    config = gcn.GCNConfig(**{**K1.__dict__, "residual": residual})
+    decoder = gcn.build_decoder(hierarchy, config)
+    rng = np.random.default_rng(8)
+    for variable in decoder.trainable_variables:  # non-zero biases exercise every bias path
+        variable.assign(rng.normal(scale=0.5, size=variable.shape).astype(np.float32))
+    embedding = rng.normal(size=(2, 8))
+    x = embedding @ _weights(decoder, "fc", "kernel") + _weights(decoder, "fc", "bias")
+    x = x.reshape(2, hierarchy.num_vertices[4], 4)
+    for level in (3, 2, 1, 0):
+        x = np.einsum("nm,bmf->bnf", hierarchy.up[level].toarray(), x)
+        if residual:
+            block = decoder.get_layer(f"res{level}")
+            w1, w2 = block.conv1.kernel.numpy(), block.conv2.kernel.numpy()
+            b1, b2 = block.act1.bias.numpy(), block.bias2.bias.numpy()
+            hidden = _elu(x @ w1 + b1)
+            skip = x @ block.shortcut.kernel.numpy() if block.shortcut is not None else x
+            x = _elu(hidden @ w2 + b2 + skip)
+        else:
+            x = _elu(x @ _weights(decoder, f"cheb{level}", "kernel") + _weights(decoder, f"act{level}", "bias"))
+    got = decoder(embedding.astype(np.float32)).numpy()
+    np.testing.assert_allclose(got, x, rtol=1e-4, atol=1e-4)
+
+
+def test_refiner_matches_numpy_wiring_for_k1(hierarchy):
+    """Encoder, bottleneck, decoder and the two skip concatenations, in NumPy (K = 1)."""
+    refiner = gcn.build_refiner(hierarchy, K1)
+    rng = np.random.default_rng(9)
+    for variable in refiner.trainable_variables:
+        variable.assign(rng.normal(scale=0.3, size=variable.shape).astype(np.float32))
+    _, features = _inputs(hierarchy, batch=2, seed=10)
+    x, skips = features.astype(np.float64), {}
+    for level in range(4):
+        x = _elu(x @ _weights(refiner, f"enc_cheb{level}", "kernel") + _weights(refiner, f"enc_act{level}", "bias"))
+        skips[level] = x
+        x = np.einsum("nm,bmf->bnf", hierarchy.down[level].toarray(), x)
+    x = x.reshape(2, -1) @ _weights(refiner, "latent", "kernel") + _weights(refiner, "latent", "bias")
+    x = x @ _weights(refiner, "unlatent", "kernel") + _weights(refiner, "unlatent", "bias")
+    x = _elu(x.reshape(2, hierarchy.num_vertices[4], 6))
+    for level in (3, 2, 1, 0):
+        x = np.einsum("nm,bmf->bnf", hierarchy.up[level].toarray(), x)
+        if level >= 2:
+            x = np.concatenate([x, skips[level]], axis=-1)
+        x = _elu(x @ _weights(refiner, f"dec_cheb{level}", "kernel") + _weights(refiner, f"dec_act{level}", "bias"))
+    np.testing.assert_allclose(refiner(features).numpy(), x, rtol=1e-4, atol=1e-4)
