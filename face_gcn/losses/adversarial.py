@@ -63,6 +63,10 @@ def critic_loss(critic, real, fake, penalty_weight: float = PENALTY_WEIGHT, mix=
     return -distance + penalty_weight * penalty, {"wasserstein": distance, "penalty": penalty}
 
 
-def generator_loss(critic, fake, training: bool = False) -> tf.Tensor:
-    """-E[D(fake)]: L_adv for the generator. fake: [B, ...]; returns a scalar."""
+def generator_loss(critic, fake, training: bool = True) -> tf.Tensor:
+    """-E[D(fake)]: L_adv for the generator. fake: [B, ...]; returns a scalar.
+
+    training=True by default so a batch-norm critic scores with batch statistics, as in the
+    critic step.
+    """
     return -tf.reduce_mean(_scores(critic, fake, training))

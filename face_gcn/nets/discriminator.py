@@ -2,8 +2,10 @@
 
 conv 1x1 -> 16, then 3x3 convs -> 32, 64, 128, 256; each of these five convs is followed by a
 2x2 max-pool (224 -> 112 -> 56 -> 28 -> 14 -> 7); a 3x3 conv -> 512; every conv so far is
-conv -> normalisation -> leaky ReLU(0.2); finally a (S/32)x(S/32) VALID conv (7x7 for 224)
--> one score per image.
+conv -> normalisation -> leaky ReLU(0.2) (then the pool); finally a (S/32)x(S/32) VALID conv
+(7x7 for 224) -> one score per image. Five pools are needed to reach 7x7, so the 1x1 conv is
+pooled too; the norm-before-activation order is the common one (the authors' source could not
+be re-read here).
 
 Normalisation: the authors used batch-norm in the WGAN-GP critic. The gradient penalty is
 defined per sample, and batch-norm couples the samples of a batch, so WGAN-GP practice

@@ -161,6 +161,10 @@ def build_texture_gcn(hierarchy, config: GCNConfig = GCNConfig(), refiner: keras
     decoder = build_decoder(hierarchy, config, laplacians)
     if refiner is None:
         refiner = build_refiner(hierarchy, config, laplacians)
+    expected = (hierarchy.num_vertices[0], REFINER_INPUT_CHANNELS)
+    if tuple(refiner.input.shape[1:]) != expected or refiner.output.shape[1] != expected[0]:
+        raise ValueError(f"refiner must map [B, {expected[0]}, {expected[1]}] to [B, {expected[0]}, F], "
+                         f"got {refiner.input.shape} -> {refiner.output.shape}")
     combiner = build_combiner(hierarchy.num_vertices[0], decoder.output.shape[-1],
                               refiner.output.shape[-1], laplacians[0], config)
     embedding = keras.Input((config.embedding_size,), name="embedding")

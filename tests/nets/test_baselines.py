@@ -59,3 +59,10 @@ def test_uv_cnn_refiner_plugs_into_texture_model(demo, tmp_path):
     np.testing.assert_array_equal(keras.models.load_model(path)(inputs).numpy(), colors.numpy())
     with pytest.raises(ValueError):
         baselines.uv_cnn_refiner(demo.mean_shape, demo.triangles, resolution=30, widths=(4, 8, 8))
+
+
+def test_refiner_replacement_is_checked(demo):
+    hierarchy = load_or_build_hierarchy(demo.mean_shape, demo.triangles)
+    wrong = baselines.fully_connected_refiner(10, hidden=2, channels=2)
+    with pytest.raises(ValueError, match="refiner must map"):
+        gcn.build_texture_gcn(hierarchy, gcn.GCNConfig(embedding_size=4, K=2), refiner=wrong)
