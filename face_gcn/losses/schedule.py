@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import tensorflow as tf
 
 S2_IDENTITY = 0.2
 S3_ADVERSARIAL = 0.001

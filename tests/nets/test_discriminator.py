@@ -1,6 +1,5 @@
 """The critic: layer order, sizes, parameter count and normalisation options."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from face_gcn.morphable import configured
 from face_gcn.morphable.model import vertex_triangle_table
