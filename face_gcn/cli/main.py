@@ -29,6 +29,23 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _reporting_user_errors(subcommand_main, name: str):
+    """Wraps a subcommand so that bad input files end in one clear line and exit code 1."""
+    from face_gcn.mesh.io import MeshFormatError  # pylint: disable=import-outside-toplevel
+    from face_gcn.morphable.model import MorphableModelError  # pylint: disable=import-outside-toplevel
+    user_errors = (MorphableModelError, MeshFormatError, FileNotFoundError, IsADirectoryError,
+                   NotADirectoryError, PermissionError)
+
+    def run(argv):
+        try:
+            return subcommand_main(argv)
+        except user_errors as error:
+            print(f"face-gcn {name}: error: {error}", file=sys.stderr)
+            sys.exit(1)
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
@@ -45,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag in flags.FLAGS.get_key_flags_for_module(module):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     try:
-        app.run(module.main, argv=[f"face-gcn {name}"] + argv[2:])
+        app.run(_reporting_user_errors(module.main, name), argv=[f"face-gcn {name}"] + argv[2:])
     except SystemExit as exit_:
         if set(argv[2:]) & {"-h", "--help", "--helpshort", "--helpfull"}:
             return 0  # absl exits 1 after printing help; asking for help is not an error

@@ -40,3 +40,12 @@ def test_subcommand_help_lists_its_own_flags():
     result = run_cli("convert-bfm", "--help")
     assert result.returncode == 0
     assert "--bfm_front_mat" in result.stdout and "--out" in result.stdout
+
+
+def test_a_bad_model_file_is_one_clear_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(b"this is not a zip archive")
+    result = run_cli("demo", "--workdir", str(tmp_path / "out"), "--morphable_model", str(bad))
+    assert result.returncode == 1
+    assert "face-gcn demo: error:" in result.stderr and str(bad) in result.stderr
+    assert "Traceback" not in result.stderr
