@@ -18,6 +18,8 @@ SUBCOMMANDS = {
                         "convert Sandberg's FaceNet checkpoint (given by path) to Keras weights"),
     "prepare-data": ("face_gcn.cli.prepare_data",
                      "detect, align, mask and crop photos into sharded TFRecords"),
+    "make-synthetic": ("face_gcn.cli.make_synthetic",
+                       "render a synthetic training set from the morphable model, with ground truth"),
 }
 
 
