@@ -1,0 +1,57 @@
+"""`face-gcn convert-facenet`: David Sandberg's FaceNet checkpoint -> Keras weights file.
+
+  face-gcn convert-facenet --checkpoint 20180402-114759/model-20180402-114759.ckpt-275 \\
+      --out facenet_20180402.weights.h5
+
+Then give the .weights.h5 to build_facenet(weights=...) (or the trainer's FaceNet flag). The
+checkpoint stays with the user; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (the path without .index / "
+                    ".data-00000-of-00001), e.g. model-20180402-114759.ckpt-275.")
+flags.DEFINE_string("out", None, "Output Keras weights file; must end in .weights.h5.")
+
+_SUFFIX = ".weights.h5"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.checkpoint or not FLAGS.out:
+        raise app.UsageError("--checkpoint and --out are required")
+    if not FLAGS.out.endswith(_SUFFIX):
+        raise app.UsageError(f"--out must end in {_SUFFIX}")
+    # Imported after flag parsing so that --help stays instant.
+    from face_gcn.nets import facenet, facenet_checkpoint  # pylint: disable=import-outside-toplevel
+
+    model = facenet.build_facenet()
+    try:
+        count = facenet_checkpoint.load_sandberg_checkpoint(model, FLAGS.checkpoint)
+    except (facenet_checkpoint.CheckpointMismatchError, OSError) as error:
+        print(f"face-gcn convert-facenet: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    directory = os.path.dirname(os.path.abspath(FLAGS.out))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)
+    os.close(fd)
+    try:
+        model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, FLAGS.out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    print(f"wrote {FLAGS.out}: {count} values from {FLAGS.checkpoint}")
+
+
+if __name__ == "__main__":
+    app.run(main)
