@@ -15,9 +15,20 @@
 #ifndef FACE_GCN_RENDER_KERNELS_RASTERIZE_GPU_CU_H_
 #define FACE_GCN_RENDER_KERNELS_RASTERIZE_GPU_CU_H_
 
+#if !defined(FACE_GCN_CUDA_HOST_EMULATION)  // the host shim supplies the CUDA names
 #include <cuda_runtime.h>
+#endif
 
 #include <cstdint>
+
+// Kernel launch: `FACE_GCN_CUDA_LAUNCH(kernel, grid, block, stream)(args...)`.
+// Under nvcc it is the plain `kernel<<<grid, block, 0, stream>>>(args...)`. The
+// host emulation (tools/cuda_rasterizer/cuda_host_shim.h, used by the CI test
+// tests/render/test_cuda_kernel_emulation.py) defines it first to run the grid
+// on the CPU, since g++ cannot parse the triple-chevron syntax.
+#ifndef FACE_GCN_CUDA_LAUNCH
+#define FACE_GCN_CUDA_LAUNCH(kernel, grid, block, stream) kernel<<<grid, block, 0, stream>>>
+#endif
 
 #include "face_gcn/render/kernels/rasterize_core.h"
 
@@ -132,15 +143,17 @@ inline cudaError_t LaunchRasterize(const float* vertices, int64_t batch, int64_t
   if (pixel_total == 0) return cudaSuccess;
   constexpr int kThreads = 256;
   const int64_t pixel_blocks = (pixel_total + kThreads - 1) / kThreads;
-  ClearKeys<<<static_cast<unsigned>(pixel_blocks < 65535 ? pixel_blocks : 65535), kThreads, 0,
-              stream>>>(keys, pixel_total);
+  FACE_GCN_CUDA_LAUNCH(ClearKeys,
+                       static_cast<unsigned>(pixel_blocks < 65535 ? pixel_blocks : 65535),
+                       kThreads, stream)(keys, pixel_total);
   const int64_t items = batch * triangle_count;
   if (items > 0) {
-    RasterizeDepthKeys<<<static_cast<unsigned>((items + kThreads - 1) / kThreads), kThreads, 0,
-                         stream>>>(vertices, vertex_count, triangles, triangle_count, batch,
-                                   width, height, keys);
+    FACE_GCN_CUDA_LAUNCH(RasterizeDepthKeys,
+                         static_cast<unsigned>((items + kThreads - 1) / kThreads), kThreads,
+                         stream)(vertices, vertex_count, triangles, triangle_count, batch, width,
+                                 height, keys);
   }
-  ResolvePixels<<<static_cast<unsigned>(pixel_blocks), kThreads, 0, stream>>>(
+  FACE_GCN_CUDA_LAUNCH(ResolvePixels, static_cast<unsigned>(pixel_blocks), kThreads, stream)(
       vertices, vertex_count, triangles, batch, width, height, keys, triangle_ids, barycentrics,
       z_buffer);
   return cudaGetLastError();
