@@ -1,0 +1,82 @@
+"""The coarse-stage regressor: ResNet-50 -> 257 morphable-model coefficients (Deng's layout).
+
+Coefficient order (face_gcn.morphable.coefficients): identity 80 | expression 64 | texture 80 |
+angles 3 | SH gamma 27 | translation 3.
+
+Preprocessing (inside the model): the input is RGB in [0, 255]; it is flipped to BGR and the
+ImageNet 'caffe' channel means are subtracted (B 103.939, G 116.779, R 123.68), which is what
+keras.applications.ResNet50 expects and close to Deng's network, which takes BGR in [0, 255].
+Nothing is ever downloaded: the backbone starts random unless `weights` names a local file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+NUM_COEFFICIENTS = 257
+FEATURE_SIZE = 2048  # ResNet-50 global average pool (Deng's resnet_v1_50/pool5)
+INPUT_SIZE = 224
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+class RegressorOutputs(NamedTuple):
+    """coefficients [B, 257] (Deng layout); features [B, 2048] (pool5, for the GCN decoder)."""
+
+    coefficients: tf.Tensor
+    features: tf.Tensor
+
+
+@keras.saving.register_keras_serializable(package="face_gcn")
+class RgbToCaffeBgr(keras.layers.Layer):
+    """[B, H, W, 3] RGB in [0, 255] -> [B, H, W, 3] BGR minus the ImageNet channel means."""
+
+    def call(self, images):
+        bgr = tf.reverse(tf.cast(images, tf.float32), axis=[-1])
+        return bgr - tf.constant(CAFFE_BGR_MEAN, tf.float32)
+
+
+def build_regressor(input_shape=(INPUT_SIZE, INPUT_SIZE, 3), weights: str | None = None,
+                    name: str = "regressor") -> keras.Model:
+    """Builds the regressor as a Keras model.
+
+    Args:
+      input_shape: (H, W, 3) of the RGB input; Deng uses 224 x 224.
+      weights: optional local `.weights.h5` file written by `model.save_weights` of a model
+        built by this function.
+      name: model name.
+
+    Returns:
+      A model mapping images [B, H, W, 3] (float32 RGB, 0-255) to a dict with
+      "coefficients" [B, 257] and "features" [B, 2048]. The coefficient head is zero-initialised,
+      so an untrained model outputs all-zero coefficients, i.e. the mean face, neutral pose and
+      Deng's default lighting.
+    """
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(f"input_shape must be (H, W, 3), got {input_shape}")
+    images = keras.Input(shape=input_shape, name="images")
+    preprocessed = RgbToCaffeBgr(name="rgb_to_caffe_bgr")(images)
+    backbone = keras.applications.ResNet50(include_top=False, weights=None,
+                                           input_shape=input_shape, name="resnet50")
+    features = keras.layers.GlobalAveragePooling2D(name="pool5")(backbone(preprocessed))
+    coefficients = keras.layers.Dense(NUM_COEFFICIENTS, kernel_initializer="zeros",
+                                      bias_initializer="zeros", name="coefficients")(features)
+    model = keras.Model(images, {"coefficients": coefficients, "features": features}, name=name)
+    if weights is not None:
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(f"regressor weights file not found: {weights}")
+        model.load_weights(weights)
+    return model
+
+
+def regress(model: keras.Model, images, training: bool = False) -> RegressorOutputs:
+    """Runs `model` (from build_regressor) on RGB images [B, H, W, 3] in [0, 255]."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if images.shape.rank != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be [B, H, W, 3], got {images.shape}")
+    outputs = model(images, training=training)
+    return RegressorOutputs(outputs["coefficients"], outputs["features"])
