@@ -18,6 +18,8 @@ SUBCOMMANDS = {
                         "convert Sandberg's FaceNet checkpoint (given by path) to Keras weights"),
     "prepare-data": ("face_gcn.cli.prepare_data",
                      "detect, align, mask and crop photos into sharded TFRecords"),
+    "train-coarse": ("face_gcn.cli.train_coarse",
+                     "train the coarse stage (ResNet-50 -> 257 coefficients) with Deng's losses"),
     "make-synthetic": ("face_gcn.cli.make_synthetic",
                        "render a synthetic training set from the morphable model, with ground truth"),
 }
