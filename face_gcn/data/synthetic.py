@@ -12,7 +12,8 @@ training pipeline reads it exactly as it reads prepared photos:
   transform  identity (the render IS the crop); original_size (S, S); num_faces 1
   source     "synthetic:<seed>:<split>:<index>"
 Every random number of sample i comes from np.random.default_rng([seed, split_id, i]), so a
-sample does not depend on the batch size or the shard layout.
+sample's coefficients, detail, ground truth and background do not depend on the batch size or
+the shard layout (its rendered pixels may, by float rounding in batched matrix products).
 
 The detail is defined per vertex on the mean shape, so it moves with the face. Colours are
 linear and written to the image without a tone curve (the renderer's convention).
@@ -337,8 +338,10 @@ def generate_batch(model, seed: int, split: str, indices, config: SyntheticConfi
     rngs = [sample_rng(seed, split, i) for i in indices]
     coefficients = np.concatenate([sampling.sample_coefficients(rng, 1) for rng in rngs])
     details = np.stack([detail_albedo(model, rng, config.detail_scale) for rng in rngs])
-    base = formation.albedo_from_model(
-        model, coeff_lib.split_coefficients(tf.constant(coefficients)).tex).numpy()
+    # One face at a time, so a sample's ground truth never depends on its batch.
+    tex = coeff_lib.split_coefficients(tf.constant(coefficients)).tex
+    base = np.concatenate([formation.albedo_from_model(model, tex[b:b + 1]).numpy()
+                           for b in range(len(indices))])
     albedo = np.clip(base + details, 0.0, 1.0).astype(np.float32)
     render = render_with_albedo(model, coefficients, albedo, model.front_mask, size,
                                 backend=config.backend)
