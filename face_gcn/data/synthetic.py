@@ -75,6 +75,14 @@ def mean_edge_length(model) -> float:
     return float(np.mean(np.linalg.norm(edges, axis=1)))
 
 
+def detail_unit(model) -> float:
+    """The length the detail's sizes are given in, model units: the mean edge length, but at
+    least 2% of the outer eye-corner span (landmarks 36-45), so that a dense mesh (BFM) still
+    gets spots of a few millimetres while a coarse one gets spots a mesh edge wide."""
+    marks = np.asarray(model.mean_shape, np.float64)[np.asarray(model.landmark_indices)]
+    return max(mean_edge_length(model), 0.02 * float(np.linalg.norm(marks[45] - marks[36])))
+
+
 def _spots(points, centres, sigmas, amplitudes) -> np.ndarray:
     """Sum of isotropic Gaussians: points [V, 3], centres [N, 3], sigmas [N], amplitudes [N]
     -> [V], truncated at 3 sigma."""
@@ -111,11 +119,11 @@ def _inside_polygon(points2d, polygon) -> np.ndarray:
 def detail_albedo(model, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
     """A random high-frequency albedo offset for one face.
 
-    Moles (a few dark-brown spots, radius ~1-2 mesh edges), freckles (many faint small spots
-    on the cheeks and nose, on about half the faces), brow hairs (thin darkening stripes near
-    landmarks 17-26), lip cracks (fine near-vertical stripes inside the outer lip contour,
-    48-59; both about zero mean, so the smooth brow and lip colours stay the model's) and
-    per-vertex skin grain.
+    Sizes are in detail_unit(model). Moles (a few dark-brown spots, radius ~1-2 units),
+    freckles (many faint small spots on the cheeks and nose, on about half the faces), brow
+    hairs (thin stripes near landmarks 17-26), lip cracks (fine near-vertical stripes inside
+    the outer lip contour, 48-59; both about zero mean, so the smooth brow and lip colours
+    stay the model's) and per-vertex skin grain.
 
     Args:
       model: MorphableModel; the detail is laid out on its mean shape.
@@ -128,7 +136,7 @@ def detail_albedo(model, rng: np.random.Generator, scale: float = 1.0) -> np.nda
     xy = points[:, :2]
     marks = points[np.asarray(model.landmark_indices)]
     skin = np.asarray(model.skin_mask)
-    edge = mean_edge_length(model)
+    edge = detail_unit(model)
     num_v = points.shape[0]
     detail = np.zeros((num_v, 3))
 
