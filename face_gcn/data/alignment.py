@@ -7,7 +7,7 @@ p_i ~ P X_i + t; take the scale s as the mean norm of P's two rows; resize the p
 There is no rotation: head roll is left in the crop for the regressor's angles to explain.
 
 This module writes the same thing as one affine map from original pixels to crop pixels,
-  crop = k (p - t) + S / 2,   k = rescale * (S / 224) / s,
+  crop = k (p - t) + S / 2 - 1/2,   k = rescale * (S / 224) / s,
 so a crop of any size S frames the face as Deng's 224 crop does (512 for CelebA-HQ keeps the
 framing). Pixel coordinates are OpenCV's (pixel centre of column j, row i at (j, i)); Deng's
 own code is inconsistent by one pixel in y between the image and the landmarks, which this
@@ -58,7 +58,9 @@ def alignment_transform(image_points, standard_points, crop_size: int = DENG_CRO
         raise ValueError(f"crop_size must be positive, got {crop_size}")
     scale, translation = fit_scale_translation(image_points, standard_points)
     k = rescale * (crop_size / DENG_CROP) / scale
-    centre = crop_size / 2.0
+    # The model's origin goes to the renderer's principal point S/2, which in pixel-index
+    # coordinates (pixel centres at integers, as here) is S/2 - 0.5.
+    centre = crop_size / 2.0 - 0.5
     return np.array([[k, 0.0, centre - k * translation[0]],
                      [0.0, k, centre - k * translation[1]]])
 

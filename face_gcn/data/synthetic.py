@@ -364,7 +364,7 @@ def generate_batch(model, seed: int, split: str, indices, config: SyntheticConfi
         composite = composite + rng.normal(0.0, config.noise_std, composite.shape)
         images[b] = np.round(np.clip(composite, 0.0, 1.0) * 255.0).astype(np.uint8)
     masks = ((alpha > 0.5) & (region > 0.5)).astype(np.uint8)
-    landmarks68 = render.landmarks.numpy().astype(np.float32)
+    landmarks68 = camera.to_pixel_indices(render.landmarks).numpy().astype(np.float32)
     return SyntheticBatch(
         images=images, masks=masks, landmarks=five_landmarks(landmarks68).astype(np.float32),
         landmarks68=landmarks68, coefficients=coefficients.astype(np.float32), albedo=albedo,

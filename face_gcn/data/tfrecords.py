@@ -6,6 +6,8 @@ One tf.train.Example per face:
   landmarks       float  [10] = [5, 2] (x, y) crop pixels, row-major (left eye, right eye,
                          nose, left mouth corner, right mouth corner)
   transform       float  [6] = [2, 3] affine map original pixels -> crop pixels, row-major
+Pixel coordinates here are pixel indices (OpenCV's: the centre of pixel (row i, column j) is
+(j, i)); the renderer's continuous coordinates are these plus 0.5 (camera.to_pixel_indices).
   original_size   int64  [2] (height, width) of the source photo
   crop_size       int64  [1] S
   num_faces       int64  [1] faces MTCNN found (the largest was kept)

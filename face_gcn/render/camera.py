@@ -152,6 +152,22 @@ def to_image_coordinates(uv, image_height: int = DENG_IMAGE_SIZE) -> tf.Tensor:
     return tf.stack([u, image_height - v], axis=-1)
 
 
+def to_pixel_indices(xy) -> tf.Tensor:
+    """Continuous image coordinates -> pixel-index coordinates (OpenCV's, MTCNN's, dlib's).
+
+    In pixel-index coordinates the centre of pixel (row i, column j) is (j, i); ours put it at
+    (j + 0.5, i + 0.5). Files and detectors use pixel indices (the TFRecords, the JSON outputs).
+
+    Args:
+      xy: [..., 2] from to_image_coordinates.
+    Returns:
+      [..., 2] xy - 0.5.
+    """
+    xy = _float_tensor(xy, "xy")
+    _check_last(xy, 2, "xy", "[..., 2]")
+    return xy - 0.5
+
+
 def project_landmarks(posed, landmark_indices, focal: float = DENG_FOCAL, center=DENG_CENTER,
                       camera_distance: float = DENG_CAMERA_DISTANCE,
                       image_height: int | None = None) -> tf.Tensor:

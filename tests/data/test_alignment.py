@@ -33,7 +33,7 @@ def test_a_scaled_shifted_face_maps_to_the_standard_positions(standard_landmarks
     aligned = alignment.apply_transform(transform, points)
     unit = 102.0 * crop_size / 224.0  # Deng: one model unit -> 102 px in the 224 crop
     expected = np.stack([unit * standard_landmarks[:, 0], -unit * standard_landmarks[:, 1]],
-                        axis=1) + crop_size / 2
+                        axis=1) + crop_size / 2 - 0.5  # pixel-index coordinates
     np.testing.assert_allclose(aligned, expected, atol=1e-9)
 
 
@@ -99,3 +99,25 @@ def test_bad_shapes_are_refused(standard_landmarks):
         alignment.alignment_transform(np.zeros((4, 2)), standard_landmarks)
     with pytest.raises(ValueError, match="degenerate"):
         alignment.alignment_transform(np.zeros((5, 2)), standard_landmarks)
+
+
+def test_a_face_rendered_by_our_camera_is_already_aligned():
+    """Alignment and the renderer agree: aligning a frontal render of the mean face to the
+    model's standard landmarks is (nearly) the identity map, centre included."""
+    from face_gcn.morphable import configured
+    from face_gcn.render import camera, face_renderer
+
+    model = configured.load_demo()
+    coefficients = np.zeros((1, 257), np.float32)
+    # Shape formation recentres on the mean shape's centroid (as Deng); translating back by
+    # it puts the mean face in the frame of the standard landmarks.
+    coefficients[0, 254:] = model.mean_shape.mean(axis=0)
+    render = face_renderer.render_coefficients(model, coefficients)
+    marks = camera.to_pixel_indices(render.landmarks[0]).numpy().astype(np.float64)
+    five = np.stack([marks[36:42].mean(0), marks[42:48].mean(0), marks[30], marks[48], marks[54]])
+    transform = alignment.alignment_transform(five, model.alignment_landmarks)
+    # Deng's 102 px per unit vs our camera's 1015 / (10 - z) ~ 101.5-107 px per unit.
+    assert abs(transform[0, 0] - 1.0) < 0.06 and abs(transform[1, 1] - 1.0) < 0.06
+    aligned = alignment.apply_transform(transform, five)
+    # Deng's fit is affine (p ~ P X + t) while the camera is perspective: about 1-2 px apart.
+    assert np.abs(aligned - five).max() < 2.0, aligned - five

@@ -195,3 +195,10 @@ def test_shape_errors():
         camera.perspective_project(np.zeros((1, 4, 2)))
     with pytest.raises(ValueError, match="floating"):
         camera.perspective_project(np.zeros((1, 4, 3), np.int32))
+
+
+def test_to_pixel_indices_moves_centres_to_integers():
+    xy = np.array([[0.5, 0.5], [223.5, 10.25]], np.float32)
+    np.testing.assert_array_equal(camera.to_pixel_indices(xy).numpy(), [[0.0, 0.0], [223.0, 9.75]])
+    with pytest.raises(ValueError):
+        camera.to_pixel_indices(np.zeros((2, 3), np.float32))
