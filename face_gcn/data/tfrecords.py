@@ -87,7 +87,7 @@ def serialize(example: FaceExample) -> bytes:
         "num_faces": int_feature([example.num_faces]),
         "source": byte_feature(example.source.encode("utf-8")),
     }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def feature_spec():
