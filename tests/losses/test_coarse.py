@@ -1,0 +1,71 @@
+"""Coarse losses against float64 NumPy written here."""
+
+import numpy as np
+import pytest
+
+from face_gcn.losses import coarse
+
+RNG = np.random.default_rng(7)
+
+
+def test_five_from_68_picks_eye_means_nose_and_mouth_corners():
+    points = RNG.normal(size=(2, 68, 2))
+    five = coarse.five_from_68(points.astype(np.float32)).numpy()
+    expected = np.stack([points[:, 36:42].mean(1), points[:, 42:48].mean(1), points[:, 30], points[:, 48],
+                         points[:, 54]], axis=1)
+    np.testing.assert_allclose(five, expected, atol=1e-5)
+
+
+def test_landmark_loss_hand_case_and_weights():
+    predicted = np.zeros((1, 2, 2), np.float32)
+    target = np.array([[[3.0, 4.0], [1.0, 0.0]]], np.float32)  # squared distances 25 and 1
+    assert coarse.landmark_loss(predicted, target).numpy() == pytest.approx(13.0)
+    assert coarse.landmark_loss(predicted, target, weights=[1.0, 20.0]).numpy() == pytest.approx(22.5)
+
+
+def test_landmark_loss_random_matches_numpy():
+    p, q = RNG.normal(size=(3, 68, 2)), RNG.normal(size=(3, 68, 2))
+    w = np.array(coarse.DENG_68_WEIGHTS)
+    expected = (((p - q) ** 2).sum(-1) * w).sum() / (3 * 68)
+    got = coarse.landmark_loss(p.astype(np.float32), q.astype(np.float32), w).numpy()
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert w[30] == 20 and w[65] == 20 and w[0] == 1 and w[48] == 1
+
+
+def test_landmark_loss_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="predicted and target"):
+        coarse.landmark_loss(np.zeros((1, 5, 2)), np.zeros((1, 4, 2)))
+    with pytest.raises(ValueError, match="weights"):
+        coarse.landmark_loss(np.zeros((1, 5, 2)), np.zeros((1, 5, 2)), weights=[1.0, 2.0])
+
+
+def test_coefficient_regularisation_matches_numpy():
+    i, e, t = RNG.normal(size=(2, 80)), RNG.normal(size=(2, 64)), RNG.normal(size=(2, 80))
+    expected = np.mean((i ** 2).sum(1) + 0.8 * (e ** 2).sum(1) + 0.017 * (t ** 2).sum(1))
+    got = coarse.coefficient_regularisation(i.astype(np.float32), e.astype(np.float32), t.astype(np.float32))
+    assert got.numpy() == pytest.approx(expected, rel=1e-5)
+
+
+def test_reflectance_loss_matches_numpy_and_ignores_non_skin():
+    albedo = RNG.uniform(0, 255, size=(2, 10, 3))
+    skin = np.array([1, 1, 0, 1, 0, 1, 1, 0, 1, 1], np.float64)
+    s = skin.astype(bool)
+    expected = np.mean([((a[s] - a[s].mean(0)) ** 2).sum(-1).mean() for a in albedo])
+    got = coarse.reflectance_loss(albedo.astype(np.float32), skin).numpy()
+    assert got == pytest.approx(expected, rel=1e-4)
+    changed = albedo.copy()
+    changed[:, ~s] = 1e4
+    assert coarse.reflectance_loss(changed.astype(np.float32), skin).numpy() == pytest.approx(expected, rel=1e-4)
+    uniform = np.full((1, 10, 3), 80.0, np.float32)
+    assert coarse.reflectance_loss(uniform, skin).numpy() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gamma_loss_zero_for_monochrome_and_matches_numpy():
+    mono = np.tile(RNG.normal(size=(2, 1, 9)), (1, 3, 1)).reshape(2, 27)
+    assert coarse.gamma_loss(mono.astype(np.float32)).numpy() == pytest.approx(0.0, abs=1e-7)
+    g = RNG.normal(size=(2, 27))
+    r = g.reshape(2, 3, 9)
+    expected = ((r - r.mean(1, keepdims=True)) ** 2).mean()
+    assert coarse.gamma_loss(g.astype(np.float32)).numpy() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="gamma"):
+        coarse.gamma_loss(np.zeros((2, 26)))
