@@ -1,0 +1,1 @@
+"""Shared training infrastructure: experiment configs and a generic training loop."""

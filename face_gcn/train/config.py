@@ -1,0 +1,103 @@
+"""YAML experiment configs validated against a schema of defaults, with ``key.sub=value`` overrides.
+
+A schema is a nested dict of default values; a config may only use keys the schema has, and each value must
+have the default's type (int accepted where a float is expected; a default of None accepts anything).
+Precedence: schema defaults < YAML file < overrides (applied in order).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+def _check_value(path: str, value: Any, default: Any) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true/false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return list(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    return value
+
+
+def _merge(base: dict, update: Mapping, schema: Mapping, prefix: str) -> None:
+    if not isinstance(update, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {update!r}")
+    for key, value in update.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in schema:
+            raise ConfigError(f"unknown config key {path!r} (known: {', '.join(sorted(map(str, schema)))})")
+        if isinstance(schema[key], Mapping):
+            _merge(base[key], value, schema[key], path)
+        else:
+            base[key] = _check_value(path, value, schema[key])
+
+
+def parse_override(text: str) -> dict:
+    """``'a.b=value'`` -> ``{'a': {'b': value}}`` with the value parsed as YAML (``1e-3``, ``true``, ``[1, 2]``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, str):
+            try:
+                value = float(value) if any(c in value for c in "eE.") and not value.isalpha() else value
+            except ValueError:
+                pass
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({error})") from None
+    nested: Any = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    return nested
+
+
+def build_config(schema: Mapping, yaml_path: str | None = None, overrides: Iterable[str] = ()) -> dict:
+    """Defaults <- YAML file <- overrides; returns a new nested dict. Raises ConfigError naming the bad key."""
+    config = copy.deepcopy(dict(schema))
+    if yaml_path:
+        try:
+            with open(yaml_path, encoding="utf-8") as stream:
+                loaded = yaml.safe_load(stream)
+        except OSError as error:
+            raise ConfigError(f"cannot read config {yaml_path}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{yaml_path}: not valid YAML ({error})") from None
+        if loaded is not None:
+            try:
+                _merge(config, loaded, schema, "")
+            except ConfigError as error:
+                raise ConfigError(f"{yaml_path}: {error}") from None
+    for text in overrides:
+        _merge(config, parse_override(text), schema, "")
+    return config

@@ -1,0 +1,37 @@
+"""Config parsing, precedence and errors."""
+
+import pytest
+
+from face_gcn.train.config import ConfigError, build_config, parse_override
+
+SCHEMA = {"train": {"steps": 10, "lr": 1e-4, "resume": True}, "data": {"path": "", "size": [224, 224]},
+          "name": "x", "extra": None}
+
+
+def test_defaults_yaml_and_override_precedence(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  steps: 5\n  lr: 1\ndata:\n  path: /a\n")
+    config = build_config(SCHEMA, str(path), ["train.steps=7", "data.size=[64, 64]", "train.steps=8"])
+    assert config["train"] == {"steps": 8, "lr": 1.0, "resume": True}
+    assert config["data"] == {"path": "/a", "size": [64, 64]}
+    assert config["name"] == "x"
+    assert SCHEMA["train"]["steps"] == 10  # schema untouched
+    assert build_config(SCHEMA)["train"]["steps"] == 10
+
+
+def test_unknown_keys_and_bad_types_are_errors(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  stepz: 5\n")
+    with pytest.raises(ConfigError, match="train.stepz"):
+        build_config(SCHEMA, str(path))
+    with pytest.raises(ConfigError, match="unknown config key 'nope'"):
+        build_config(SCHEMA, None, ["nope=1"])
+    with pytest.raises(ConfigError, match="train.steps: expected an integer"):
+        build_config(SCHEMA, None, ["train.steps=1.5"])
+    with pytest.raises(ConfigError, match="train.resume"):
+        build_config(SCHEMA, None, ["train.resume=3"])
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        parse_override("train.steps")
+    with pytest.raises(ConfigError, match="cannot read"):
+        build_config(SCHEMA, str(tmp_path / "missing.yaml"))
+    assert parse_override("a.b=1e-3") == {"a": {"b": 1e-3}}
