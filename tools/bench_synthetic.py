@@ -27,7 +27,7 @@ flags.DEFINE_integer("batch", 16, "faces rendered at a time")
 
 def main(argv):
     del argv
-    from face_gcn.data import synthetic  # pylint: disable=import-outside-toplevel
+    from face_gcn.synthesis import dataset as synthetic  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
 
     model = configured.load_demo()

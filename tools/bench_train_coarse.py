@@ -3,7 +3,7 @@
 import tempfile
 import time
 
-from face_gcn.data import synthetic
+from face_gcn.synthesis import dataset as synthetic
 from face_gcn.morphable import configured
 from face_gcn.train import coarse, config as config_lib
 

@@ -5,7 +5,7 @@
 writes DIR/train and DIR/heldout, each with sharded TFRecords in the schema of prepare-data
 (face_gcn.data.tfrecords: the training pipeline reads them unchanged), ground_truth.npz
 (coefficients, ground-truth albedo with its high-frequency detail, the detail itself) and
-manifest.json. Same flags, same files. See face_gcn/data/synthetic.py.
+manifest.json. Same flags, same files. See face_gcn/synthesis/dataset.py.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main(argv):
     if FLAGS.noise_std < 0:
         raise app.UsageError("--noise_std must be non-negative")
 
-    from face_gcn.data import synthetic  # pylint: disable=import-outside-toplevel
+    from face_gcn.synthesis import dataset as synthetic  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import model as model_lib  # pylint: disable=import-outside-toplevel
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from face_gcn.data import synthetic
+from face_gcn.synthesis import dataset as synthetic
 from face_gcn.morphable import configured
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

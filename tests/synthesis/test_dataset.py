@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from face_gcn.data import pipeline, synthetic
+from face_gcn.data import pipeline
+from face_gcn.synthesis import dataset as synthetic
 from face_gcn.morphable import configured
 from face_gcn.render import face_renderer
 

@@ -1,0 +1,1 @@
+"""Synthetic training data rendered from a morphable model (sits above data/ and render/)."""
