@@ -3,7 +3,8 @@
   face-gcn make-synthetic --out data/synthetic --num_images 20000 --num_heldout 1000
 
 writes DIR/train and DIR/heldout, each with sharded TFRecords in the schema of prepare-data
-(face_gcn.data.tfrecords: the training pipeline reads them unchanged), ground_truth.npz
+(face_gcn.data.tfrecords: the training pipeline reads them unchanged; each record also carries
+its ground-truth coefficients and 68 landmarks, the schema's optional fields), ground_truth.npz
 (coefficients, ground-truth albedo with its high-frequency detail, the detail itself) and
 manifest.json. Same flags, same files. See face_gcn/synthesis/dataset.py.
 """

@@ -6,6 +6,10 @@ Each batch is a dict:
   landmarks   [B, 5, 2] float32 crop pixels (moved with any shift)
   transform   [B, 2, 3] float32 original pixels -> (shifted) crop pixels
   source      [B] string
+  coefficients      [B, 257] float32 ground-truth coefficients (zeros where absent)
+  landmarks68       [B, 68, 2] float32 ground-truth crop pixels (zeros where absent; moved with
+                    any shift where present)
+  has_ground_truth  [B] float32, 1.0 for examples that carry the two fields above (synthetic)
 Augmentation (training only) is random but reproducible: every element's random numbers are
 drawn by stateless ops from (seed, the element's position in the stream), so a fixed seed
 gives the same batches whatever the parallelism.
@@ -79,6 +83,9 @@ def augment_example(example, seed, aug: Augmentation):
         mask = shift_image(mask, shift[0], shift[1])
         offset = tf.cast(shift, tf.float32)
         landmarks = landmarks + offset
+        # Absent ground truth stays zero (has_ground_truth 0).
+        landmarks68 = example["landmarks68"] + offset * example["has_ground_truth"]
+        example = dict(example, landmarks68=landmarks68)
         transform = transform + tf.concat([tf.zeros([2, 2]), offset[:, None]], axis=1)
     return dict(example, image=image, mask=mask, landmarks=landmarks, transform=transform)
 
@@ -90,6 +97,9 @@ def _to_float(example):
         "landmarks": example["landmarks"],
         "transform": example["transform"],
         "source": example["source"],
+        "coefficients": example["coefficients"],
+        "landmarks68": example["landmarks68"],
+        "has_ground_truth": example["has_ground_truth"],
     }
 
 

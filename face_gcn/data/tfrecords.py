@@ -12,6 +12,12 @@ Pixel coordinates here are pixel indices (OpenCV's: the centre of pixel (row i, 
   crop_size       int64  [1] S
   num_faces       int64  [1] faces MTCNN found (the largest was kept)
   source          bytes  the source path, UTF-8
+Optional ground truth (synthetic faces; absent for prepare-data photos):
+  coefficients    float  [257] Deng's layout, the coefficients the face was rendered from
+  landmarks68     float  [136] = [68, 2] iBUG-68 (x, y) crop pixel indices, like `landmarks`
+Both are written together or not at all. The parser fills absent fields with zeros and sets
+has_ground_truth to 0.0 (1.0 when present), so batches of mixed origin stack, and files written
+before these fields existed stay readable.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import numpy as np
 
 IMAGE_KEY = "image/encoded"
 MASK_KEY = "mask/encoded"
+NUM_COEFFICIENTS = 257
+NUM_LANDMARKS68 = 68
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +43,8 @@ class FaceExample:
     original_size: tuple[int, int]
     num_faces: int
     source: str
+    coefficients: np.ndarray | None = None  # [257] float32 ground truth (synthetic only)
+    landmarks68: np.ndarray | None = None   # [68, 2] float32 crop pixel indices (synthetic only)
 
     def __post_init__(self):
         size = self.image.shape[0]
@@ -46,6 +56,19 @@ class FaceExample:
                              f"{self.mask.dtype}")
         if np.shape(self.landmarks) != (5, 2) or np.shape(self.transform) != (2, 3):
             raise ValueError("landmarks must be [5, 2] and transform [2, 3]")
+        if (self.coefficients is None) != (self.landmarks68 is None):
+            raise ValueError("coefficients and landmarks68 must be given together (ground truth)")
+        if self.coefficients is not None:
+            if np.shape(self.coefficients) != (NUM_COEFFICIENTS,):
+                raise ValueError(f"coefficients must be [{NUM_COEFFICIENTS}], got "
+                                 f"{np.shape(self.coefficients)}")
+            if np.shape(self.landmarks68) != (NUM_LANDMARKS68, 2):
+                raise ValueError(f"landmarks68 must be [{NUM_LANDMARKS68}, 2], got "
+                                 f"{np.shape(self.landmarks68)}")
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.coefficients is not None
 
     @property
     def crop_size(self) -> int:
@@ -87,11 +110,14 @@ def serialize(example: FaceExample) -> bytes:
         "num_faces": int_feature([example.num_faces]),
         "source": byte_feature(example.source.encode("utf-8")),
     }
+    if example.has_ground_truth:
+        features["coefficients"] = float_feature(example.coefficients)
+        features["landmarks68"] = float_feature(example.landmarks68)
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def feature_spec():
-    """The tf.io.parse_single_example spec of the schema."""
+    """The tf.io.parse_single_example spec of the schema (optional fields as VarLenFeature)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     return {
         IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
@@ -102,14 +128,32 @@ def feature_spec():
         "crop_size": tf.io.FixedLenFeature([1], tf.int64),
         "num_faces": tf.io.FixedLenFeature([1], tf.int64),
         "source": tf.io.FixedLenFeature([], tf.string),
+        "coefficients": tf.io.VarLenFeature(tf.float32),
+        "landmarks68": tf.io.VarLenFeature(tf.float32),
     }
+
+
+def _optional(sparse, size: int, name: str):
+    """A VarLen field -> (dense [size] values or zeros, present 0/1 bool); any other length fails."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    values = sparse.values
+    count = tf.size(values)
+    check = tf.debugging.Assert(tf.logical_or(tf.equal(count, 0), tf.equal(count, size)),
+                                [f"{name} must have 0 or {size} values, got", count])
+    with tf.control_dependencies([check]):
+        present = tf.equal(count, size)
+    dense = tf.cond(present, lambda: tf.reshape(values, [size]),
+                    lambda: tf.zeros([size], tf.float32))
+    return dense, present
 
 
 def parse(serialized, crop_size: int):
     """Graph-mode parser of one serialized example.
 
     Returns a dict: image [S, S, 3] uint8, mask [S, S, 1] uint8, landmarks [5, 2] float32,
-    transform [2, 3] float32, original_size [2] int64, num_faces [] int64, source [] string.
+    transform [2, 3] float32, original_size [2] int64, num_faces [] int64, source [] string,
+    coefficients [257] float32, landmarks68 [68, 2] float32 (zeros when absent) and
+    has_ground_truth [] float32 (1.0 when both are present, else 0.0).
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     parsed = tf.io.parse_single_example(serialized, feature_spec())
@@ -117,6 +161,14 @@ def parse(serialized, crop_size: int):
     mask = tf.io.decode_png(parsed[MASK_KEY], channels=1)
     image = tf.ensure_shape(image, [crop_size, crop_size, 3])
     mask = tf.ensure_shape(mask, [crop_size, crop_size, 1])
+    coefficients, has_coefficients = _optional(parsed["coefficients"], NUM_COEFFICIENTS,
+                                               "coefficients")
+    landmarks68, has_landmarks68 = _optional(parsed["landmarks68"], 2 * NUM_LANDMARKS68,
+                                             "landmarks68")
+    has_ground_truth = tf.logical_and(has_coefficients, has_landmarks68)
+    zero = tf.zeros_like(coefficients)
+    coefficients = tf.where(has_ground_truth, coefficients, zero)
+    landmarks68 = tf.where(has_ground_truth, landmarks68, tf.zeros_like(landmarks68))
     return {
         "image": image,
         "mask": mask,
@@ -125,6 +177,9 @@ def parse(serialized, crop_size: int):
         "original_size": parsed["original_size"],
         "num_faces": parsed["num_faces"][0],
         "source": parsed["source"],
+        "coefficients": coefficients,
+        "landmarks68": tf.reshape(landmarks68, [NUM_LANDMARKS68, 2]),
+        "has_ground_truth": tf.cast(has_ground_truth, tf.float32),
     }
 
 

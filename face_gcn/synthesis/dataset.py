@@ -11,6 +11,7 @@ training pipeline reads it exactly as it reads prepared photos:
              mouth corners 48 and 54, crop pixels
   transform  identity (the render IS the crop); original_size (S, S); num_faces 1
   source     "synthetic:<seed>:<split>:<index>"
+  coefficients, landmarks68   the ground truth (optional schema fields; prepared photos lack them)
 Every random number of sample i comes from np.random.default_rng([seed, split_id, i]), so a
 sample's coefficients, detail, ground truth and background do not depend on the batch size or
 the shard layout (its rendered pixels may, by float rounding in batched matrix products).
@@ -379,7 +380,8 @@ def batch_examples(batch: SyntheticBatch):
     return [tfrecords.FaceExample(image=batch.images[b], mask=batch.masks[b],
                                   landmarks=batch.landmarks[b], transform=identity,
                                   original_size=(size, size), num_faces=1,
-                                  source=batch.sources[b])
+                                  source=batch.sources[b], coefficients=batch.coefficients[b],
+                                  landmarks68=batch.landmarks68[b])
             for b in range(batch.images.shape[0])]
 
 

@@ -23,11 +23,15 @@ def shards(tmp_path_factory):
             rows, cols = np.mgrid[0:SIZE, 0:SIZE]
             image = np.stack([cols * 8, rows * 8, rng.integers(40, 200, (SIZE, SIZE))],
                              -1).astype(np.uint8)
+            truth = {}
+            if item % 2 == 0:  # mixed origins: some synthetic (ground truth), some photos
+                truth = {"coefficients": rng.normal(size=257).astype(np.float32),
+                         "landmarks68": rng.uniform(4, 28, (68, 2)).astype(np.float32)}
             example = tfrecords.FaceExample(
                 image=image, mask=(rng.random((SIZE, SIZE)) > 0.5).astype(np.uint8),
                 landmarks=rng.uniform(8, 24, (5, 2)).astype(np.float32),
                 transform=np.array([[0.5, 0, 3.0], [0, 0.5, -2.0]]), original_size=(64, 64),
-                num_faces=1, source=source)
+                num_faces=1, source=source, **truth)
             serialized.append(tfrecords.serialize(example))
         path = str(folder / f"faces-{shard:05d}-of-00002.tfrecord")
         tfrecords.write_shard(path, serialized)
@@ -40,7 +44,14 @@ def shards(tmp_path_factory):
                                                np.uint8), cv2.IMREAD_COLOR)
             mask = cv2.imdecode(np.frombuffer(features["mask/encoded"].bytes_list.value[0],
                                               np.uint8), cv2.IMREAD_GRAYSCALE)
+            has_truth = "coefficients" in features
             records[features["source"].bytes_list.value[0].decode()] = {
+                "coefficients": np.array(features["coefficients"].float_list.value, np.float32)
+                if has_truth else np.zeros(257, np.float32),
+                "landmarks68": np.array(features["landmarks68"].float_list.value,
+                                        np.float32).reshape(68, 2)
+                if has_truth else np.zeros((68, 2), np.float32),
+                "has_ground_truth": np.float32(has_truth),
                 "image": cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32),
                 "mask": mask[..., None].astype(np.float32),
                 "landmarks": np.array(features["landmarks"].float_list.value,
@@ -75,8 +86,10 @@ def test_evaluation_order_matches_the_reference_exactly(shards):
     for element in elements:
         expected = reference[element["source"].decode()]
         assert element["image"].dtype == np.float32 and element["image"].shape == (SIZE, SIZE, 3)
-        for key in ("image", "mask", "landmarks", "transform"):
+        for key in ("image", "mask", "landmarks", "transform", "coefficients", "landmarks68",
+                    "has_ground_truth"):
             np.testing.assert_array_equal(element[key], expected[key], err_msg=key)
+    assert {float(e["has_ground_truth"]) for e in elements} == {0.0, 1.0}
 
 
 def test_training_shuffles_every_example_once_per_epoch(shards):
@@ -127,6 +140,12 @@ def test_shifts_move_image_mask_landmarks_and_transform_together(shards):
         np.testing.assert_array_equal(element["mask"], _reference_shift(expected["mask"], dx, dy))
         np.testing.assert_allclose(element["transform"][:, 2],
                                    expected["transform"][:, 2] + [dx, dy], atol=1e-5)
+        # Ground-truth landmarks move with the image; absent ones stay zero.
+        np.testing.assert_allclose(element["landmarks68"], expected["landmarks68"]
+                                   + expected["has_ground_truth"] * np.array([dx, dy]),
+                                   atol=1e-5)
+        np.testing.assert_array_equal(element["coefficients"], expected["coefficients"])
+        np.testing.assert_array_equal(element["has_ground_truth"], expected["has_ground_truth"])
     assert len(shifts) > 3
 
 

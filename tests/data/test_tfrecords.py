@@ -71,3 +71,66 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         tfrecords.write_shard(str(tmp_path / "shard.tfrecord"), broken())
     assert list(tmp_path.iterdir()) == []
+
+
+def _with_truth(seed, size=24):
+    rng = np.random.default_rng(100 + seed)
+    base = _example(seed, size)
+    return tfrecords.FaceExample(**dict(
+        base.__dict__, coefficients=rng.normal(size=257).astype(np.float32),
+        landmarks68=rng.uniform(0, size, (68, 2)).astype(np.float32)))
+
+
+def _old_format_record(example):
+    """A record as written before the optional fields existed: only the original keys."""
+    proto = tf.train.Example.FromString(tfrecords.serialize(example))
+    for key in ("coefficients", "landmarks68"):
+        if key in proto.features.feature:
+            del proto.features.feature[key]
+    return proto.SerializeToString()
+
+
+def test_ground_truth_fields_round_trip_and_default_to_zero(tmp_path):
+    with_truth, without = _with_truth(0), _example(1)
+    record = tfrecords.serialize(with_truth)
+    features = tf.train.Example.FromString(record).features.feature
+    np.testing.assert_array_equal(np.array(features["coefficients"].float_list.value, np.float32),
+                                  with_truth.coefficients)
+    np.testing.assert_array_equal(np.array(features["landmarks68"].float_list.value,
+                                           np.float32).reshape(68, 2), with_truth.landmarks68)
+    assert "coefficients" not in tf.train.Example.FromString(
+        tfrecords.serialize(without)).features.feature
+    assert tfrecords.serialize(with_truth) == record  # deterministic bytes
+    parsed = tfrecords.parse(tf.constant(record), 24)
+    np.testing.assert_array_equal(parsed["coefficients"].numpy(), with_truth.coefficients)
+    np.testing.assert_array_equal(parsed["landmarks68"].numpy(), with_truth.landmarks68)
+    assert parsed["has_ground_truth"].dtype == tf.float32 and parsed["has_ground_truth"] == 1.0
+    for old in (tfrecords.serialize(without), _old_format_record(with_truth)):
+        parsed = tfrecords.parse(tf.constant(old), 24)
+        assert parsed["has_ground_truth"].numpy() == 0.0
+        np.testing.assert_array_equal(parsed["coefficients"].numpy(), np.zeros(257))
+        np.testing.assert_array_equal(parsed["landmarks68"].numpy(), np.zeros((68, 2)))
+        np.testing.assert_array_equal(parsed["landmarks"].numpy(),
+                                      (with_truth if old != tfrecords.serialize(without)
+                                       else without).landmarks)
+    # Mixed origins batch together through tf.data.
+    path = str(tmp_path / "mixed.tfrecord")
+    tfrecords.write_shard(path, [record, tfrecords.serialize(without)])
+    batch = next(iter(tf.data.TFRecordDataset(path).map(lambda r: tfrecords.parse(r, 24))
+                      .batch(2)))
+    np.testing.assert_array_equal(batch["has_ground_truth"].numpy(), [1.0, 0.0])
+    assert batch["coefficients"].shape == (2, 257) and batch["landmarks68"].shape == (2, 68, 2)
+
+
+def test_ground_truth_fields_are_validated():
+    good = _with_truth(0)
+    with pytest.raises(ValueError, match="together"):
+        tfrecords.FaceExample(**dict(good.__dict__, landmarks68=None))
+    with pytest.raises(ValueError, match=r"coefficients must be \[257\]"):
+        tfrecords.FaceExample(**dict(good.__dict__, coefficients=good.coefficients[:-1]))
+    with pytest.raises(ValueError, match=r"landmarks68 must be \[68, 2\]"):
+        tfrecords.FaceExample(**dict(good.__dict__, landmarks68=good.landmarks68[:5]))
+    proto = tf.train.Example.FromString(tfrecords.serialize(good))
+    del proto.features.feature["coefficients"].float_list.value[-1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="coefficients must have 0 or 257"):
+        tfrecords.parse(tf.constant(proto.SerializeToString()), 24)

@@ -236,6 +236,11 @@ def test_dataset_files_read_by_the_training_pipeline(model, batch, tmp_path):
     np.testing.assert_allclose(element["landmarks"].numpy()[:4], batch.landmarks)
     np.testing.assert_array_equal(element["transform"].numpy(),
                                   np.tile([[1.0, 0, 0], [0, 1.0, 0]], (5, 1, 1)))
+    # The ground truth travels in the records (optional schema fields) and matches the npz.
+    np.testing.assert_array_equal(element["has_ground_truth"].numpy(), np.ones(5))
+    np.testing.assert_array_equal(element["coefficients"].numpy(), truth["coefficients"])
+    np.testing.assert_array_equal(element["landmarks68"].numpy(), truth["landmarks68"])
+    np.testing.assert_allclose(element["landmarks68"].numpy()[:4], batch.landmarks68, atol=1e-4)
     training = pipeline.make_dataset(str(tmp_path / "a"), SIZE, batch_size=2, training=True,
                                      augmentation=pipeline.Augmentation(), seed=1)
     assert next(iter(training))["image"].shape == (2, SIZE, SIZE, 3)
