@@ -1,12 +1,16 @@
 """A generic custom training loop: tf.function step, checkpoints with resume, TensorBoard, NaN guard.
 
-The loop knows nothing about faces: it takes ``step_fn(batch) -> {name: scalar loss}`` whose ``"total"``
-entry is minimised over ``variables``.
+The loop knows nothing about faces: it takes ``step_fn(batch) -> {name: scalar loss}`` and one or
+more objectives, each minimising one named loss over its own variables with its own optimizer
+(the generator's "total" and, for an adversarial setup, the critic's loss). Under a
+tf.distribute strategy the step runs once per replica on that replica's share of the batch;
+losses are averaged and gradients summed across replicas (each replica's loss is divided by the
+number of replicas first, so the update equals the single-device update on the global batch).
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -25,9 +29,21 @@ class NonFiniteLossError(RuntimeError):
 
 
 def select_strategy(mirrored: bool = False) -> tf.distribute.Strategy:
-    """MirroredStrategy when asked or when several GPUs are visible, the default strategy otherwise."""
-    if mirrored or len(tf.config.list_logical_devices("GPU")) > 1:
+    """The strategy for this process.
+
+    MultiWorkerMirroredStrategy when TF_CONFIG describes several workers; MirroredStrategy over
+    the local GPUs when asked or when several GPUs are visible (over the logical CPUs when there
+    is no GPU and ``mirrored`` is set); the default (single-device) strategy otherwise.
+    """
+    tf_config = os.environ.get("TF_CONFIG", "")
+    if tf_config and '"worker"' in tf_config:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1 or (mirrored and gpus):
         return tf.distribute.MirroredStrategy()
+    if mirrored:
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus if len(cpus) > 1 else None)
     return tf.distribute.get_strategy()
 
 
@@ -36,38 +52,74 @@ def exponential_decay(initial: float, decay_steps: int, decay_rate: float):
     return keras.optimizers.schedules.ExponentialDecay(initial, decay_steps, decay_rate)
 
 
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """Minimise ``losses[loss_key]`` over ``variables`` with ``optimizer``.
+
+    updates_before: extra updates of this objective alone, each on a fresh batch, before every
+      joint step (WGAN-GP's several critic steps per generator step: critic_steps - 1).
+    """
+
+    loss_key: str
+    variables: Sequence[tf.Variable]
+    optimizer: keras.optimizers.Optimizer
+    updates_before: int = 0
+
+
 class TrainLoop:
-    """Runs ``step_fn`` on batches, applies gradients to ``variables``, checkpoints and logs.
+    """Runs ``step_fn`` on batches, applies each objective's gradients, checkpoints and logs.
 
     Args:
-      step_fn: batch (dict of tensors) -> dict of scalar losses; must contain "total".
-      variables: the trainable variables.
-      optimizer: a Keras optimizer (its learning rate may be a schedule).
+      step_fn: batch (dict of tensors) -> dict of scalar losses; must contain "total" and the
+        loss_key of every extra objective.
+      variables, optimizer: the main objective, minimising "total".
       workdir: checkpoints in workdir/checkpoints, TensorBoard events in workdir/events.
       checkpoint_every: steps between checkpoints (one is also written at the end).
       trackables: extra objects to checkpoint by name (e.g. the model).
-      image_fn: optional batch -> {name: [B, H, W, C] float images in [0, 1]}, logged every summary_every steps.
+      image_fn: optional batch -> {name: [B, H, W, C] float images in [0, 1]}, logged every
+        summary_every steps (on the first replica's share of the batch).
       path_key: the batch key whose strings name the examples' source files (for the NaN error).
+      strategy: a tf.distribute strategy; variables and optimizers must have been created in
+        its scope. None: the current (default) strategy.
+      extra_objectives: further Objective()s (e.g. the critic), updated in the same step.
+
+    A step counts one update of the main objective; it consumes 1 + max(updates_before) batches.
     """
 
     def __init__(self, step_fn: Callable, variables: Sequence[tf.Variable], optimizer, workdir: str,
                  checkpoint_every: int = 100, summary_every: int = 10, max_to_keep: int = 3,
-                 trackables: Mapping | None = None, image_fn: Callable | None = None, path_key: str = "path"):
+                 trackables: Mapping | None = None, image_fn: Callable | None = None, path_key: str = "path",
+                 strategy: tf.distribute.Strategy | None = None, extra_objectives: Sequence[Objective] = ()):
         if not variables:
             raise ValueError("no variables to train")
-        self.step_fn, self.variables, self.optimizer = step_fn, list(variables), optimizer
+        self.step_fn = step_fn
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.objectives = (Objective("total", list(variables), optimizer),) + tuple(extra_objectives)
+        keys = [objective.loss_key for objective in self.objectives]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"objectives must minimise different losses, got {keys}")
+        for objective in self.objectives:
+            if not objective.variables:
+                raise ValueError(f"objective {objective.loss_key!r} has no variables")
+        self.variables, self.optimizer = self.objectives[0].variables, optimizer
+        self.batches_per_step = 1 + max(objective.updates_before for objective in self.objectives)
         self.workdir, self.checkpoint_every, self.summary_every = workdir, checkpoint_every, summary_every
         self.image_fn, self.path_key = image_fn, path_key
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        with self.strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         objects = dict(trackables or {})
-        self.checkpoint = tf.train.Checkpoint(step=self.step, optimizer=optimizer,
-                                              variables={str(i): v for i, v in enumerate(self.variables)},
-                                              **objects)
+        tracked_variables = {f"{o.loss_key}/{i}": v for o in self.objectives for i, v in enumerate(o.variables)}
+        optimizers = {o.loss_key: o.optimizer for o in self.objectives[1:]}
+        self.checkpoint = tf.train.Checkpoint(step=self.step, optimizer=optimizer, variables=tracked_variables,
+                                              extra_optimizers=optimizers, **objects)
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, "checkpoints"),
                                                   max_to_keep=max_to_keep)
         self.writer = tf.summary.create_file_writer(os.path.join(workdir, "events"))
-        self.optimizer.build(self.variables)  # slots exist before tracing and before a restore
-        self._train_step = tf.function(self._apply)
+        with self.strategy.scope():
+            for objective in self.objectives:  # slots exist before tracing and before a restore
+                objective.optimizer.build(list(objective.variables))
+        self._joint_step = self._compiled_step(self.objectives)
+        self._single_steps = {o.loss_key: self._compiled_step((o,)) for o in self.objectives if o.updates_before}
 
     def restore(self) -> int:
         """Restores the latest checkpoint if there is one; returns the step it resumes from."""
@@ -76,57 +128,96 @@ class TrainLoop:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.step.numpy())
 
-    def _apply(self, batch):
-        with tf.GradientTape() as tape:
+    def _compiled_step(self, objectives):
+        return tf.function(lambda batch: self._distributed_step(batch, objectives))
+
+    def _replica_step(self, batch, objectives):
+        replicas = self.strategy.num_replicas_in_sync
+        with tf.GradientTape(persistent=len(objectives) > 1) as tape:
             losses = self.step_fn(batch)
-            if "total" not in losses:
-                raise ValueError(f"step_fn must return a 'total' loss, got {sorted(losses)}")
-        gradients = tape.gradient(losses["total"], self.variables)
-        pairs = [(g, v) for g, v in zip(gradients, self.variables) if g is not None]
-        if not pairs:
-            raise ValueError("the total loss does not depend on any trained variable")
+            missing = [o.loss_key for o in objectives if o.loss_key not in losses]
+            if missing:
+                raise ValueError(f"step_fn must return the losses {missing}, got {sorted(losses)}")
+            scaled = [o.optimizer.scale_loss(tf.cast(losses[o.loss_key], tf.float32) / replicas)
+                      for o in objectives]
+        gradients = [tape.gradient(loss, list(o.variables)) for loss, o in zip(scaled, objectives)]
+        del tape
+        for objective, grads in zip(objectives, gradients):
+            if all(g is None for g in grads):
+                raise ValueError(f"the {objective.loss_key!r} loss does not depend on any of its variables")
+        # None gradients (variables a loss does not reach) become zeros so they can be all-reduced.
+        gradients = [[tf.zeros_like(v) if g is None else g for g, v in zip(grads, o.variables)]
+                     for grads, o in zip(gradients, objectives)]
+        return {k: tf.cast(v, tf.float32) for k, v in losses.items()}, gradients
+
+    def _distributed_step(self, batch, objectives):
+        """One update of ``objectives`` (cross-replica context); returns (mean losses, all finite)."""
+        losses, gradients = self.strategy.run(self._replica_step, args=(batch, objectives))
+        mean = tf.distribute.ReduceOp.MEAN
+        losses = {k: self.strategy.reduce(mean, v, axis=None) for k, v in losses.items()}
+        gradients = [[self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in grads]
+                     for grads in gradients]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(l)) for l in losses.values()])
-        # A non-finite step leaves the variables untouched; the host then stops with an error.
+
+        # A non-finite step leaves every variable untouched; the host then stops with an error.
+        # (Applying in the cross-replica context keeps the optimizer's all-reduce out of the cond.)
         def apply():
-            self.optimizer.apply_gradients(pairs)
+            for objective, grads in zip(objectives, gradients):
+                objective.optimizer.apply_gradients(zip(grads, objective.variables))
             return tf.constant(True)
 
         tf.cond(finite, apply, lambda: tf.constant(False))
         return losses, finite
 
+    def _local(self, batch):
+        """The first replica's share of a (possibly distributed) batch."""
+        return tf.nest.map_structure(lambda v: self.strategy.experimental_local_results(v)[0], batch)
+
     def _source_paths(self, batch) -> list[str]:
         if not isinstance(batch, Mapping) or self.path_key not in batch:
             return []
-        values = np.asarray(batch[self.path_key]).reshape(-1)
+        parts = self.strategy.experimental_local_results(batch[self.path_key])
+        values = np.concatenate([np.asarray(p).reshape(-1) for p in parts])
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+
+    def _check(self, losses, finite, batch, step: int) -> None:
+        if not bool(finite):
+            bad = sorted(k for k, v in losses.items() if not np.all(np.isfinite(v.numpy())))
+            raise NonFiniteLossError(f"non-finite loss {bad} at step {step}; batch sources: "
+                                     f"{self._source_paths(batch) or 'unknown'}")
 
     def run(self, dataset: Iterable, num_steps: int, resume: bool = True, log=print) -> dict:
         """Trains until the global step reaches ``num_steps``; returns the last losses as floats.
 
-        On resume the first ``step`` batches of ``dataset`` are skipped (data position restored for a
-        deterministic dataset).
+        On resume the batches the finished steps consumed are skipped (data position restored
+        for a deterministic dataset). A tf.data dataset is distributed over the strategy's
+        replicas here; its batch size is the global batch size.
         """
         start = self.restore() if resume else int(self.step.numpy())
         if start:
             log(f"resuming from step {start}")
         if isinstance(dataset, tf.data.Dataset):
-            dataset = dataset.skip(start)
+            dataset = dataset.skip(start * self.batches_per_step)
+            if self.strategy.num_replicas_in_sync > 1:
+                dataset = self.strategy.experimental_distribute_dataset(dataset)
         iterator = iter(dataset)
         bar = tqdm(total=num_steps, initial=start, desc="train", disable=None) if tqdm else None
         last: dict = {}
         try:
             while int(self.step.numpy()) < num_steps:
+                step = int(self.step.numpy())
                 try:
+                    for objective in self.objectives:
+                        for _ in range(objective.updates_before):
+                            batch = next(iterator)
+                            losses, finite = self._single_steps[objective.loss_key](batch)
+                            self._check(losses, finite, batch, step)
                     batch = next(iterator)
                 except StopIteration:
                     log("dataset exhausted")
                     break
-                losses, finite = self._train_step(batch)
-                step = int(self.step.numpy())
-                if not bool(finite):
-                    bad = sorted(k for k, v in losses.items() if not np.all(np.isfinite(v.numpy())))
-                    raise NonFiniteLossError(f"non-finite loss {bad} at step {step}; batch sources: "
-                                             f"{self._source_paths(batch) or 'unknown'}")
+                losses, finite = self._joint_step(batch)
+                self._check(losses, finite, batch, step)
                 self.step.assign_add(1)
                 step += 1
                 last = {k: float(v.numpy()) for k, v in losses.items()}
@@ -150,13 +241,27 @@ class TrainLoop:
         with self.writer.as_default(step=step):
             for name, value in losses.items():
                 _scalar(f"loss/{name}", value)
-            learning_rate = self.optimizer.learning_rate
-            if callable(learning_rate):
-                learning_rate = learning_rate(step)
-            _scalar("learning_rate", float(np.asarray(learning_rate)))
+            for objective in self.objectives:
+                learning_rate = objective.optimizer.learning_rate
+                if callable(learning_rate):
+                    learning_rate = learning_rate(step)
+                tag = "learning_rate" if objective.loss_key == "total" else f"learning_rate/{objective.loss_key}"
+                _scalar(tag, float(np.asarray(learning_rate)))
             if self.image_fn is not None:
-                for name, images in self.image_fn(batch).items():
+                for name, images in self.image_fn(self._local(batch)).items():
                     _images(name, images)
+
+
+def image_grid(columns: Sequence, max_rows: int = 4) -> tf.Tensor:
+    """Side-by-side panels per example: columns of [B, H, W, 3] in [0, 1] -> [min(B, max_rows), H, W*N, 3].
+
+    E.g. (input, coarse render, refined render) -> one "input | coarse | refined" strip per example.
+    """
+    columns = [tf.cast(tf.convert_to_tensor(c), tf.float32)[:max_rows] for c in columns]
+    shapes = {tuple(c.shape[1:]) for c in columns}
+    if not columns or len(shapes) != 1 or columns[0].shape.rank != 4:
+        raise ValueError(f"columns must be equal [B, H, W, C] images, got {[c.shape for c in columns]}")
+    return tf.concat(columns, axis=2)
 
 
 # TensorBoard's summary formats written with tf.summary.write, so no tensorboard package is needed.

@@ -124,3 +124,85 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming from step" in out.stdout and "done" in out.stdout
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("-12")
+
+
+DISTRIBUTED = textwrap.dedent("""
+    import json, sys
+    import numpy as np, tensorflow as tf, keras
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, {tests!r})
+    from test_loop import line_dataset
+    from face_gcn.train.loop import TrainLoop, select_strategy
+
+    def train(strategy, workdir):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            layer = keras.layers.Dense(1)
+            layer.build((None, 1))
+            optimizer = keras.optimizers.Adam(0.05)
+        def step_fn(batch):
+            return {{"total": tf.reduce_mean(tf.square(layer(batch["x"]) - batch["y"]))}}
+        images = lambda batch: {{"preview": tf.zeros([1, 4, 4, 3])}}
+        loop = TrainLoop(step_fn, layer.trainable_variables, optimizer, workdir, strategy=strategy,
+                         summary_every=2, image_fn=images)
+        losses = loop.run(line_dataset(), 5, log=lambda *_: None)
+        return [v.numpy().ravel().tolist() for v in layer.trainable_variables], losses["total"]
+
+    mirrored = select_strategy(mirrored=True)
+    print(json.dumps({{"replicas": mirrored.num_replicas_in_sync,
+                      "mirrored": train(mirrored, {workdir!r} + "/m"),
+                      "single": train(tf.distribute.get_strategy(), {workdir!r} + "/s")}}))
+""")
+
+
+def test_mirrored_over_two_logical_cpus_matches_single_device(tmp_path):
+    script = DISTRIBUTED.format(tests=os.path.dirname(__file__), workdir=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    (mirrored, mirrored_loss), (single, single_loss) = result["mirrored"], result["single"]
+    for got, want in zip(mirrored, single):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)
+    assert single != [[0.0], [0.0]]
+
+
+def test_extra_objective_updates_before_each_main_step_on_fresh_batches(tmp_path):
+    keras.utils.set_random_seed(0)
+    generator, critic = tf.Variable([0.0]), tf.Variable([0.0])
+    seen = []
+
+    def step_fn(batch):
+        seen.append(None)  # traced once per tf.function, not per call
+        return {"total": tf.reduce_sum(tf.square(generator - batch["x"])),
+                "critic": tf.reduce_sum(tf.square(critic - batch["x"]))}
+
+    dataset = tf.data.Dataset.range(100).map(lambda i: {"x": tf.cast([i], tf.float32)})
+    main_opt, critic_opt = keras.optimizers.SGD(0.5), keras.optimizers.SGD(0.5)
+    from face_gcn.train.loop import Objective
+    loop = TrainLoop(step_fn, [generator], main_opt, str(tmp_path), summary_every=100,
+                     extra_objectives=[Objective("critic", [critic], critic_opt, updates_before=2)])
+    loop.run(dataset, 2, log=lambda *_: None)
+    # step 1 uses batches 0,1 (critic only) and 2 (both); step 2 uses 3,4 and 5.
+    assert int(main_opt.iterations.numpy()) == 2 and int(critic_opt.iterations.numpy()) == 6
+    # SGD(0.5) on (v - x)^2 jumps to x: the generator sits at its last batch, 5; so does the critic.
+    assert generator.numpy()[0] == pytest.approx(5.0) and critic.numpy()[0] == pytest.approx(5.0)
+    # resuming continues at batch 6 (3 batches per step)
+    loop2 = TrainLoop(step_fn, [generator], keras.optimizers.SGD(0.5), str(tmp_path), summary_every=100,
+                      extra_objectives=[Objective("critic", [critic], keras.optimizers.SGD(0.5), updates_before=2)])
+    loop2.run(dataset, 3, log=lambda *_: None)
+    assert generator.numpy()[0] == pytest.approx(8.0)
+
+
+def test_image_grid_puts_columns_side_by_side():
+    from face_gcn.train.loop import image_grid
+    a, b = np.zeros([6, 2, 3, 3], np.float32), np.ones([6, 2, 3, 3], np.float32)
+    grid = image_grid([a, b], max_rows=4).numpy()
+    assert grid.shape == (4, 2, 6, 3)
+    np.testing.assert_array_equal(grid[:, :, :3], 0.0)
+    np.testing.assert_array_equal(grid[:, :, 3:], 1.0)
+    with pytest.raises(ValueError):
+        image_grid([a, np.ones([6, 2, 4, 3])])
