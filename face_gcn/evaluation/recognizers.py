@@ -318,6 +318,8 @@ def guess_kind(path: str) -> str:
         return "onnx"
     if path.lower().endswith(".h5"):
         return "facenet"
+    if not os.path.exists(path):
+        raise RecognizerError(f"recognizer not found: {path}")
     raise RecognizerError(f"cannot tell the recognizer kind of {path!r}: give the kind "
                           f"(one of {KINDS})")
 
