@@ -101,9 +101,8 @@ def _read_rgb(path: str) -> np.ndarray:
         raise _Rejected(f"{os.path.basename(path)}: {error}") from error
 
 
-def _read_coverage(path: str) -> np.ndarray:
-    """Alpha PNG -> [H, W] bool: the alpha channel of RGBA / LA files, else the grey value
-    (mean of colour channels), covered where >= half the sample range."""
+def _read_plane(path: str) -> np.ndarray:
+    """A PNG decoded as stored (8/16-bit, any channel count, alpha kept)."""
     import cv2  # pylint: disable=import-outside-toplevel
     try:
         with open(path, "rb") as handle:
@@ -112,7 +111,23 @@ def _read_coverage(path: str) -> np.ndarray:
     except (OSError, cv2.error) as error:
         raise _Rejected(f"{os.path.basename(path)}: unreadable ({error})") from error
     if image is None or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
-        raise _Rejected(f"{os.path.basename(path)}: unreadable (not an 8/16-bit PNG)")
+        raise _Rejected(f"{os.path.basename(path)}: unreadable (not an 8/16-bit image)")
+    return image
+
+
+def _read_mask(path: str) -> np.ndarray:
+    """Face mask -> [H, W] bool: nonzero in any colour channel (an alpha channel is ignored)."""
+    image = _read_plane(path)
+    if image.ndim == 3:
+        image = image[..., :1] if image.shape[2] == 2 else image[..., :3]
+        return np.any(image != 0, axis=2)
+    return image != 0
+
+
+def _read_coverage(path: str) -> np.ndarray:
+    """Alpha PNG -> [H, W] bool: the alpha channel of RGBA / LA files, else the grey value
+    (mean of colour channels), covered where >= half the sample range."""
+    image = _read_plane(path)
     full = 255 if image.dtype == np.uint8 else 65535
     if image.ndim == 3:
         image = image[..., -1] if image.shape[2] in (2, 4) else image.mean(axis=2)
@@ -134,7 +149,7 @@ def _load_case(folder: str, shared: str | None, name: str):
     alpha_path = locate(ALPHA, required=False)
     image = _read_rgb(paths[INPUT])
     render = _read_rgb(paths[RENDER])
-    mask = _read_rgb(paths[MASK]).any(axis=-1)
+    mask = _read_mask(paths[MASK])
     coverage = _read_coverage(alpha_path) if alpha_path else None
     sizes = {"input": image.shape[:2], "render": render.shape[:2], "mask": mask.shape[:2]}
     if coverage is not None:

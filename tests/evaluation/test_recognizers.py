@@ -3,6 +3,7 @@ with the same computation done in process / in NumPy."""
 
 import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -211,8 +212,8 @@ def test_onnx_grey_and_errors(tmp_path):
         recognizers.OnnxRecognizer(str(bad))
 
 
-@pytest.mark.skipif(HAS_ONNX, reason="onnxruntime is installed")
-def test_onnx_missing_package_is_named(tmp_path):
+def test_onnx_missing_package_is_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
     with pytest.raises(recognizers.RecognizerError, match="onnxruntime"):
         recognizers.OnnxRecognizer(str(tmp_path / "x.onnx"))
 

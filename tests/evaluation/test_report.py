@@ -66,9 +66,14 @@ def test_grey_alpha_coverage_and_empty_mask(tmp_path):
     alpha[4:8] = 127
     _case(tmp_path, "a", image, render, mask, alpha)
     _case(tmp_path, "b", image, render, np.zeros((16, 16), np.uint8))
+    # a 16-bit 0/1 mask: nonzero is inside, whatever the depth
+    sixteen = np.zeros((16, 16), np.uint16)
+    sixteen[:, :5] = 1
+    _case(tmp_path, "c", image, render, sixteen)
     result = report.evaluate_method(str(tmp_path))
     x, y = image[..., ::-1] / 255.0, render[..., ::-1] / 255.0  # files are BGR
     assert result["per_image"]["a"]["l1"] == pytest.approx(np.abs(x - y)[:4].mean())
+    assert result["per_image"]["c"]["l1"] == pytest.approx(np.abs(x - y)[:, :5].mean())
     assert result["failed"] == [{"name": "b", "reason":
                                  "empty evaluation mask (face mask AND render coverage)"}]
 
