@@ -167,7 +167,8 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
-        "test": ["pytest>=7", "scikit-image>=0.22"],
+        "onnx": ["onnxruntime>=1.17"],
+        "test": ["pytest>=7", "scikit-image>=0.22", "onnx>=1.15", "onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["face-gcn=face_gcn.cli.main:main"]},
 )

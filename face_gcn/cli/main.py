@@ -20,6 +20,10 @@ SUBCOMMANDS = {
                      "detect, align, mask and crop photos into sharded TFRecords"),
     "train-coarse": ("face_gcn.cli.train_coarse",
                      "train the coarse stage (ResNet-50 -> 257 coefficients) with Deng's losses"),
+    "train": ("face_gcn.cli.train",
+              "train the paper's method (texture GCNs on a fixed regressor) from a YAML config"),
+    "evaluate": ("face_gcn.cli.evaluate",
+                 "L1/PSNR/SSIM, identity cosine and EMD of renders vs inputs (paper section 5.2)"),
     "make-synthetic": ("face_gcn.cli.make_synthetic",
                        "render a synthetic training set from the morphable model, with ground truth"),
 }
