@@ -1,4 +1,11 @@
-"""face-gcn train-coarse: train the coefficient regressor with Deng's coarse losses."""
+"""face-gcn train-coarse: train the coefficient regressor with Deng's coarse losses.
+
+  face-gcn train-coarse --config experiments/coarse_demo.yaml --workdir runs/coarse
+
+Writes WORKDIR/checkpoints, WORKDIR/events (TensorBoard), WORKDIR/regressor.keras (the trained
+regressor, for later stages: face_gcn.nets.regressor.load_regressor) and WORKDIR/train_coarse.json
+(steps, steps/s, last losses). An existing run in WORKDIR resumes.
+"""
 
 from absl import flags, logging
 
@@ -17,7 +24,11 @@ def main(argv):
         raise SystemExit("error: --workdir is required")
     try:
         config = config_lib.build_config(coarse.SCHEMA, FLAGS.config, FLAGS.set)
-        losses = coarse.train_coarse(config, FLAGS.workdir, log=logging.info)
+        result = coarse.train_coarse(config, FLAGS.workdir, log=logging.info)
     except (config_lib.ConfigError, ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
-    print("final losses: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(losses.items())))
+    print("final losses: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result["losses"].items())))
+    rate = result["steps_per_second"]
+    print(f"steps: {result['steps']}, steps/s (first step excluded): "
+          f"{'n/a' if rate is None else f'{rate:.3g}'}")
+    print(f"regressor: {result['regressor']}")

@@ -1,4 +1,5 @@
-"""Deng et al.'s coarse-stage losses as pure functions (landmarks, coefficient prior, reflectance, gamma).
+"""Deng et al.'s coarse-stage losses as pure functions (landmarks, coefficient prior, reflectance, gamma),
+plus a supervised coefficient loss for synthetic faces whose coefficients are known.
 
 The skin-masked photometric term is ``face_gcn.losses.photometric.pixel_loss``.
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from face_gcn.morphable import coefficients as coeff_lib
+
 # iBUG-68 indices reduced to the 5 landmarks prepare-data stores: eye centres, nose tip, mouth corners.
 LEFT_EYE_68 = tuple(range(36, 42))
 RIGHT_EYE_68 = tuple(range(42, 48))
@@ -14,8 +17,17 @@ NOSE_TIP_68 = 30
 MOUTH_LEFT_68 = 48
 MOUTH_RIGHT_68 = 54
 
-# Deng's landmark weights: 20 on the nose (27-35) and inner mouth (61-67), 1 elsewhere.
-DENG_68_WEIGHTS = tuple(20.0 if (27 <= i <= 35 or 61 <= i <= 67) else 1.0 for i in range(68))
+# Deng's landmark weights as in his losses.py: ones(28), 20*ones(3), ones(29), 20*ones(8), i.e. 20 on the
+# nose-bridge end and tip points 28-30 and on the inner mouth 60-67 (0-based), 1 elsewhere.
+DENG_68_WEIGHTS = tuple(20.0 if (28 <= i <= 30 or 60 <= i <= 67) else 1.0 for i in range(68))
+
+# Per-block weights of coefficient_loss: about the reciprocal of each block's variance under
+# face_gcn.morphable.sampling's prior (identity std 1, expression 0.7, albedo 1, angles up to
+# 15/30/10 degrees, light about 0.15, translation up to 0.15 units), so that predicting all zeros
+# costs about 1 per block and pose, light and position are not drowned by the 224 shape and albedo
+# numbers.
+COEFFICIENT_BLOCK_WEIGHTS = {"id": 1.0, "exp": 2.0, "tex": 1.0, "angles": 25.0, "gamma": 40.0,
+                             "translation": 200.0}
 # Five-point weights in the same spirit: the nose tip carries weight 20.
 DENG_5_WEIGHTS = (1.0, 1.0, 20.0, 1.0, 1.0)
 
@@ -31,13 +43,17 @@ def five_from_68(landmarks68) -> tf.Tensor:
     return tf.concat([left[:, None], right[:, None], rest], axis=1)
 
 
-def landmark_loss(predicted, target, weights=None) -> tf.Tensor:
+def landmark_loss(predicted, target, weights=None, example_weights=None) -> tf.Tensor:
     """sum_{b,k} w_k ||p_bk - q_bk||^2 / (B K), pixels squared.
+
+    With ``example_weights`` g: sum_{b,k} g_b w_k ||p_bk - q_bk||^2 / (K sum_b g_b), and 0 when
+    sum_b g_b = 0 (e.g. no example of the batch has ground-truth landmarks).
 
     Args:
       predicted: [B, K, 2] projected model landmarks (crop pixels).
       target: [B, K, 2] detected landmarks (same units).
       weights: optional [K] per-landmark weights (default 1).
+      example_weights: optional [B] per-example weights >= 0 (e.g. has_ground_truth).
     Returns: scalar.
     """
     predicted = tf.convert_to_tensor(predicted)
@@ -50,7 +66,52 @@ def landmark_loss(predicted, target, weights=None) -> tf.Tensor:
         if weights.shape.rank != 1 or weights.shape[0] != predicted.shape[1]:
             raise ValueError(f"weights must be [{predicted.shape[1]}], got {weights.shape}")
         squared = squared * weights[None, :]
-    return tf.reduce_mean(squared)
+    if example_weights is None:
+        return tf.reduce_mean(squared)
+    return _example_mean(tf.reduce_mean(squared, axis=1), example_weights)
+
+
+def _example_mean(per_example, example_weights) -> tf.Tensor:
+    """sum_b g_b x_b / sum_b g_b for x [B], g [B]; 0 when sum g = 0 (gradient finite)."""
+    weights = tf.cast(tf.convert_to_tensor(example_weights), per_example.dtype)
+    if weights.shape.rank != 1 or weights.shape[0] != per_example.shape[0]:
+        raise ValueError(f"example_weights must be [{per_example.shape[0]}], got {weights.shape}")
+    total = tf.reduce_sum(weights)
+    return tf.reduce_sum(weights * per_example) / tf.maximum(total, 1e-12)
+
+
+def coefficient_loss(predicted, target, example_weights=None, block_weights=None) -> tf.Tensor:
+    """Supervised coefficient error: sum_blocks beta_k * mean_{b, i in block k} (p_bi - t_bi)^2.
+
+    The mean runs over the examples (weighted by ``example_weights`` g when given, e.g.
+    has_ground_truth: sum_b g_b mean_i(...) / sum_b g_b, and 0 when sum g = 0) and over the block's
+    entries, so every block counts by its weight beta_k, not by its length.
+
+    Args:
+      predicted: [B, 257] Deng-layout coefficients.
+      target: [B, 257] ground truth.
+      example_weights: optional [B] weights >= 0.
+      block_weights: {block name: beta} for id, exp, tex, angles, gamma, translation (default
+        COEFFICIENT_BLOCK_WEIGHTS; missing names weigh 0).
+    Returns: scalar.
+    """
+    predicted = tf.convert_to_tensor(predicted, tf.float32)
+    target = tf.cast(tf.convert_to_tensor(target), tf.float32)
+    if predicted.shape.rank != 2 or predicted.shape[-1] != coeff_lib.NUM_COEFFICIENTS \
+            or predicted.shape != target.shape:
+        raise ValueError(f"predicted and target must be equal [B, {coeff_lib.NUM_COEFFICIENTS}], got "
+                         f"{predicted.shape}, {target.shape}")
+    block_weights = COEFFICIENT_BLOCK_WEIGHTS if block_weights is None else block_weights
+    unknown = set(block_weights) - set(coeff_lib.BLOCK_SIZES)
+    if unknown:
+        raise ValueError(f"unknown coefficient blocks {sorted(unknown)}; known: {list(coeff_lib.BLOCK_SIZES)}")
+    squared = tf.square(predicted - target)
+    per_example = tf.add_n([float(block_weights.get(name, 0.0))
+                            * tf.reduce_mean(squared[:, block], axis=1)
+                            for name, block in coeff_lib.BLOCK_SLICES.items()])  # [B]
+    if example_weights is None:
+        return tf.reduce_mean(per_example)
+    return _example_mean(per_example, example_weights)
 
 
 def coefficient_regularisation(identity, expression, texture, expression_weight=0.8,

@@ -37,13 +37,18 @@ def test_train_coarse_runs_writes_checkpoints_and_resumes(tiny_data, tmp_path):
     line = [l for l in result.stdout.splitlines() if l.startswith("final losses")][0]
     values = dict(item.split("=") for item in line[len("final losses: "):].split(", "))
     assert all(float(v) == float(v) and abs(float(v)) < float("inf") for v in values.values())
-    assert {"photometric", "landmark", "regularisation", "reflectance", "gamma", "total"} <= set(values)
+    assert {"photometric", "landmark", "landmark68", "regularisation", "reflectance", "gamma", "coefficients",
+            "total"} <= set(values)
+    assert "steps: 2, steps/s (first step excluded): n/a" in result.stdout  # too few steps to time
+    assert f"regressor: {os.path.join(workdir, 'regressor.keras')}" in result.stdout
+    assert os.path.isfile(os.path.join(workdir, "regressor.keras"))
     assert glob.glob(os.path.join(workdir, "checkpoints", "ckpt-2.index"))
     assert glob.glob(os.path.join(workdir, "events", "*"))
     again = run_cli(*args[:-1], "train.steps=3")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from step 2" in again.stderr
     assert glob.glob(os.path.join(workdir, "checkpoints", "ckpt-3.index"))
+    assert "steps: 3," in again.stdout
 
 
 def test_unknown_override_is_one_error_line(tmp_path):

@@ -69,3 +69,53 @@ def test_gamma_loss_zero_for_monochrome_and_matches_numpy():
     assert coarse.gamma_loss(g.astype(np.float32)).numpy() == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="gamma"):
         coarse.gamma_loss(np.zeros((2, 26)))
+
+
+def test_deng_68_weights_follow_his_code():
+    # Deng's losses.py: concat(ones(28), 20*ones(3), ones(29), 20*ones(8)).
+    expected = np.concatenate([np.ones(28), 20 * np.ones(3), np.ones(29), 20 * np.ones(8)])
+    np.testing.assert_array_equal(coarse.DENG_68_WEIGHTS, expected)
+
+
+def test_landmark_loss_with_example_weights_matches_numpy():
+    p, q = RNG.normal(size=(4, 68, 2)), RNG.normal(size=(4, 68, 2))
+    w, g = np.array(coarse.DENG_68_WEIGHTS), np.array([1.0, 0.0, 1.0, 0.0])
+    per = (((p - q) ** 2).sum(-1) * w).mean(axis=1)
+    got = coarse.landmark_loss(p.astype(np.float32), q.astype(np.float32), w, g).numpy()
+    assert got == pytest.approx((per * g).sum() / g.sum(), rel=1e-5)
+    # Examples without ground truth do not matter, and none at all gives 0 with finite gradient.
+    q2 = q.copy()
+    q2[[1, 3]] += 100.0
+    assert coarse.landmark_loss(p.astype(np.float32), q2.astype(np.float32), w, g).numpy() \
+        == pytest.approx(got, rel=1e-5)
+    import tensorflow as tf
+    predicted = tf.Variable(p.astype(np.float32))
+    with tf.GradientTape() as tape:
+        zero = coarse.landmark_loss(predicted, q.astype(np.float32), w, np.zeros(4))
+    assert zero.numpy() == 0.0 and np.all(np.isfinite(tape.gradient(zero, predicted).numpy()))
+    with pytest.raises(ValueError, match="example_weights"):
+        coarse.landmark_loss(p, q, w, np.ones(3))
+
+
+def test_coefficient_loss_matches_numpy_per_block():
+    p, t = RNG.normal(size=(3, 257)), RNG.normal(size=(3, 257))
+    g = np.array([1.0, 1.0, 0.0])
+    sizes = [("id", 80), ("exp", 64), ("tex", 80), ("angles", 3), ("gamma", 27), ("translation", 3)]
+    per, start = np.zeros(3), 0
+    for name, size in sizes:
+        per += coarse.COEFFICIENT_BLOCK_WEIGHTS[name] * ((p - t)[:, start:start + size] ** 2).mean(axis=1)
+        start += size
+    assert start == 257
+    got = coarse.coefficient_loss(p.astype(np.float32), t.astype(np.float32)).numpy()
+    assert got == pytest.approx(per.mean(), rel=1e-5)
+    got = coarse.coefficient_loss(p.astype(np.float32), t.astype(np.float32), g).numpy()
+    assert got == pytest.approx(per[:2].mean(), rel=1e-5)
+    only_angles = coarse.coefficient_loss(p.astype(np.float32), t.astype(np.float32),
+                                          block_weights={"angles": 2.0}).numpy()
+    assert only_angles == pytest.approx(2.0 * ((p - t)[:, 224:227] ** 2).mean(), rel=1e-5)
+    assert coarse.coefficient_loss(t, t).numpy() == 0.0
+    assert coarse.coefficient_loss(p, t, np.zeros(3)).numpy() == 0.0
+    with pytest.raises(ValueError, match="unknown coefficient blocks"):
+        coarse.coefficient_loss(p, t, block_weights={"pose": 1.0})
+    with pytest.raises(ValueError, match=r"\[B, 257\]"):
+        coarse.coefficient_loss(p[:, :100], t[:, :100])
