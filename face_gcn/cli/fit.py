@@ -1,0 +1,218 @@
+"""`face-gcn fit`: reconstruct photos by fitting the morphable model, then refine the texture.
+
+  face-gcn fit photo.jpg --out results/
+  face-gcn fit photos/ more.png --out results/ --morphable_model bfm_front.npz
+
+Per photo: MTCNN detection (the largest face), Deng's alignment to a 224 crop, the built-in
+face mask (or a face-parsing SavedModel by path), analysis-by-synthesis fitting of the 257
+coefficients (face_gcn.fit.coarse_fit), test-time GCN texture refinement (face_gcn.fit.refine),
+then the files of face_gcn.fit.outputs. Folders are searched recursively for images. Photos
+without a face (or unreadable) are skipped and listed with the reason in DIR/summary.json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", None, "Output folder.")
+flags.DEFINE_string("morphable_model", None, "Morphable model (.npz; default: "
+                    "$FACE_GCN_MORPHABLE_MODEL, else the built-in demo model).")
+flags.DEFINE_string("facenet_weights", None, "FaceNet Keras weights (face-gcn convert-facenet); "
+                    "adds the identity loss to the fit and the refinement.")
+flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or the path of a "
+                    "face-parsing SavedModel.")
+flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
+flags.DEFINE_integer("crop_size", 224, "Side of the aligned crop that is fitted, pixels.")
+flags.DEFINE_integer("pose_steps", 60, "Adam steps of the pose stage (landmarks only).")
+flags.DEFINE_integer("shape_steps", 100, "Adam steps of the shape stage.")
+flags.DEFINE_integer("appearance_steps", 140, "Adam steps of the albedo + light stage.")
+flags.DEFINE_integer("low_resolution", 112, "Render size of the shape stage (0: the crop size).")
+flags.DEFINE_integer("refine_steps", 150, "Adam steps of the test-time GCN refinement (0: none).")
+flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.")
+flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+
+PROG = "face-gcn fit"
+
+
+def _fail(message: str):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _list_images(arguments) -> list[str]:
+    from face_gcn.data import prepare  # pylint: disable=import-outside-toplevel
+    found = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            found += prepare.list_inputs(argument)
+        elif os.path.isfile(argument):
+            found.append(os.path.abspath(argument))
+        else:
+            raise ValueError(f"{argument!r} is neither an image file nor a folder")
+    return list(dict.fromkeys(found))
+
+
+def _unique_name(path: str, used: set) -> str:
+    base = os.path.splitext(os.path.basename(path))[0] or "image"
+    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+    name, index = base, 2
+    while name in used:
+        name, index = f"{base}_{index}", index + 1
+    used.add(name)
+    return name
+
+
+class FitPipeline:
+    """Detector, segmenter, fitter and refiner, built once for many photos."""
+
+    def __init__(self, model, crop_size, fit_config, refine_config, facenet=None, segmenter="builtin",
+                 segmenter_classes=(), min_face_size=20):
+        from face_gcn.data import detection, masks  # pylint: disable=import-outside-toplevel
+        from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
+        self.model = model
+        self.crop_size = crop_size
+        self.detector = detection.FaceDetector(min_face_size=min_face_size)
+        self.segmenter = masks.make_segmenter(segmenter, face_classes=list(segmenter_classes) or None)
+        self.fitter = coarse_fit.CoarseFitter(model, crop_size, fit_config, facenet=facenet)
+        self.refiner = refine.TextureRefiner(model, crop_size, refine_config, facenet=facenet) \
+            if refine_config.steps > 0 else None
+
+    def run(self, path: str, name: str, out_dir: str) -> dict:
+        """Fits one photo and writes its files; raises SkipImage when it cannot be fitted."""
+        import numpy as np  # pylint: disable=import-outside-toplevel
+
+        from face_gcn.data import alignment, images  # pylint: disable=import-outside-toplevel
+        from face_gcn.fit import outputs  # pylint: disable=import-outside-toplevel
+        started = time.perf_counter()
+        try:
+            loaded = images.load_image(path)
+        except images.ImageRejected as rejected:
+            raise SkipImage(rejected.reason, rejected.detail) from None
+        found = self.detector.detect(loaded.rgb)
+        if found.largest is None:
+            raise SkipImage("no_face", "MTCNN found no face")
+        face = found.largest
+        transform = alignment.alignment_transform(face.landmarks, self.model.alignment_landmarks, self.crop_size)
+        crop = alignment.warp_to_crop(loaded.rgb, transform, self.crop_size)
+        landmarks = alignment.apply_transform(transform, face.landmarks)
+        mask = np.asarray(self.segmenter.segment(crop, landmarks), np.uint8)
+        prepared = time.perf_counter()
+        fit = self.fitter.fit(crop, mask, landmarks)
+        fitted = time.perf_counter()
+        coarse_albedo = _coarse_albedo(self.model, fit.coefficients)
+        albedo = {"coarse": coarse_albedo}
+        seconds = {"detect_align_mask": prepared - started, "coarse_fit": fit.seconds}
+        extra = {"source": path, "num_faces": found.num_faces, "detection_score": face.score,
+                 "fit_losses": fit.losses}
+        if self.refiner is not None:
+            refined = self.refiner.refine(crop, mask, fit.coefficients)
+            albedo["refined"] = refined.albedo
+            seconds["refine"] = refined.seconds
+            extra["refine_losses"] = refined.losses
+            extra["visible_vertex_fraction"] = float(refined.visibility.mean())
+        else:
+            albedo["refined"] = coarse_albedo
+            seconds["refine"] = 0.0
+        seconds["fit_total"] = time.perf_counter() - prepared
+        del fitted
+        record = outputs.write_reconstruction(out_dir, self.model, outputs.FaceReconstruction(
+            name=name, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
+            original=loaded.rgb, coefficients=fit.coefficients, albedo=albedo, seconds=seconds,
+            extra=extra))
+        return record
+
+
+class SkipImage(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def _coarse_albedo(model, coefficients):
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    from face_gcn.morphable import coefficients as coeff_lib  # pylint: disable=import-outside-toplevel
+    from face_gcn.morphable import formation  # pylint: disable=import-outside-toplevel
+    tex = np.asarray(coefficients, np.float32)[coeff_lib.BLOCK_SLICES["tex"]][None]
+    return np.clip(formation.albedo_from_model(model, tex).numpy()[0], 0.0, 1.0)
+
+
+def main(argv):
+    arguments = argv[1:]
+    if not arguments:
+        raise app.UsageError("give at least one IMAGE or folder: face-gcn fit IMAGE... --out DIR")
+    if not FLAGS.out:
+        raise app.UsageError("--out is required")
+    for flag in ("pose_steps", "shape_steps", "appearance_steps", "refine_steps", "low_resolution"):
+        if getattr(FLAGS, flag) < 0:
+            raise app.UsageError(f"--{flag} must be >= 0")
+    if not 64 <= FLAGS.crop_size <= 1024:
+        raise app.UsageError(f"--crop_size must be in [64, 1024], got {FLAGS.crop_size}")
+    if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
+        _fail(f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
+    if FLAGS.facenet_weights and not os.path.isfile(FLAGS.facenet_weights):
+        _fail(f"--facenet_weights {FLAGS.facenet_weights!r} is not a file")
+    try:
+        paths = _list_images(arguments)
+    except ValueError as error:
+        _fail(str(error))
+
+    from face_gcn import fileio  # pylint: disable=import-outside-toplevel
+    from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
+    from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
+    from face_gcn.morphable import model as model_lib  # pylint: disable=import-outside-toplevel
+    try:
+        model = configured.load_configured(FLAGS.morphable_model)
+    except (model_lib.MorphableModelError, OSError) as error:
+        _fail(f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)}): {error}")
+    facenet = None
+    if FLAGS.facenet_weights:
+        from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
+        try:
+            facenet = facenet_lib.build_facenet(weights=FLAGS.facenet_weights)
+        except (OSError, ValueError) as error:
+            _fail(f"cannot load the FaceNet weights {FLAGS.facenet_weights}: {error}")
+    low = FLAGS.low_resolution if FLAGS.low_resolution < FLAGS.crop_size else 0
+    fit_config = coarse_fit.FitConfig(stages=coarse_fit.default_stages(
+        FLAGS.pose_steps, FLAGS.shape_steps, FLAGS.appearance_steps, low))
+    pipeline = FitPipeline(model, FLAGS.crop_size, fit_config, refine.RefineConfig(steps=FLAGS.refine_steps),
+                           facenet=facenet, segmenter=FLAGS.segmenter,
+                           segmenter_classes=[int(c) for c in FLAGS.segmenter_classes],
+                           min_face_size=FLAGS.min_face_size)
+    os.makedirs(FLAGS.out, exist_ok=True)
+    started = time.perf_counter()
+    fitted, failed, used = [], [], set()
+    try:
+        from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+        bar = tqdm(paths, desc="fit", unit="image", disable=not FLAGS.progress or None)
+    except ImportError:  # pragma: no cover
+        bar = paths
+    for path in bar:
+        name = _unique_name(path, used)
+        try:
+            record = pipeline.run(path, name, FLAGS.out)
+        except SkipImage as skip:
+            failed.append({"source": path, "reason": skip.reason, "detail": skip.detail})
+            continue
+        except Exception as error:  # pylint: disable=broad-except
+            failed.append({"source": path, "reason": "error", "detail": f"{type(error).__name__}: {error}"})
+            continue
+        fitted.append({"name": name, "source": path, **{key: record[key] for key in (
+            "psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined")}, "seconds": record["seconds"]})
+    summary = {"morphable_model": model.name, "num_images": len(paths), "fitted": fitted,
+               "failed": failed, "seconds": round(time.perf_counter() - started, 3),
+               "settings": {"crop_size": FLAGS.crop_size, "pose_steps": FLAGS.pose_steps,
+                            "shape_steps": FLAGS.shape_steps, "appearance_steps": FLAGS.appearance_steps,
+                            "low_resolution": low, "refine_steps": FLAGS.refine_steps,
+                            "identity_loss": facenet is not None}}
+    fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
+    reasons = ", ".join(f"{item['reason']}" for item in failed) or "none"
+    print(f"fit: {len(fitted)} fitted, {len(failed)} skipped ({reasons}) in {summary['seconds']:.1f} s; "
+          f"results in {FLAGS.out}")
+    if not fitted:
+        _fail("no image could be fitted (see summary.json)")

@@ -1,0 +1,178 @@
+"""Files written for one reconstructed photo (shared by `face-gcn fit` and `reconstruct`).
+
+Per image NAME in DIR:
+  NAME_coarse.obj / NAME_refined.obj   mesh (posed, Deng's camera frame) with the ALBEDO as
+                                       vertex colours (linear RGB in [0, 1])
+  NAME_coarse.ply / NAME_refined.ply   the same mesh with the LIT colours (albedo x SH shading)
+  NAME_overlay.png                     the refined render warped back onto the original photo
+                                       with the inverse alignment transform
+  NAME.json                            coefficients, pose, camera, alignment transform, 5
+                                       landmarks, metrics (face region), seconds, file names
+  NAME.input.png, NAME.mask.png        the aligned crop and its face mask (also in both sub-folders)
+  coarse/NAME.render.png, refined/NAME.render.png, */NAME.alpha.png
+                                       renders composited into the crop, and the render coverage,
+                                       the layout `face-gcn evaluate` reads
+Metrics (psnr/ssim, coarse and refined) use face_gcn.evaluation.metrics on the composited
+render vs the crop, inside face mask AND render coverage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from face_gcn import fileio
+from face_gcn.evaluation import metrics
+from face_gcn.mesh import io as mesh_io
+from face_gcn.morphable import coefficients as coeff_lib
+from face_gcn.render import camera, face_renderer, lighting
+
+METHODS = ("coarse", "refined")
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceReconstruction:
+    """Everything known about one reconstructed photo (S crop pixels, V vertices).
+
+    crop: [S, S, 3] uint8 aligned crop. mask: [S, S] face region {0, 1}. landmarks: [5, 2] crop
+    pixel indices. transform: [2, 3] original pixels -> crop pixels. original: [H, W, 3] uint8
+    photo, or None (no overlay). coefficients: [257]. albedo: method -> [V, 3] in [0, 1].
+    seconds: stage -> seconds. extra: more JSON fields (e.g. source path, losses).
+    """
+
+    name: str
+    crop: np.ndarray
+    mask: np.ndarray
+    landmarks: np.ndarray
+    transform: np.ndarray
+    original: np.ndarray | None
+    coefficients: np.ndarray
+    albedo: dict
+    seconds: dict
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+def render_views(model, coefficients, albedo_by_method: dict, image_size: int, backend: str = "auto"):
+    """Renders the fitted geometry once per albedo.
+
+    Returns (posed [V, 3], alpha [S, S] float32, {method: (lit colours [V, 3], render [S, S, 3])}).
+    """
+    coefficients = np.asarray(coefficients, np.float32).reshape(1, -1)
+    fitted = face_renderer.render_coefficients(model, coefficients, image_size, backend=backend)
+    gamma = coeff_lib.split_coefficients(coefficients).gamma
+    shading = lighting.sh_shading(fitted.normals, gamma).numpy()[0]
+    focal, center = face_renderer.camera_for_size(image_size)
+    clip = camera.deng_clip_space(fitted.posed, focal=focal, center=center, image_width=image_size,
+                                  image_height=image_size)
+    from face_gcn.render import deferred  # pylint: disable=import-outside-toplevel
+    views, alpha = {}, None
+    for method, albedo in albedo_by_method.items():
+        lit = np.asarray(albedo, np.float32) * shading
+        image, alpha_t = deferred.render_vertex_colors(clip, model.triangles, lit[None], image_size,
+                                                       image_size, backend=backend)
+        views[method] = (lit, image.numpy()[0])
+        alpha = alpha_t.numpy()[0]
+    return fitted.posed.numpy()[0], alpha, views
+
+
+def composite(render, alpha, background) -> np.ndarray:
+    """render over background: [S, S, 3] float in [0, 1]."""
+    a = np.asarray(alpha, np.float32)[..., None]
+    return np.clip(render, 0.0, 1.0) * a + np.asarray(background, np.float32) * (1.0 - a)
+
+
+def face_metrics(crop, composited, mask, alpha) -> tuple[float, float]:
+    """(PSNR dB, SSIM) of one composited render vs the crop inside mask AND coverage."""
+    region = (np.asarray(mask) > 0) & (np.asarray(alpha) > 0.5)
+    image = np.asarray(crop, np.float64)[None] / (255.0 if np.asarray(crop).dtype == np.uint8 else 1.0)
+    render = np.asarray(composited, np.float64)[None]
+    return (float(metrics.masked_psnr(image, render, region[None])[0]),
+            float(metrics.masked_ssim(image, render, region[None])[0]))
+
+
+def overlay(original, render, alpha, transform) -> np.ndarray:
+    """Warps a crop-space render back onto the original photo; returns [H, W, 3] uint8.
+
+    transform maps original pixels to crop pixels (face_gcn.data.alignment), so it is used as
+    the inverse map of the warp (pixel indices on both sides).
+    """
+    import cv2  # pylint: disable=import-outside-toplevel
+    original = np.asarray(original)
+    height, width = original.shape[:2]
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    matrix = np.asarray(transform, np.float64)
+    warped = cv2.warpAffine(np.clip(render, 0, 1).astype(np.float32), matrix, (width, height), flags=flags,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    coverage = cv2.warpAffine(np.asarray(alpha, np.float32), matrix, (width, height), flags=flags,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
+    blended = warped * coverage + original.astype(np.float32) / 255.0 * (1.0 - coverage)
+    return np.round(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def write_reconstruction(out_dir: str, model, face: FaceReconstruction, backend: str = "auto") -> dict:
+    """Writes every file of one photo (module docstring); returns the JSON record written."""
+    crop = np.asarray(face.crop)
+    if crop.ndim != 3 or crop.shape[0] != crop.shape[1] or crop.shape[2] != 3 or crop.dtype != np.uint8:
+        raise ValueError(f"crop must be [S, S, 3] uint8, got {crop.shape} {crop.dtype}")
+    size = crop.shape[0]
+    mask = (np.asarray(face.mask) > 0).astype(np.uint8)
+    if mask.shape != crop.shape[:2]:
+        raise ValueError(f"mask must be {crop.shape[:2]}, got {mask.shape}")
+    unknown = set(face.albedo) - set(METHODS)
+    if unknown:
+        raise ValueError(f"albedo methods must be among {METHODS}, got {sorted(unknown)}")
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, face.name)
+    posed, alpha, views = render_views(model, face.coefficients, face.albedo, size, backend)
+    crop_float = crop.astype(np.float32) / 255.0
+    record_metrics, files = {}, {}
+    fileio.write_png(stem + ".input.png", crop)
+    fileio.write_png(stem + ".mask.png", mask * 255)
+    files.update(input=face.name + ".input.png", mask=face.name + ".mask.png")
+    for method, (lit, render) in views.items():
+        albedo = np.clip(np.asarray(face.albedo[method], np.float32), 0.0, 1.0)
+        mesh_io.write_obj(f"{stem}_{method}.obj", posed, model.triangles, albedo)
+        mesh_io.write_ply(f"{stem}_{method}.ply", posed, model.triangles, np.clip(lit, 0.0, 1.0))
+        files[f"{method}_mesh_albedo"] = f"{face.name}_{method}.obj"
+        files[f"{method}_mesh_lit"] = f"{face.name}_{method}.ply"
+        composited = composite(render, alpha, crop_float)
+        psnr, ssim = face_metrics(crop, composited, mask, alpha)
+        record_metrics[f"psnr_{method}"] = psnr
+        record_metrics[f"ssim_{method}"] = ssim
+        folder = os.path.join(out_dir, method)
+        os.makedirs(folder, exist_ok=True)
+        sub = os.path.join(folder, face.name)
+        fileio.write_png(sub + ".render.png", composited)
+        fileio.write_png(sub + ".alpha.png", (alpha > 0.5).astype(np.uint8) * 255)
+        fileio.write_png(sub + ".input.png", crop)
+        fileio.write_png(sub + ".mask.png", mask * 255)
+        files[f"{method}_render"] = f"{method}/{face.name}.render.png"
+    final = "refined" if "refined" in views else next(iter(views))
+    if face.original is not None:
+        fileio.write_png(stem + "_overlay.png", overlay(face.original, views[final][1], alpha, face.transform))
+        files["overlay"] = face.name + "_overlay.png"
+    blocks = coeff_lib.split_coefficients(np.asarray(face.coefficients, np.float32))
+    focal, center = face_renderer.camera_for_size(size)
+    record = {
+        "name": face.name,
+        "coefficients": np.asarray(face.coefficients, np.float32),
+        "coefficient_layout": {name: [s.start, s.stop] for name, s in coeff_lib.BLOCK_SLICES.items()},
+        "pose": {"angles_xyz_radians": blocks.angles.numpy(), "translation": blocks.translation.numpy()},
+        "camera": {"focal_px": focal, "principal_point_px": [center, center],
+                   "camera_z": camera.DENG_CAMERA_DISTANCE, "image_size": size},
+        "alignment": {"transform_original_to_crop": np.asarray(face.transform, np.float64),
+                      "convention": "pixel indices (pixel centre at (j, i)) on both sides",
+                      "original_size": None if face.original is None else list(np.asarray(face.original).shape[:2])},
+        "landmarks_5_crop_px": np.asarray(face.landmarks, np.float64),
+        "metrics": record_metrics,
+        "metrics_region": "face mask AND render coverage, render composited into the crop",
+        "seconds": {key: round(float(value), 3) for key, value in face.seconds.items()},
+        "files": files,
+        "morphable_model": model.name,
+    }
+    record.update(record_metrics)
+    record.update(face.extra)
+    fileio.write_json(stem + ".json", record)
+    return record
