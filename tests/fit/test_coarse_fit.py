@@ -1,0 +1,76 @@
+"""Coarse fit: pose recovery on generated faces, error reduction on a real photo, input checks."""
+
+import numpy as np
+import pytest
+
+from face_gcn.fit import coarse_fit
+from face_gcn.losses import photometric
+from face_gcn.morphable import coefficients as coeff_lib
+from face_gcn.render import face_renderer
+
+from .conftest import generated_face
+
+ANGLE_TOLERANCE_DEG = 3.0       # each Euler angle
+SHIFT_TOLERANCE = 0.03          # x, y translation, model units (about 3 px at 224)
+
+ANGLES = coeff_lib.BLOCK_SLICES["angles"]
+TRANSLATION = coeff_lib.BLOCK_SLICES["translation"]
+
+
+@pytest.fixture(scope="module")
+def fitter(demo_model):
+    return coarse_fit.CoarseFitter(demo_model, 224)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_recovers_pose_from_five_landmarks_and_pixels(demo_model, fitter, seed):
+    image, mask, landmarks5, _, truth = generated_face(demo_model, seed)
+    result = fitter.fit(image, mask, landmarks5)
+    error = np.rad2deg(np.abs(result.coefficients[ANGLES] - truth[ANGLES]))
+    assert np.all(error < ANGLE_TOLERANCE_DEG), (error, np.rad2deg(truth[ANGLES]))
+    shift = np.abs(result.coefficients[TRANSLATION][:2] - truth[TRANSLATION][:2])
+    assert np.all(shift < SHIFT_TOLERANCE), shift
+    # the fitted face explains the photo: masked colour error at the level of the 8-bit noise
+    assert result.losses["appearance"]["photometric"] < 0.03
+    assert np.all(np.isfinite(result.coefficients))
+
+
+def test_68_landmarks_accepted_and_pose_recovered(demo_model, fitter):
+    image, mask, _, landmarks68, truth = generated_face(demo_model, 3)
+    result = fitter.fit(image, mask, landmarks68)
+    error = np.rad2deg(np.abs(result.coefficients[ANGLES] - truth[ANGLES]))
+    assert np.all(error < ANGLE_TOLERANCE_DEG), error
+
+
+def test_astronaut_render_covers_face_and_error_drops(demo_model, fitter, astronaut_crop):
+    crop, mask, landmarks = astronaut_crop
+    result = fitter.fit(crop, mask, landmarks)
+    image = crop[None].astype(np.float32) / 255.0
+
+    def error(coefficients):
+        render = face_renderer.render_coefficients(demo_model, coefficients[None], 224)
+        alpha = render.alpha.numpy()[0]
+        loss = float(photometric.pixel_loss(image, render.image, render.alpha * mask[None].astype(np.float32)))
+        return loss, alpha
+
+    initial, _ = error(np.zeros(257, np.float32))
+    final, alpha = error(result.coefficients)
+    assert final < 0.7 * initial, (initial, final)
+    covered, face = alpha > 0.5, mask > 0
+    iou = (covered & face).sum() / (covered | face).sum()
+    assert iou > 0.6, iou
+
+
+def test_input_checks(demo_model, fitter):
+    image = np.zeros((224, 224, 3), np.uint8)
+    mask = np.ones((224, 224), np.uint8)
+    with pytest.raises(ValueError, match="image must be"):
+        fitter.fit(np.zeros((100, 100, 3)), mask, np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="mask must be"):
+        fitter.fit(image, np.ones((10, 10)), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="landmarks must be"):
+        fitter.fit(image, mask, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="unknown loss weights"):
+        coarse_fit.FitConfig(weights={"photo": 1.0})
+    with pytest.raises(ValueError, match="unknown blocks"):
+        coarse_fit.FitConfig(stages=(coarse_fit.Stage("x", 1, {"pose": 0.1}),))
