@@ -1,0 +1,83 @@
+"""`face-gcn fit` as a user runs it: a fresh process, a folder with a face and a faceless image."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import skimage.data
+
+
+def run_fit(*arguments, env_dir):
+    code = ("import sys; from absl import app; from face_gcn.cli import fit; "
+            "app.run(fit.main, argv=['face-gcn fit'] + sys.argv[1:])")
+    env = dict(os.environ, FACE_GCN_CACHE=str(env_dir), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("FACE_GCN_MORPHABLE_MODEL", None)
+    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_folder_end_to_end(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    face = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "grey.png"), np.full((128, 160, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    result = run_fit(str(photos), "--out", str(out), "--pose_steps", "30", "--shape_steps", "30",
+                     "--appearance_steps", "40", "--refine_steps", "40", "--noprogress",
+                     env_dir=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 fitted, 1 skipped (no_face)" in result.stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert [item["name"] for item in summary["fitted"]] == ["astronaut"]
+    assert summary["failed"] == [{"source": str(photos / "grey.png"), "reason": "no_face",
+                                  "detail": "MTCNN found no face"}]
+    for name in ("astronaut_coarse.obj", "astronaut_coarse.ply", "astronaut_refined.obj",
+                 "astronaut_refined.ply", "astronaut_overlay.png", "astronaut.json",
+                 "astronaut.input.png", "astronaut.mask.png"):
+        assert (out / name).is_file(), name
+    for method in ("coarse", "refined"):
+        for suffix in (".input.png", ".mask.png", ".render.png", ".alpha.png"):
+            assert (out / method / f"astronaut{suffix}").is_file(), (method, suffix)
+    assert not any(path.name.startswith("grey") for path in out.rglob("*"))
+
+    record = json.loads((out / "astronaut.json").read_text())
+    assert len(record["coefficients"]) == 257
+    assert np.asarray(record["alignment"]["transform_original_to_crop"]).shape == (2, 3)
+    assert record["camera"]["image_size"] == 224
+    for key in ("psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined"):
+        assert np.isfinite(record[key]), key
+    assert record["psnr_refined"] > record["psnr_coarse"]
+    assert record["ssim_refined"] > record["ssim_coarse"]
+    assert set(record["seconds"]) >= {"coarse_fit", "refine"}
+
+    overlay = cv2.imread(str(out / "astronaut_overlay.png"))
+    assert overlay.shape == (256, 256, 3)
+    from face_gcn.mesh import io as mesh_io
+    vertices, triangles, colors = mesh_io.read_ply(str(out / "astronaut_refined.ply"))
+    assert vertices.shape[1] == 3 and colors.shape == vertices.shape and len(triangles) > 0
+
+    # the evaluate command reads the same layout and finds the same numbers (8-bit PNG renders)
+    from face_gcn.evaluation import report
+    results = report.evaluate_results(str(out))
+    assert set(results) == {"coarse", "refined"}
+    for method in ("coarse", "refined"):
+        per_image = results[method]["per_image"]["astronaut"]
+        assert abs(per_image["psnr"] - record[f"psnr_{method}"]) < 0.3
+        assert abs(per_image["ssim"] - record[f"ssim_{method}"]) < 0.01
+
+
+def test_clear_errors(tmp_path):
+    result = run_fit(str(tmp_path / "nowhere.png"), "--out", str(tmp_path / "out"), env_dir=tmp_path)
+    assert result.returncode == 1 and "neither an image file nor a folder" in result.stderr
+    result = run_fit("--out", str(tmp_path), env_dir=tmp_path)
+    assert result.returncode != 0 and "at least one IMAGE" in result.stderr
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.full((64, 64, 3), 128, np.uint8))
+    result = run_fit(str(grey), "--out", str(tmp_path / "out"), "--noprogress", env_dir=tmp_path)
+    assert result.returncode == 1 and "no image could be fitted" in result.stderr
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["failed"][0]["reason"] == "no_face"
