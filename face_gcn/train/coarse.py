@@ -65,7 +65,7 @@ def make_coarse_step(model, regressor, weights: dict, image_size: int, facenet=N
     Args:
       model: MorphableModel.
       regressor: from nets.regressor.build_regressor (run with training=True).
-      weights: {term name: weight} (SCHEMA["loss"] keys).
+      weights: {term name: weight} (SCHEMA["loss"] keys; a missing key takes SCHEMA's default).
       image_size: S.
       facenet: optional nets.facenet model; adds the "identity" term.
     Returns:
@@ -116,7 +116,7 @@ def make_coarse_step(model, regressor, weights: dict, image_size: int, facenet=N
             terms["identity"] = identity_losses.identity_loss(
                 facenet_lib.embed(facenet, images).embedding,
                 facenet_lib.embed(facenet, composite).embedding)
-        losses = {name: weights[name] * value for name, value in terms.items()}
+        losses = {name: float(weights.get(name, SCHEMA["loss"][name])) * value for name, value in terms.items()}
         losses["total"] = tf.add_n(list(losses.values()))
         return losses
 
