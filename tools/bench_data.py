@@ -8,7 +8,8 @@ Rows:
   prepare-data, in process     photos/s of FaceProcessor.process after a warm-up photo
   tf.data pipeline             images/s of make_dataset (parse, augment, batch 16) over the
                                shards just written, after 5 warm-up batches
-  regressor / FaceNet forward  images/s of face_gcn.nets at batch 16 (skipped when
+  regressor / FaceNet forward  images/s of face_gcn.nets at batch 16 (ResNet-50 at 224,
+                               the compact backbone at 64, FaceNet at 160; skipped when
                                face_gcn.nets is not importable)
 
   python tools/bench_data.py [--photos 24] [--workers 2] [--batch 16]
@@ -103,12 +104,14 @@ def main(argv):
             / (time.perf_counter() - start), f"batch {FLAGS.batch}, 224x224, PNG decode")
 
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    for label, module_name, builder, size in [
-            ("regressor forward (ResNet-50)", "face_gcn.nets.regressor", "build_regressor", 224),
-            ("FaceNet forward", "face_gcn.nets.facenet", "build_facenet", 160)]:
+    for label, module_name, builder, size, kwargs in [
+            ("regressor forward (ResNet-50)", "face_gcn.nets.regressor", "build_regressor", 224, {}),
+            ("regressor forward (compact, 64)", "face_gcn.nets.regressor", "build_regressor", 64,
+             {"input_shape": (64, 64, 3), "backbone": "compact"}),
+            ("FaceNet forward", "face_gcn.nets.facenet", "build_facenet", 160, {})]:
         try:
             module = __import__(module_name, fromlist=[builder])
-            model = getattr(module, builder)()
+            model = getattr(module, builder)(**kwargs)
         except Exception as error:  # pylint: disable=broad-except
             row(label, None, f"skipped: {module_name} unavailable ({type(error).__name__}: "
                              f"{str(error)[:60]})")
