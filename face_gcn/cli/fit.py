@@ -83,7 +83,8 @@ class FitPipeline:
             if refine_config.steps > 0 else None
 
     def run(self, path: str, name: str, out_dir: str) -> dict:
-        """Fits one photo and writes its files; raises SkipImage when it cannot be fitted."""
+        """Fits one photo and writes its files; returns the JSON record. Raises SkipImage when
+        the photo cannot be read or shows no face."""
         import numpy as np  # pylint: disable=import-outside-toplevel
 
         from face_gcn.data import alignment, images  # pylint: disable=import-outside-toplevel
@@ -103,7 +104,6 @@ class FitPipeline:
         mask = np.asarray(self.segmenter.segment(crop, landmarks), np.uint8)
         prepared = time.perf_counter()
         fit = self.fitter.fit(crop, mask, landmarks)
-        fitted = time.perf_counter()
         coarse_albedo = _coarse_albedo(self.model, fit.coefficients)
         albedo = {"coarse": coarse_albedo}
         seconds = {"detect_align_mask": prepared - started, "coarse_fit": fit.seconds}
@@ -119,7 +119,6 @@ class FitPipeline:
             albedo["refined"] = coarse_albedo
             seconds["refine"] = 0.0
         seconds["fit_total"] = time.perf_counter() - prepared
-        del fitted
         record = outputs.write_reconstruction(out_dir, self.model, outputs.FaceReconstruction(
             name=name, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
             original=loaded.rgb, coefficients=fit.coefficients, albedo=albedo, seconds=seconds,
@@ -211,7 +210,10 @@ def main(argv):
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
                             "identity_loss": facenet is not None}}
     fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
-    reasons = ", ".join(f"{item['reason']}" for item in failed) or "none"
+    counts = {}
+    for item in failed:
+        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+    reasons = ", ".join(f"{reason} {count}" for reason, count in counts.items()) or "none"
     print(f"fit: {len(fitted)} fitted, {len(failed)} skipped ({reasons}) in {summary['seconds']:.1f} s; "
           f"results in {FLAGS.out}")
     if not fitted:

@@ -22,7 +22,7 @@ def fitter(demo_model):
     return coarse_fit.CoarseFitter(demo_model, 224)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_recovers_pose_from_five_landmarks_and_pixels(demo_model, fitter, seed):
     image, mask, landmarks5, _, truth = generated_face(demo_model, seed)
     result = fitter.fit(image, mask, landmarks5)

@@ -33,7 +33,7 @@ def test_refinement_lowers_masked_error(demo_model, refined_sample):
     region = alpha * batch.masks[0]
     coarse_error = masked_error(image, coarse_render, region)
     refined_error = masked_error(image, refined_render, region)
-    assert refined_error < 0.9 * coarse_error, (coarse_error, refined_error)
+    assert refined_error < 0.92 * coarse_error, (coarse_error, refined_error)
     # and the refined albedo is closer to the ground-truth albedo at visible vertices
     visible = result.visibility > 0.5
     truth = batch.albedo[0]
