@@ -24,6 +24,7 @@ the whole trained regressor, load with face_gcn.nets.regressor.load_regressor) a
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -193,21 +194,29 @@ def train_coarse(config: dict, workdir: str, log=logging.info) -> dict:
         render = face_renderer.render_coefficients(model, coefficients, image_size=size)
         return {"input": tf.cast(batch["image"], tf.float32) / 255.0, "render": render.image}
 
+    # A TrainLoop that takes a strategy and measures its own steps/s is given the tf.data dataset
+    # as it is (it distributes it over replicas); an older one gets the dataset wrapped for timing.
+    native = "strategy" in inspect.signature(TrainLoop).parameters
     loop = TrainLoop(step_fn, regressor.trainable_variables, optimizer, workdir,
                      checkpoint_every=train["checkpoint_every"], summary_every=train["summary_every"],
-                     trackables={"regressor": regressor}, image_fn=previews, path_key="source")
+                     trackables={"regressor": regressor}, image_fn=previews, path_key="source",
+                     **({"strategy": strategy} if native else {}))
+    native = native and hasattr(loop, "steps_per_second")
     start = loop.restore()
-    # The loop skips already-seen batches only for a tf.data.Dataset; this one is wrapped for timing.
-    timed = _TimedBatches(dataset.skip(start))
-    losses = loop.run(timed, train["steps"], resume=False, log=log)
+    if native:
+        losses = loop.run(dataset, train["steps"], resume=False, log=log)
+    else:  # this loop skips already-seen batches only for a tf.data.Dataset: skip them here
+        timed = _TimedBatches(dataset.skip(start))
+        losses = loop.run(timed, train["steps"], resume=False, log=log)
     steps = int(loop.step.numpy())
     path = os.path.join(workdir, REGRESSOR_FILE)
     with fileio.atomic_path(path) as tmp:
         regressor.save(tmp)
-    rate = timed.steps_per_second()
-    loop_rate = getattr(loop, "steps_per_second", None)  # newer TrainLoops measure it themselves
-    if rate is not None and loop_rate is not None and math.isfinite(loop_rate):
-        rate = float(loop_rate)
+    if native:
+        rate = float(loop.steps_per_second)
+        rate = rate if steps - start >= 3 and math.isfinite(rate) else None
+    else:
+        rate = timed.steps_per_second()
     result = {"losses": losses, "steps": steps, "steps_run": steps - start,
               "steps_per_second": rate, "regressor": path}
     fileio.write_json(os.path.join(workdir, SUMMARY_FILE),
