@@ -27,7 +27,7 @@ from face_gcn import fileio
 from face_gcn.evaluation import metrics
 from face_gcn.mesh import io as mesh_io
 from face_gcn.morphable import coefficients as coeff_lib
-from face_gcn.render import camera, face_renderer, lighting
+from face_gcn.render import camera, deferred, face_renderer, lighting
 
 METHODS = ("coarse", "refined")
 
@@ -66,7 +66,6 @@ def render_views(model, coefficients, albedo_by_method: dict, image_size: int, b
     focal, center = face_renderer.camera_for_size(image_size)
     clip = camera.deng_clip_space(fitted.posed, focal=focal, center=center, image_width=image_size,
                                   image_height=image_size)
-    from face_gcn.render import deferred  # pylint: disable=import-outside-toplevel
     views, alpha = {}, None
     for method, albedo in albedo_by_method.items():
         lit = np.asarray(albedo, np.float32) * shading
