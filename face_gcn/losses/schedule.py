@@ -10,7 +10,7 @@ import dataclasses
 
 S2_IDENTITY = 0.2
 S3_ADVERSARIAL = 0.001
-SCHEDULES = ("authors", "paper")
+SCHEDULES = ("authors", "paper", "constant")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +25,7 @@ def loss_weights(epoch: float, schedule: str = "authors", warmup_epochs: float =
                  ramp_epochs: float = 5.0) -> LossWeights:
     """s1, s4 at a (possibly fractional) epoch counted from 0.
 
+    "constant": s1 = s4 = 1 (no warm-up; for ablations without L_vert).
     "authors" (their code): s1 = clip(0.2 epoch, 0, 1), s4 = clip(1 - s1, 0.2, 1).
     "paper": s1 = 0, s4 = 1 for the first ``warmup_epochs``; then s1 rises linearly to 1 over
       ``ramp_epochs`` and s4 = 1 - s1 falls to 0 ("gradually" in the paper; the ramp length is
@@ -35,6 +36,8 @@ def loss_weights(epoch: float, schedule: str = "authors", warmup_epochs: float =
     epoch = float(epoch)
     if epoch < 0:
         raise ValueError(f"epoch must be >= 0, got {epoch}")
+    if schedule == "constant":
+        return LossWeights(s1=1.0, s4=1.0)
     if schedule == "authors":
         s1 = min(max(0.2 * epoch, 0.0), 1.0)
         return LossWeights(s1=s1, s4=min(max(1.0 - s1, 0.2), 1.0))

@@ -2,12 +2,15 @@
 
 A schema is a nested dict of default values; a config may only use keys the schema has, and each value must
 have the default's type (int accepted where a float is expected; a default of None accepts anything).
-Precedence: schema defaults < YAML file < overrides (applied in order).
+Precedence: schema defaults < base YAML files < YAML file < overrides (applied in order).
+A YAML file may name another with a top-level ``base: other.yaml`` (relative to its own folder),
+which is applied first; ablation configs are their base plus the keys they change.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, Iterable, Mapping
 
 import yaml
@@ -82,22 +85,43 @@ def parse_override(text: str) -> dict:
     return nested
 
 
+def read_yaml(yaml_path: str, _seen: tuple = ()) -> list[tuple[str, dict]]:
+    """[(path, mapping)] of a YAML config and its ``base`` chain, base first (``base`` keys removed)."""
+    real = os.path.realpath(yaml_path)
+    if real in _seen:
+        raise ConfigError(f"{yaml_path}: 'base' chain loops back to itself")
+    try:
+        with open(yaml_path, encoding="utf-8") as stream:
+            loaded = yaml.safe_load(stream)
+    except OSError as error:
+        raise ConfigError(f"cannot read config {yaml_path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{yaml_path}: not valid YAML ({error})") from None
+    if loaded is None:
+        return []
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{yaml_path}: expected a mapping at the top level")
+    loaded = dict(loaded)
+    base = loaded.pop("base", None)
+    chain = []
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{yaml_path}: base must be a file name, got {base!r}")
+        chain = read_yaml(os.path.join(os.path.dirname(yaml_path), base), _seen + (real,))
+    return chain + [(yaml_path, loaded)]
+
+
 def build_config(schema: Mapping, yaml_path: str | None = None, overrides: Iterable[str] = ()) -> dict:
-    """Defaults <- YAML file <- overrides; returns a new nested dict. Raises ConfigError naming the bad key."""
+    """Defaults <- YAML file (after its bases) <- overrides; returns a new nested dict.
+
+    Raises ConfigError naming the bad key (and the file it came from).
+    """
     config = copy.deepcopy(dict(schema))
-    if yaml_path:
+    for path, loaded in (read_yaml(yaml_path) if yaml_path else []):
         try:
-            with open(yaml_path, encoding="utf-8") as stream:
-                loaded = yaml.safe_load(stream)
-        except OSError as error:
-            raise ConfigError(f"cannot read config {yaml_path}: {error.strerror}") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{yaml_path}: not valid YAML ({error})") from None
-        if loaded is not None:
-            try:
-                _merge(config, loaded, schema, "")
-            except ConfigError as error:
-                raise ConfigError(f"{yaml_path}: {error}") from None
+            _merge(config, loaded, schema, "")
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
     for text in overrides:
         _merge(config, parse_override(text), schema, "")
     return config

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Callable, Iterable, Mapping, Sequence
 
 import keras
@@ -82,6 +83,10 @@ class TrainLoop:
       strategy: a tf.distribute strategy; variables and optimizers must have been created in
         its scope. None: the current (default) strategy.
       extra_objectives: further Objective()s (e.g. the critic), updated in the same step.
+      on_step_start: optional callable(step) run on the host before each step (e.g. to set loss
+        weights that follow a schedule, held in tf.Variables the step reads).
+
+    After run(), ``steps_per_second`` is the training rate excluding the first (tracing) step.
 
     A step counts one update of the main objective; it consumes 1 + max(updates_before) batches.
     """
@@ -89,7 +94,8 @@ class TrainLoop:
     def __init__(self, step_fn: Callable, variables: Sequence[tf.Variable], optimizer, workdir: str,
                  checkpoint_every: int = 100, summary_every: int = 10, max_to_keep: int = 3,
                  trackables: Mapping | None = None, image_fn: Callable | None = None, path_key: str = "path",
-                 strategy: tf.distribute.Strategy | None = None, extra_objectives: Sequence[Objective] = ()):
+                 strategy: tf.distribute.Strategy | None = None, extra_objectives: Sequence[Objective] = (),
+                 on_step_start: Callable[[int], None] | None = None):
         if not variables:
             raise ValueError("no variables to train")
         self.step_fn = step_fn
@@ -104,7 +110,8 @@ class TrainLoop:
         self.variables, self.optimizer = self.objectives[0].variables, optimizer
         self.batches_per_step = 1 + max(objective.updates_before for objective in self.objectives)
         self.workdir, self.checkpoint_every, self.summary_every = workdir, checkpoint_every, summary_every
-        self.image_fn, self.path_key = image_fn, path_key
+        self.image_fn, self.path_key, self.on_step_start = image_fn, path_key, on_step_start
+        self.steps_per_second = float("nan")
         with self.strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         objects = dict(trackables or {})
@@ -203,9 +210,13 @@ class TrainLoop:
         iterator = iter(dataset)
         bar = tqdm(total=num_steps, initial=start, desc="train", disable=None) if tqdm else None
         last: dict = {}
+        timed_steps, timed_seconds = 0, 0.0
         try:
             while int(self.step.numpy()) < num_steps:
                 step = int(self.step.numpy())
+                started = time.perf_counter()
+                if self.on_step_start is not None:
+                    self.on_step_start(step)
                 try:
                     for objective in self.objectives:
                         for _ in range(objective.updates_before):
@@ -221,6 +232,8 @@ class TrainLoop:
                 self.step.assign_add(1)
                 step += 1
                 last = {k: float(v.numpy()) for k, v in losses.items()}
+                if step > start + 1:  # the first step of a run traces the tf.functions
+                    timed_steps, timed_seconds = timed_steps + 1, timed_seconds + time.perf_counter() - started
                 if step % self.summary_every == 0 or step == num_steps:
                     self._write_summaries(step, last, batch)
                 if step % self.checkpoint_every == 0:
@@ -235,6 +248,8 @@ class TrainLoop:
             if bar is not None:
                 bar.close()
             self.writer.flush()
+            if timed_steps:
+                self.steps_per_second = timed_steps / timed_seconds
         return last
 
     def _write_summaries(self, step: int, losses: Mapping[str, float], batch) -> None:

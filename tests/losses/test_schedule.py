@@ -28,3 +28,9 @@ def test_bad_schedule():
         loss_weights(1, "cosine")
     with pytest.raises(ValueError):
         loss_weights(-1)
+
+
+@pytest.mark.parametrize("epoch", [0.0, 0.5, 3.0, 40.0])
+def test_constant_schedule(epoch):
+    weights = loss_weights(epoch, "constant")
+    assert (weights.s1, weights.s4) == (1.0, 1.0)

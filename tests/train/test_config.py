@@ -35,3 +35,19 @@ def test_unknown_keys_and_bad_types_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         build_config(SCHEMA, str(tmp_path / "missing.yaml"))
     assert parse_override("a.b=1e-3") == {"a": {"b": 1e-3}}
+
+
+def test_base_chain_applies_bases_first_and_rejects_loops(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "root.yaml").write_text("train:\n  steps: 5\n  lr: 2\nname: root\n")
+    (tmp_path / "sub" / "mid.yaml").write_text("base: ../root.yaml\ntrain:\n  steps: 6\n")
+    (tmp_path / "sub" / "leaf.yaml").write_text("base: mid.yaml\nname: leaf\n")
+    config = build_config(SCHEMA, str(tmp_path / "sub" / "leaf.yaml"), ["train.lr=3"])
+    assert config["train"] == {"steps": 6, "lr": 3.0, "resume": True} and config["name"] == "leaf"
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        build_config(SCHEMA, str(tmp_path / "a.yaml"))
+    (tmp_path / "bad.yaml").write_text("base: root.yaml\ntrain:\n  nope: 1\n")
+    with pytest.raises(ConfigError, match="bad.yaml.*train.nope"):
+        build_config(SCHEMA, str(tmp_path / "bad.yaml"))
