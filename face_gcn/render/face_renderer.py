@@ -60,9 +60,25 @@ def render_coefficients(model, coefficients, image_size: int = camera.DENG_IMAGE
     focal, center = camera_for_size(image_size)
     landmarks = camera.project_landmarks(posed, tensors.landmark_indices, focal=focal,
                                          center=center, image_height=image_size)
-    clip = camera.deng_clip_space(posed, focal=focal, center=center, image_width=image_size,
-                                  image_height=image_size)
-    image, alpha = deferred.render_vertex_colors(clip, tensors.triangles, colors, image_size,
-                                                 image_size, backend=backend)
+    image, alpha = render_posed(posed, tensors.triangles, colors, image_size, backend=backend)
     return FaceRender(shape=shape, posed=posed, albedo=albedo, normals=normals, colors=colors,
                       landmarks=landmarks, image=image, alpha=alpha)
+
+
+def render_posed(posed, triangles, colors, image_size: int = camera.DENG_IMAGE_SIZE,
+                 backend: str = "auto"):
+    """Renders world-space meshes with per-vertex colours through Deng's camera.
+
+    Args:
+      posed: [B, V, 3] world-space vertices (camera at z = 10).
+      triangles: [T, 3] int32.
+      colors: [B, V, C] per-vertex values (e.g. lit refined colours).
+      image_size: side of the square render; the camera keeps Deng's field of view.
+    Returns:
+      image [B, S, S, C] (0 where no face), alpha [B, S, S] coverage in {0, 1}.
+    """
+    focal, center = camera_for_size(image_size)
+    clip = camera.deng_clip_space(posed, focal=focal, center=center, image_width=image_size,
+                                  image_height=image_size)
+    return deferred.render_vertex_colors(clip, triangles, colors, image_size, image_size,
+                                         backend=backend)

@@ -1,0 +1,123 @@
+"""The trained-model directory: what `face-gcn train` writes and inference, export and the demo read.
+
+    DIR/face_model.json     format, version, image size, file names, training summary
+    DIR/morphable.npz       the morphable model the networks were trained for
+    DIR/regressor.keras     coefficient regressor (Keras)
+    DIR/texture_gcn.keras   Decoder + Refiner + Combiner (Keras; sparse matrices inside)
+    DIR/facenet.weights.h5  only when FaceNet features are part of the embedding
+
+A user's Basel Face Model ends up in DIR/morphable.npz of a model trained on it: such a directory is
+the user's own artefact and must not be shared where the BFM licence forbids it.
+The directory is written under a temporary name and renamed into place, so a reader never sees
+half a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+
+from face_gcn.morphable import model as model_lib
+from face_gcn.nets import facenet as facenet_lib
+from face_gcn.reconstruction.forward import FaceGCN
+
+FORMAT = "face-gcn-model"
+VERSION = 1
+META_FILE = "face_model.json"
+FILES = {"morphable": "morphable.npz", "regressor": "regressor.keras", "texture_gcn": "texture_gcn.keras",
+         "facenet": "facenet.weights.h5"}
+
+
+class ModelDirError(ValueError):
+    """A path that is not a usable face-gcn model directory; the message says what is wrong."""
+
+
+def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
+    """Writes ``nets`` to the directory ``path`` (replacing an existing model directory there).
+
+    info: JSON-serialisable extras (e.g. config, steps, losses) stored under "training".
+    """
+    path = os.path.abspath(path)
+    replaceable = not os.path.exists(path) or os.path.isfile(os.path.join(path, META_FILE)) \
+        or (os.path.isdir(path) and not os.listdir(path))
+    if not replaceable:
+        raise ModelDirError(f"{path} exists and is not a face-gcn model directory; refusing to replace it")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".face_model.", dir=parent)
+    try:
+        model_lib.save(nets.morphable, os.path.join(staging, FILES["morphable"]))
+        nets.regressor.save(os.path.join(staging, FILES["regressor"]))
+        nets.texture_gcn.save(os.path.join(staging, FILES["texture_gcn"]))
+        if nets.facenet is not None:
+            nets.facenet.save_weights(os.path.join(staging, FILES["facenet"]))
+        meta = {"format": FORMAT, "version": VERSION, "image_size": int(nets.image_size),
+                "files": {k: v for k, v in FILES.items() if k != "facenet" or nets.facenet is not None},
+                "uses_facenet": nets.facenet is not None, "num_vertices": int(nets.morphable.num_vertices),
+                "training": info or {}}
+        with open(os.path.join(staging, META_FILE), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=2, sort_keys=True, default=str)
+        os.chmod(staging, 0o755)
+        if os.path.isdir(path):
+            old = path + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def read_meta(path: str) -> dict:
+    """face_model.json of a model directory, validated."""
+    meta_path = os.path.join(path, META_FILE)
+    if not os.path.isdir(path):
+        raise ModelDirError(f"model directory not found: {path}")
+    if not os.path.isfile(meta_path):
+        raise ModelDirError(f"{path} is not a face-gcn model directory (no {META_FILE})")
+    try:
+        with open(meta_path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ModelDirError(f"{meta_path}: unreadable ({error})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelDirError(f"{meta_path}: not a {FORMAT} description")
+    if meta.get("version") != VERSION:
+        raise ModelDirError(f"{meta_path}: format version {meta.get('version')!r}, this face_gcn reads {VERSION}")
+    size = meta.get("image_size")
+    if not isinstance(size, int) or not 16 <= size <= 2048:
+        raise ModelDirError(f"{meta_path}: image_size must be an integer in [16, 2048], got {size!r}")
+    return meta
+
+
+def load_model_dir(path: str) -> FaceGCN:
+    """Loads the networks of a model directory; raises ModelDirError naming the bad file."""
+    meta = read_meta(path)
+    files = meta.get("files", {})
+    for key in ("morphable", "regressor", "texture_gcn") + (("facenet",) if meta.get("uses_facenet") else ()):
+        name = files.get(key)
+        if not isinstance(name, str) or os.path.basename(name) != name or not os.path.isfile(os.path.join(path, name)):
+            raise ModelDirError(f"{path}: missing {key} file ({name!r})")
+    morphable = model_lib.load(os.path.join(path, files["morphable"]))
+    loaded = {}
+    for key in ("regressor", "texture_gcn"):
+        file = os.path.join(path, files[key])
+        try:
+            loaded[key] = keras.saving.load_model(file, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a damaged or foreign file
+            raise ModelDirError(f"{file}: cannot load the {key} ({type(error).__name__}: {error})") from None
+    facenet = None
+    if meta.get("uses_facenet"):
+        facenet = facenet_lib.build_facenet(weights=os.path.join(path, files["facenet"]))
+    try:
+        return FaceGCN(morphable=morphable, regressor=loaded["regressor"], texture_gcn=loaded["texture_gcn"],
+                       facenet=facenet, image_size=meta["image_size"])
+    except ValueError as error:
+        raise ModelDirError(f"{path}: inconsistent model ({error})") from None
