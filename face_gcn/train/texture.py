@@ -1,0 +1,250 @@
+"""The paper's training stage: texture GCNs on top of a fixed coarse regressor (Lin et al. 2020, Eq. 4-8).
+
+L = s1 (L_pix(I, R') + s2 L_id(I, R') + s3 L_adv) + s4 (L_vert(T, T') + L_vert(T_p, T~'))
+
+Units: images, renders and colours are linear RGB in [0, 1] in every term. R' is composited over
+the photo (render where it covers, photo elsewhere) for L_id and the critic, which sees [-1, 1].
+The critic is trained with WGAN-GP (penalty 10), ``train.critic_steps`` updates per generator step
+(DESIGN: 5), each on a fresh batch. s1/s4 follow ``loss.schedule`` over epochs of the training set.
+Ablation rows of Table 2 switch terms off (loss.identity / adversarial / vertex) or swap the
+Refiner (nets.refiner: gcn | fc | uv_cnn).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from face_gcn.data import pipeline
+from face_gcn.graph import hierarchy as hierarchy_lib
+from face_gcn.losses import adversarial, identity as identity_losses, photometric, schedule, vertex
+from face_gcn.morphable import configured
+from face_gcn.nets import baselines, discriminator, facenet as facenet_lib, gcn
+from face_gcn.nets import regressor as regressor_lib
+from face_gcn.reconstruction import forward, model_dir
+from face_gcn.train.loop import Objective, TrainLoop, exponential_decay, image_grid, select_strategy
+
+REFINERS = ("gcn", "fc", "uv_cnn")
+MODEL_SUBDIR = "model"
+
+# Defaults = the paper / authors' code (DESIGN.md); YAML files and --set overrides change only these keys.
+SCHEMA = {
+    "model": {"path": ""},  # empty: the built-in demo model
+    "data": {"train": "", "crop_size": 224, "batch_size": 4, "seed": 0, "shuffle_buffer": 256,
+             "augment": True},
+    "nets": {
+        "regressor": "",          # trained regressor: .keras (train-coarse) or .weights.h5 (with backbone)
+        "backbone": "resnet50",   # only used to build the regressor for a .weights.h5 file
+        "facenet_weights": "",    # Keras weights from `face-gcn convert-facenet`; empty: no FaceNet
+        "refiner": "gcn",
+        "decoder_widths": list(gcn.DECODER_WIDTHS),
+        "refiner_widths": list(gcn.REFINER_WIDTHS),
+        "refiner_latent": gcn.REFINER_LATENT,
+        "chebyshev_order": 6,
+        "hierarchy_factors": [4, 4, 4, 4],
+        "critic_normalization": "layer",
+        "uv_resolution": 128,
+    },
+    "loss": {"schedule": "authors", "identity": True, "adversarial": True, "vertex": True,
+             "s2": schedule.S2_IDENTITY, "s3": schedule.S3_ADVERSARIAL},
+    "train": {"steps": 1000, "epoch_steps": 0, "learning_rate": 1e-4, "decay_steps": 10000, "decay_rate": 0.98,
+              "critic_steps": 5, "critic_learning_rate": 1e-4, "checkpoint_every": 500, "summary_every": 50,
+              "mirrored": False, "mixed_precision": False},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TextureTraining:
+    """Everything a texture training run is made of (returned for tests and the demo)."""
+
+    nets: forward.FaceGCN
+    critic: keras.Model | None
+    loop: TrainLoop
+    epoch_steps: int
+
+
+def count_records(files) -> int:
+    """Number of records in TFRecord files (no parsing)."""
+    return int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda count, _: count + 1).numpy())
+
+
+def precision_policy(requested: bool, num_gpus: int) -> str:
+    """Keras dtype policy for the CNNs: mixed_float16 only when asked and a GPU exists."""
+    return "mixed_float16" if requested and num_gpus > 0 else "float32"
+
+
+def load_regressor(nets_config: dict, image_size: int, log=logging.info) -> keras.Model:
+    """The fixed coarse regressor of the config (a .keras model or a weights file; none: untrained)."""
+    path = nets_config["regressor"]
+    if path.endswith(".keras"):
+        regressor = regressor_lib.load_regressor(path)
+    else:
+        kwargs = {} if nets_config["backbone"] == "resnet50" else {"backbone": nets_config["backbone"]}
+        if not path:
+            log("no trained regressor given (nets.regressor): the coarse stage is the mean face")
+        regressor = regressor_lib.build_regressor((image_size, image_size, 3), weights=path or None, **kwargs)
+    if tuple(regressor.input.shape[1:]) != (image_size, image_size, 3):
+        raise ValueError(f"regressor takes {tuple(regressor.input.shape[1:])} images, data.crop_size is {image_size}")
+    regressor.trainable = False
+    return regressor
+
+
+def build_texture_gcn(morphable, nets_config: dict, embedding_size: int) -> keras.Model:
+    """Decoder + Refiner (GCN, or a Table 2 baseline) + Combiner for the morphable model's mesh."""
+    if nets_config["refiner"] not in REFINERS:
+        raise ValueError(f"nets.refiner must be one of {REFINERS}, got {nets_config['refiner']!r}")
+    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles,
+                                                      tuple(nets_config["hierarchy_factors"]))
+    config = gcn.GCNConfig(embedding_size=embedding_size, decoder_widths=tuple(nets_config["decoder_widths"]),
+                           refiner_widths=tuple(nets_config["refiner_widths"]),
+                           refiner_latent=nets_config["refiner_latent"], K=nets_config["chebyshev_order"])
+    refiner = None
+    channels = int(nets_config["refiner_widths"][0])
+    if nets_config["refiner"] == "fc":
+        refiner = baselines.fully_connected_refiner(morphable.num_vertices, channels=channels)
+    elif nets_config["refiner"] == "uv_cnn":
+        refiner = baselines.uv_cnn_refiner(morphable.mean_shape, morphable.triangles,
+                                           resolution=nets_config["uv_resolution"], channels=channels)
+    return gcn.build_texture_gcn(hierarchy, config, refiner=refiner)
+
+
+def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.Variable, s4: tf.Variable):
+    """batch {"image" [B,S,S,3] 0-255, "mask" [B,S,S] 0-1} -> dict of loss terms, "total" and "critic"."""
+    use_identity = loss_config["identity"] and nets.facenet is not None
+    use_adversarial = loss_config["adversarial"] and critic is not None
+    use_vertex = loss_config["vertex"]
+    s2, s3 = float(loss_config["s2"]), float(loss_config["s3"])
+
+    def step_fn(batch):
+        images = tf.cast(batch["image"], tf.float32)
+        mask = tf.cast(batch["mask"], tf.float32)
+        if mask.shape.rank == 4:
+            mask = mask[..., 0]
+        result = forward.reconstruct(nets, images, face_mask=mask, training=True)
+        photo = images / 255.0
+        alpha = result.refined_alpha[..., tf.newaxis]
+        composite = result.refined_image * alpha + photo * (1.0 - alpha)
+        zero = tf.constant(0.0)
+        terms = {"pixel": photometric.pixel_loss(photo, result.refined_image, result.refined_alpha * mask)}
+        terms["identity"] = identity_losses.identity_loss(
+            facenet_lib.embed(nets.facenet, images).embedding,
+            facenet_lib.embed(nets.facenet, composite * 255.0).embedding) if use_identity else zero
+        losses = {}
+        if use_adversarial:
+            real, fake = 2.0 * photo - 1.0, 2.0 * composite - 1.0
+            terms["adversarial"] = adversarial.generator_loss(critic, fake)
+            losses["critic"], critic_parts = adversarial.critic_loss(critic, real, fake)
+            losses.update({f"critic_{k}": v for k, v in critic_parts.items()})
+        else:
+            terms["adversarial"] = zero
+        if use_vertex:
+            terms["vertex_albedo"] = vertex.vertex_loss(result.refined_albedo,
+                                                        tf.clip_by_value(result.coarse.albedo, 0.0, 1.0))
+            terms["vertex_projected"] = vertex.vertex_loss(result.refined_colors, result.samples.colors,
+                                                           result.samples.visibility)
+        else:
+            terms["vertex_albedo"] = terms["vertex_projected"] = zero
+        weights = schedule.LossWeights(s1=s1, s4=s4, s2=s2, s3=s3)
+        losses.update(terms)
+        losses["total"] = schedule.total_loss(weights, terms["pixel"], terms["identity"], terms["adversarial"],
+                                              terms["vertex_albedo"], terms["vertex_projected"])
+        losses["s1"], losses["s4"] = tf.identity(s1), tf.identity(s4)
+        return losses
+
+    return step_fn
+
+
+def previews(nets: forward.FaceGCN):
+    """batch -> {"input | coarse | refined": [B, S, 3S, 3]} (renders composited over the photo)."""
+    def image_fn(batch):
+        images = tf.cast(batch["image"], tf.float32)
+        result = forward.reconstruct(nets, images)
+        photo = images / 255.0
+        over = lambda render, alpha: render * alpha[..., None] + photo * (1.0 - alpha[..., None])
+        return {"input | coarse | refined": image_grid([
+            photo, over(result.coarse.image, result.coarse.alpha),
+            over(result.refined_image, result.refined_alpha)])}
+    return image_fn
+
+
+def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tuple[TextureTraining, tf.data.Dataset]:
+    """Builds the networks, critic, optimizers, loop and dataset of a config (SCHEMA layout)."""
+    data, nets_config, train, loss_config = config["data"], config["nets"], config["train"], config["loss"]
+    if not data["train"]:
+        raise ValueError("data.train must name the training TFRecords (folder or glob)")
+    if loss_config["schedule"] not in schedule.SCHEDULES:
+        raise ValueError(f"loss.schedule must be one of {schedule.SCHEDULES}, got {loss_config['schedule']!r}")
+    if train["critic_steps"] < 1:
+        raise ValueError(f"train.critic_steps must be >= 1, got {train['critic_steps']}")
+    size = data["crop_size"]
+    files = pipeline.shard_files(data["train"])
+    morphable = configured.load_configured(config["model"]["path"]) if config["model"]["path"] \
+        else configured.load_demo()
+    policy = precision_policy(train["mixed_precision"], len(tf.config.list_physical_devices("GPU")))
+    if train["mixed_precision"] and policy == "float32":
+        log("train.mixed_precision needs a GPU; training in float32")
+    strategy = select_strategy(train["mirrored"])
+    previous_policy = keras.mixed_precision.global_policy()
+    with strategy.scope():
+        try:
+            keras.mixed_precision.set_global_policy(policy)  # CNNs only: the GCNs stay float32
+            regressor = load_regressor(nets_config, size, log)
+            facenet = None
+            if nets_config["facenet_weights"]:
+                facenet = facenet_lib.build_facenet(weights=nets_config["facenet_weights"])
+            elif loss_config["identity"]:
+                log("no FaceNet weights (nets.facenet_weights): L_id is off and the embedding is the regressor's only")
+            critic = None
+            if loss_config["adversarial"]:
+                critic = discriminator.build_discriminator(size, normalization=nets_config["critic_normalization"])
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
+        embedding = forward.embedding_size(regressor.output["features"].shape[-1], facenet is not None)
+        texture_gcn = build_texture_gcn(morphable, nets_config, embedding)
+        nets = forward.FaceGCN(morphable, regressor, texture_gcn, facenet, size)
+
+        def optimizer(rate, **kwargs):
+            made = keras.optimizers.Adam(exponential_decay(rate, train["decay_steps"], train["decay_rate"]), **kwargs)
+            return keras.optimizers.LossScaleOptimizer(made) if policy != "float32" else made
+
+        generator_optimizer = optimizer(train["learning_rate"])
+        critic_optimizer = optimizer(train["critic_learning_rate"], beta_1=0.5, beta_2=0.9) if critic else None
+        s1 = tf.Variable(0.0, trainable=False, name="s1")
+        s4 = tf.Variable(1.0, trainable=False, name="s4")
+
+    epoch_steps = train["epoch_steps"] or max(1, count_records(files) // data["batch_size"])
+    batches_per_step = train["critic_steps"] if critic is not None else 1
+
+    def set_weights(step: int):
+        epoch = step * batches_per_step / epoch_steps
+        weights = schedule.loss_weights(epoch, loss_config["schedule"])
+        s1.assign(weights.s1)
+        s4.assign(weights.s4)
+
+    extra = [Objective("critic", critic.trainable_variables, critic_optimizer,
+                       updates_before=train["critic_steps"] - 1)] if critic is not None else []
+    trackables = {"texture_gcn": texture_gcn, **({"critic": critic} if critic is not None else {})}
+    loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4), texture_gcn.trainable_variables,
+                     generator_optimizer, workdir, checkpoint_every=train["checkpoint_every"],
+                     summary_every=train["summary_every"], trackables=trackables, image_fn=previews(nets),
+                     path_key="source", strategy=strategy, extra_objectives=extra, on_step_start=set_weights)
+    augmentation = pipeline.Augmentation() if data["augment"] else None
+    dataset = pipeline.make_dataset(files, size, data["batch_size"], training=True, augmentation=augmentation,
+                                    seed=data["seed"], shuffle_buffer=data["shuffle_buffer"], repeat=True)
+    return TextureTraining(nets=nets, critic=critic, loop=loop, epoch_steps=epoch_steps), dataset
+
+
+def train_texture(config: dict, workdir: str, log=logging.info) -> dict:
+    """Trains from a config; writes the model directory workdir/model; returns a summary dict."""
+    run, dataset = setup_texture_training(config, workdir, log)
+    losses = run.loop.run(dataset, config["train"]["steps"], log=log)
+    summary = {"steps": int(run.loop.step.numpy()), "losses": losses, "steps_per_second": run.loop.steps_per_second,
+               "epoch_steps": run.epoch_steps}
+    model_dir.save_model_dir(os.path.join(workdir, MODEL_SUBDIR), run.nets, {"config": config, **summary})
+    log(f"model written to {os.path.join(workdir, MODEL_SUBDIR)}")
+    return summary

@@ -1,0 +1,140 @@
+"""The texture stage (Eq. 4-8): loss assembly against NumPy, learning, resume, ablation switches, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from face_gcn.morphable import configured
+from face_gcn.reconstruction import forward, model_dir
+from face_gcn.synthesis import dataset as synthetic
+from face_gcn.train import config as config_lib
+from face_gcn.train import texture
+
+SIZE = 64
+SMALL = ["nets.backbone=compact", "nets.decoder_widths=[8,8,8,8,8]", "nets.refiner_widths=[8,8,8,8]",
+         "nets.refiner_latent=16", "nets.chebyshev_order=3", "train.summary_every=2", "train.checkpoint_every=2",
+         "data.augment=false", "data.shuffle_buffer=8"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("texture_data"))
+    synthetic.write_dataset(path, configured.load_demo(), 8, seed=3,
+                            config=synthetic.SyntheticConfig(image_size=SIZE))
+    return path
+
+
+def make_config(data_dir, *overrides):
+    return config_lib.build_config(texture.SCHEMA, None, [f"data.train={data_dir}", f"data.crop_size={SIZE}",
+                                                          "data.batch_size=2"] + SMALL + list(overrides))
+
+
+def first_batch(data_dir):
+    from face_gcn.data import pipeline
+    return next(iter(pipeline.make_dataset(data_dir, SIZE, 2, training=False)))
+
+
+def numpy_norm_mean(a, b, w=None):
+    d = np.sqrt(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).sum(-1))
+    w = np.ones_like(d) if w is None else np.asarray(w, np.float64)
+    return (d * w).sum() / w.sum()
+
+
+def test_step_losses_match_numpy_eq4(data_dir, tmp_path):
+    run, _ = texture.setup_texture_training(make_config(data_dir, "train.critic_steps=1"), str(tmp_path),
+                                            log=lambda *_: None)
+    batch = first_batch(data_dir)
+    s1, s4 = tf.Variable(0.6), tf.Variable(0.4)
+    loss_config = make_config(data_dir)["loss"]
+    losses = texture.make_texture_step(run.nets, run.critic, loss_config, s1, s4)(batch)
+    result = forward.reconstruct(run.nets, batch["image"], face_mask=batch["mask"], training=True)
+    photo = batch["image"].numpy() / 255.0
+    mask = result.refined_alpha.numpy() * batch["mask"].numpy()[..., 0]
+    pixel = numpy_norm_mean(photo, result.refined_image.numpy(), mask)
+    albedo = numpy_norm_mean(result.refined_albedo.numpy(), np.clip(result.coarse.albedo.numpy(), 0, 1))
+    projected = numpy_norm_mean(result.refined_colors.numpy(), result.samples.colors.numpy(),
+                                result.samples.visibility.numpy())
+    assert losses["pixel"].numpy() == pytest.approx(pixel, rel=1e-4)
+    assert losses["vertex_albedo"].numpy() == pytest.approx(albedo, rel=1e-4)
+    assert losses["vertex_projected"].numpy() == pytest.approx(projected, rel=1e-4)
+    assert losses["identity"].numpy() == 0.0  # no FaceNet weights given
+    adv = losses["adversarial"].numpy()
+    expected = 0.6 * (pixel + 0.001 * adv) + 0.4 * (albedo + projected)
+    assert losses["total"].numpy() == pytest.approx(expected, rel=1e-4)
+    assert "critic" in losses and np.isfinite(losses["critic"].numpy())
+
+
+def test_training_lowers_the_loss_and_resumes(data_dir, tmp_path):
+    config = make_config(data_dir, "train.steps=1", "loss.schedule=constant", "loss.adversarial=false",
+                         "train.learning_rate=3e-3", "train.checkpoint_every=100")
+    run, dataset = texture.setup_texture_training(config, str(tmp_path / "a"), log=lambda *_: None)
+    first = run.loop.run(dataset, 1, log=lambda *_: None)
+    run.loop.run(dataset, 40, log=lambda *_: None)
+    losses = [run.loop.step_fn(first_batch(data_dir)) for _ in range(1)][0]
+    assert losses["pixel"].numpy() < 0.8 * first["pixel"]
+    assert losses["vertex_projected"].numpy() < 0.8 * first["vertex_projected"]
+    assert run.loop.steps_per_second > 0
+
+    # a run with the critic checkpoints it and resumes at the saved step
+    config = make_config(data_dir, "train.steps=2", "train.critic_steps=2")
+    summary = texture.train_texture(config, str(tmp_path / "b"), log=lambda *_: None)
+    assert summary["steps"] == 2 and "critic" in summary["losses"]
+    messages = []
+    config["train"]["steps"] = 3
+    summary = texture.train_texture(config, str(tmp_path / "b"), log=messages.append)
+    assert summary["steps"] == 3 and "resuming from step 2" in messages
+    nets = model_dir.load_model_dir(str(tmp_path / "b" / texture.MODEL_SUBDIR))
+    assert nets.image_size == SIZE and nets.facenet is None
+
+
+@pytest.mark.parametrize("refiner", ["fc", "uv_cnn"])
+def test_table2_baseline_refiners_train(data_dir, tmp_path, refiner):
+    config = make_config(data_dir, f"nets.refiner={refiner}", "nets.uv_resolution=32", "train.steps=1",
+                         "loss.adversarial=false")
+    summary = texture.train_texture(config, str(tmp_path), log=lambda *_: None)
+    assert np.isfinite(summary["losses"]["total"]) and "critic" not in summary["losses"]
+
+
+def test_config_errors_and_precision_policy(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="nets.refiner"):
+        texture.setup_texture_training(make_config(data_dir, "nets.refiner=cnn"), str(tmp_path), log=lambda *_: None)
+    with pytest.raises(ValueError, match="critic_steps"):
+        texture.setup_texture_training(make_config(data_dir, "train.critic_steps=0"), str(tmp_path),
+                                       log=lambda *_: None)
+    with pytest.raises(ValueError, match="data.train"):
+        texture.setup_texture_training(make_config("", "data.train="), str(tmp_path), log=lambda *_: None)
+    assert texture.precision_policy(True, 1) == "mixed_float16"
+    assert texture.precision_policy(True, 0) == "float32"
+    assert texture.precision_policy(False, 2) == "float32"
+
+
+EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "..", "experiments")
+
+
+def test_every_experiment_config_is_valid():
+    names = sorted(f for f in os.listdir(EXPERIMENTS) if f.endswith(".yaml") and not f.startswith("coarse"))
+    assert {"celeba_224.yaml", "celebahq_512.yaml", "demo.yaml"} <= set(names)
+    assert sum(n.startswith("ablation_") for n in names) >= 4
+    for name in names:
+        config = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, name))
+        assert config["data"]["crop_size"] % 32 == 0, name
+
+
+def test_train_cli_end_to_end(data_dir, tmp_path):
+    workdir = str(tmp_path / "run")
+    args = [sys.executable, "-m", "face_gcn.cli.main", "train", "--config", os.path.join(EXPERIMENTS, "demo.yaml"),
+            "--workdir", workdir, "--data", data_dir, "--steps", "2", "--batch_size", "2",
+            f"--set=data.crop_size={SIZE}"] + [f"--set={o}" for o in SMALL]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "trained 2 steps" in out.stdout
+    meta = json.load(open(os.path.join(workdir, "model", "face_model.json")))
+    assert meta["image_size"] == SIZE and meta["training"]["steps"] == 2
+    bad = subprocess.run(args[:4] + ["--workdir", workdir, "--set", "train.nope=1"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode != 0 and "train.nope" in bad.stderr + bad.stdout
