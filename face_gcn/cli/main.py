@@ -24,6 +24,8 @@ SUBCOMMANDS = {
               "train the paper's method (texture GCNs on a fixed regressor) from a YAML config"),
     "evaluate": ("face_gcn.cli.evaluate",
                  "L1/PSNR/SSIM, identity cosine and EMD of renders vs inputs (paper section 5.2)"),
+    "fit": ("face_gcn.cli.fit",
+            "reconstruct photos by fitting the morphable model, with test-time GCN texture refinement"),
     "make-synthetic": ("face_gcn.cli.make_synthetic",
                        "render a synthetic training set from the morphable model, with ground truth"),
 }
@@ -74,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         if set(argv[2:]) & {"-h", "--help", "--helpshort", "--helpfull"}:
             return 0  # absl exits 1 after printing help; asking for help is not an error
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if isinstance(exit_.code, str):  # raise SystemExit("error: ...") from a subcommand
+            print(f"face-gcn {name}: {exit_.code}", file=sys.stderr)
+            return 1
+        return exit_.code if isinstance(exit_.code, int) else 0
     return 0
 
 

@@ -45,7 +45,9 @@ def test_subcommand_help_lists_its_own_flags():
 def test_a_bad_model_file_is_one_clear_error_not_a_traceback(tmp_path):
     bad = tmp_path / "model.npz"
     bad.write_bytes(b"this is not a zip archive")
-    result = run_cli("demo", "--workdir", str(tmp_path / "out"), "--morphable_model", str(bad))
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"")
+    result = run_cli("fit", str(photo), "--out", str(tmp_path / "out"), "--morphable_model", str(bad))
     assert result.returncode == 1
-    assert "face-gcn demo: error:" in result.stderr and str(bad) in result.stderr
+    assert "face-gcn fit: error:" in result.stderr and str(bad) in result.stderr
     assert "Traceback" not in result.stderr

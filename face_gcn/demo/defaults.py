@@ -1,0 +1,7 @@
+"""Sizes of `face-gcn demo` (no TensorFlow import: the CLI reads them to define its flags)."""
+
+NUM_TRAIN = 512
+NUM_HELDOUT = 32
+IMAGE_SIZE = 96
+COARSE_STEPS = 1500
+TEXTURE_STEPS = 600

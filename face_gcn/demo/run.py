@@ -1,0 +1,187 @@
+"""The main job on a fresh machine: the whole method on the built-in demo model, no downloads.
+
+1. build the demo morphable model (cached) and render a synthetic training set and a held-out set
+   whose albedo carries detail the 3DMM cannot represent (ground truth kept);
+2. coarse stage: train a compact regressor (a stand-in for Deng's released network) with Deng's
+   losses plus supervision from the synthetic coefficients;
+3. the paper's stage: train the texture GCNs (Eq. 4-8) on the fixed regressor (experiments/demo.yaml);
+4. write the model directory, load it back and reconstruct the held-out faces;
+5. metrics (masked PSNR / SSIM of render vs input, albedo error vs ground truth; coarse vs refined),
+   DIR/metrics.json and DIR/report.html.
+
+Layout of DIR: data/{train,heldout}, coarse/ (train-coarse workdir), texture/ (train workdir, with
+texture/model the trained model), heldout/ (per-image PNGs and meshes, evaluate-compatible:
+heldout/coarse/NAME.render.png, heldout/refined/NAME.render.png, NAME.input.png, NAME.mask.png),
+metrics.json, report.html.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from face_gcn import fileio
+from face_gcn.data import pipeline
+from face_gcn.demo import defaults, report
+from face_gcn.evaluation import metrics as metrics_lib
+from face_gcn.mesh import io as mesh_io
+from face_gcn.morphable import configured
+from face_gcn.reconstruction import forward, model_dir
+from face_gcn.synthesis import dataset as synthetic
+from face_gcn.train import coarse, texture
+from face_gcn.train import config as config_lib
+
+# experiments/demo.yaml holds the same values (tests/demo/test_run.py checks it).
+TEXTURE_OVERRIDES = {
+    "data.crop_size": defaults.IMAGE_SIZE, "data.batch_size": 8, "nets.backbone": "compact",
+    "train.steps": defaults.TEXTURE_STEPS, "train.epoch_steps": 40, "train.learning_rate": 1e-3, "train.decay_steps": 1000,
+    "train.decay_rate": 0.5, "train.critic_steps": 1, "train.checkpoint_every": 200, "train.summary_every": 50,
+}
+COARSE_OVERRIDES = {
+    "data.batch_size": 8, "nets.backbone": "compact", "loss.coefficients": 1.0,
+    "train.steps": defaults.COARSE_STEPS, "train.learning_rate": 1e-3, "train.decay_steps": 1000, "train.decay_rate": 0.5,
+    "train.checkpoint_every": 500, "train.summary_every": 50,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of the demo run; the defaults finish in under 15 minutes on 2 CPU cores."""
+
+    num_train: int = defaults.NUM_TRAIN
+    num_heldout: int = defaults.NUM_HELDOUT
+    image_size: int = defaults.IMAGE_SIZE
+    coarse_steps: int = defaults.COARSE_STEPS
+    texture_steps: int = defaults.TEXTURE_STEPS
+    seed: int = 0
+    report_images: int = 8
+
+    def __post_init__(self):
+        if self.image_size % 32 or self.image_size < 64:
+            raise ValueError(f"image_size must be a multiple of 32 and >= 64 (the critic pools 5 times), "
+                             f"got {self.image_size}")
+        for name in ("num_train", "num_heldout", "coarse_steps", "texture_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def _overrides(mapping: dict) -> list[str]:
+    return [f"{key}={value}" for key, value in mapping.items()]
+
+
+def texture_config(data: str, regressor: str, settings: DemoSettings = DemoSettings()) -> dict:
+    overrides = _overrides(TEXTURE_OVERRIDES) + [
+        f"data.train={data}", f"nets.regressor={regressor}", f"data.crop_size={settings.image_size}",
+        f"train.steps={settings.texture_steps}", f"data.seed={settings.seed}"]
+    return config_lib.build_config(texture.SCHEMA, None, overrides)
+
+
+def coarse_config(data: str, settings: DemoSettings = DemoSettings()) -> dict:
+    overrides = _overrides(COARSE_OVERRIDES) + [
+        f"data.train={data}", f"data.crop_size={settings.image_size}", f"train.steps={settings.coarse_steps}",
+        f"data.seed={settings.seed}"]
+    return config_lib.build_config(coarse.SCHEMA, None, overrides)
+
+
+def _front_albedo_error(albedo, truth, front) -> np.ndarray:
+    """[B] mean over front-face vertices of the Euclidean RGB error (linear [0, 1] units)."""
+    error = np.sqrt(((np.asarray(albedo, np.float64) - truth) ** 2).sum(-1))
+    return error[:, front].mean(axis=1)
+
+
+def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep_images: int = 8,
+                     batch_size: int = 8) -> dict:
+    """Reconstructs the held-out set and scores coarse vs refined. Returns per-image metric arrays."""
+    truth = synthetic.load_ground_truth(heldout_dir)
+    front = np.asarray(nets.morphable.front_mask, bool)
+    dataset = pipeline.make_dataset(heldout_dir, nets.image_size, batch_size, training=False)
+    scores = {key: [] for key in ("psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined",
+                                  "albedo_error_coarse", "albedo_error_refined")}
+    names, index = [], 0
+    for sub in ("coarse", "refined"):
+        os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
+    for batch in dataset:
+        result = forward.reconstruct(nets, batch["image"], face_mask=batch["mask"])
+        photo = batch["image"].numpy() / 255.0
+        mask = (batch["mask"].numpy()[..., 0] > 0.5) & (result.coarse.alpha.numpy() > 0.5)
+        coarse_render = np.clip(result.coarse.image.numpy(), 0.0, 1.0)
+        refined_render = np.clip(result.refined_image.numpy(), 0.0, 1.0)
+        for tag, render in (("coarse", coarse_render), ("refined", refined_render)):
+            scores[f"psnr_{tag}"] += list(metrics_lib.masked_psnr(photo, render, mask))
+            scores[f"ssim_{tag}"] += list(metrics_lib.masked_ssim(photo, render, mask))
+        rows = slice(index, index + len(photo))
+        scores["albedo_error_coarse"] += list(_front_albedo_error(
+            np.clip(result.coarse.albedo.numpy(), 0, 1), truth["albedo"][rows], front))
+        scores["albedo_error_refined"] += list(_front_albedo_error(result.refined_albedo.numpy(),
+                                                                   truth["albedo"][rows], front))
+        for b in range(len(photo)):
+            name = f"heldout_{index + b:04d}"
+            names.append(name)
+            if index + b >= keep_images:
+                continue
+            alpha = result.coarse.alpha.numpy()[b, ..., None]
+            fileio.write_png(os.path.join(out_dir, f"{name}.input.png"), photo[b])
+            fileio.write_png(os.path.join(out_dir, f"{name}.mask.png"), mask[b].astype(np.float32)[..., None]
+                             .repeat(3, -1))
+            for tag, render in (("coarse", coarse_render), ("refined", refined_render)):
+                fileio.write_png(os.path.join(out_dir, tag, f"{name}.render.png"),
+                                 render[b] * alpha + photo[b] * (1 - alpha))
+            posed = result.coarse.posed.numpy()[b]
+            mesh_io.write_ply(os.path.join(out_dir, f"{name}_refined.ply"), posed, nets.morphable.triangles,
+                              np.clip(result.refined_albedo.numpy()[b], 0, 1))
+            mesh_io.write_ply(os.path.join(out_dir, f"{name}_coarse.ply"), posed, nets.morphable.triangles,
+                              np.clip(result.coarse.albedo.numpy()[b], 0, 1))
+            mesh_io.write_obj(os.path.join(out_dir, f"{name}_refined.obj"), posed, nets.morphable.triangles,
+                              np.clip(result.refined_colors.numpy()[b], 0, 1))
+        index += len(photo)
+    return {"names": names, **{k: np.asarray(v, np.float64) for k, v in scores.items()}}
+
+
+def run_demo(workdir: str, settings: DemoSettings = DemoSettings(), log=logging.info) -> dict:
+    """Runs every stage into ``workdir``; returns the metrics written to workdir/metrics.json."""
+    started = time.perf_counter()
+    timings = {}
+    os.makedirs(workdir, exist_ok=True)
+    stage_started = time.perf_counter()
+    morphable = configured.load_demo()
+    train_dir, heldout_dir = os.path.join(workdir, "data", "train"), os.path.join(workdir, "data", "heldout")
+    config = synthetic.SyntheticConfig(image_size=settings.image_size)
+    for path, count, split in ((train_dir, settings.num_train, "train"), (heldout_dir, settings.num_heldout, "heldout")):
+        if not os.path.isfile(os.path.join(path, synthetic.MANIFEST_FILE)):
+            log(f"rendering {count} synthetic {split} faces into {path}")
+            synthetic.write_dataset(path, morphable, count, settings.seed, split=split, config=config, progress=True)
+    timings["data"] = time.perf_counter() - stage_started
+
+    stage_started = time.perf_counter()
+    coarse_dir = os.path.join(workdir, "coarse")
+    log(f"coarse stage: {settings.coarse_steps} steps")
+    coarse_summary = coarse.train_coarse(coarse_config(train_dir, settings), coarse_dir, log=log)
+    timings["coarse"] = time.perf_counter() - stage_started
+
+    stage_started = time.perf_counter()
+    texture_dir = os.path.join(workdir, "texture")
+    log(f"texture stage (the paper's method): {settings.texture_steps} steps")
+    regressor = os.path.join(coarse_dir, coarse.REGRESSOR_FILE)
+    texture_summary = texture.train_texture(texture_config(train_dir, regressor, settings), texture_dir, log=log)
+    timings["texture"] = time.perf_counter() - stage_started
+
+    stage_started = time.perf_counter()
+    nets = model_dir.load_model_dir(os.path.join(texture_dir, texture.MODEL_SUBDIR))
+    scores = evaluate_heldout(nets, heldout_dir, os.path.join(workdir, "heldout"), settings.report_images)
+    timings["evaluate"] = time.perf_counter() - stage_started
+
+    summary = {key: float(np.nanmean(values)) for key, values in scores.items() if key != "names"}
+    result = {**summary, "n_images": len(scores["names"]), "seconds": round(time.perf_counter() - started, 1),
+              "stage_seconds": {k: round(v, 1) for k, v in timings.items()},
+              "coarse_steps_per_second": coarse_summary.get("steps_per_second"),
+              "texture_steps_per_second": texture_summary["steps_per_second"],
+              "settings": dataclasses.asdict(settings), "model_dir": os.path.join("texture", texture.MODEL_SUBDIR)}
+    fileio.write_json(os.path.join(workdir, "metrics.json"), result)
+    report.write_report(workdir, result, scores, curves={"coarse": report.read_scalars(coarse_dir),
+                                                          "texture": report.read_scalars(texture_dir)})
+    return result
