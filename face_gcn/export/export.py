@@ -1,0 +1,94 @@
+"""Writes a model directory as a SavedModel for TF Serving, atomically.
+
+    OUT/saved_model.pb, OUT/variables/   the ServingModule (face_gcn.export.serving)
+    OUT/face_gcn_export.json             image size, vertex/triangle counts, signatures, outputs,
+                                         source model directory, face_gcn version
+
+TF Serving reads versioned folders: put OUT at MODEL_BASE/1. The directory is built under a
+temporary name beside OUT and renamed into place; an existing OUT is replaced only if it is a
+SavedModel (or empty).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from face_gcn import version as version_lib
+from face_gcn.export import serving
+from face_gcn.reconstruction import forward, model_dir
+
+INFO_FILE = "face_gcn_export.json"
+
+
+class ExportError(ValueError):
+    """An output path that cannot take the export; the message says why."""
+
+
+def _replaceable(path: str) -> bool:
+    if not os.path.exists(path):
+        return True
+    if not os.path.isdir(path):
+        return False
+    return not os.listdir(path) or os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) -> dict:
+    """Saves the serving module of ``nets`` at ``out_dir``; returns the description written."""
+    out_dir = os.path.abspath(out_dir)
+    if not _replaceable(out_dir):
+        raise ExportError(f"{out_dir} exists and is not a SavedModel directory; refusing to replace it")
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    module = serving.ServingModule(nets)
+    staging = tempfile.mkdtemp(prefix=".face_gcn_export.", dir=parent)
+    try:
+        tf.saved_model.save(module, staging, signatures=module.signatures())
+        info = {"format": "face-gcn-savedmodel", "version": 1, "face_gcn_version": version_lib.__version__,
+                "image_size": module.image_size, "num_vertices": int(nets.morphable.num_vertices),
+                "num_triangles": int(len(nets.morphable.triangles)), "uses_facenet": nets.facenet is not None,
+                "morphable_model": nets.morphable.name, "source_model": source,
+                "signatures": {"serving_default": {"images": f"uint8 [B, {module.image_size}, "
+                                                             f"{module.image_size}, 3] aligned RGB crops"},
+                               "serve_encoded": {"encoded": "string [B] JPEG/PNG bytes of square crops"}},
+                "outputs": list(serving.OUTPUT_NAMES), "triangles": "constant output 'triangles' [T, 3] int32",
+                "rasterizer": "pure TensorFlow (no custom ops)"}
+        with open(os.path.join(staging, INFO_FILE), "w", encoding="utf-8") as handle:
+            json.dump(info, handle, indent=2, sort_keys=True)
+        os.chmod(staging, 0o755)
+        if os.path.isdir(out_dir):
+            old = out_dir + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(staging, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return info
+
+
+def export_model_dir(model_path: str, out_dir: str) -> dict:
+    """Loads a model directory (face_gcn.reconstruction.model_dir) and exports it."""
+    nets = model_dir.load_model_dir(model_path)
+    return export_nets(nets, out_dir, source=os.path.abspath(model_path))
+
+
+def read_info(path: str) -> dict:
+    """The face_gcn_export.json of an exported SavedModel."""
+    info_path = os.path.join(path, INFO_FILE)
+    if not os.path.isfile(info_path):
+        raise ExportError(f"{path} is not a face-gcn SavedModel export (no {INFO_FILE})")
+    with open(info_path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def directory_size(path: str) -> int:
+    """Bytes of all files under path."""
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)

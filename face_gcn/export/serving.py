@@ -1,0 +1,122 @@
+"""The serving tf.Module: the method's forward pass on the pure-TF rasterizer.
+
+TF Serving (and `saved_model_cli run`) cannot load our compiled rasterizer op, so every function
+here calls forward.reconstruct(..., backend="fallback"): the graph holds stock TensorFlow ops only.
+
+Signatures (S = the model's image size, V vertices, T triangles):
+  serving_default(images: uint8 [B, S, S, 3])   aligned RGB crops (face_gcn.data.alignment)
+  serve_encoded(encoded: string [B])            JPEG or PNG bytes of aligned square crops; grey
+                                                gets 3 channels, alpha is dropped, other sides
+                                                are resized to S (bilinear, antialiased)
+Outputs of both:
+  vertices       float32 [B, V, 3]  posed mesh, Deng's camera frame (camera at z = 10)
+  refined_colors float32 [B, V, 3]  refined albedo T' (linear RGB in [0, 1])
+  refined_lit    float32 [B, V, 3]  T' lit by the regressed SH light
+  coarse_colors  float32 [B, V, 3]  3DMM albedo T from the coefficients, clipped to [0, 1]
+  coarse_lit     float32 [B, V, 3]  T lit by the same light
+  coefficients   float32 [B, 257]   Deng's layout (id 80 | exp 64 | tex 80 | angles 3 | gamma 27 | t 3)
+  render         float32 [B, S, S, 3] refined render over black, [0, 1] (not clipped)
+  coverage       float32 [B, S, S]  1 where the mesh covers the pixel
+  triangles      int32   [T, 3]     the mesh's triangles (constant; no batch dimension)
+Bad input: a wrong dtype is refused by the signature; a wrong shape, an empty batch, bytes that are
+neither JPEG nor PNG, or a non-square decoded image raise InvalidArgumentError.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from face_gcn.morphable import formation
+from face_gcn.reconstruction import forward
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+OUTPUT_NAMES = ("vertices", "refined_colors", "refined_lit", "coarse_colors", "coarse_lit", "coefficients",
+                "render", "coverage", "triangles")
+SIGNATURES = ("serving_default", "serve_encoded")
+
+
+class ServingModule(tf.Module):
+    """Holds the networks (tracked, so their weights are saved) and the two serving functions."""
+
+    def __init__(self, nets: forward.FaceGCN):
+        super().__init__(name="face_gcn_serving")
+        self.regressor = nets.regressor
+        self.texture_gcn = nets.texture_gcn
+        if nets.facenet is not None:
+            self.facenet = nets.facenet
+        self._nets = nets
+        self.image_size = int(nets.image_size)
+        size = self.image_size
+        self.serve_images = tf.function(
+            self._serve_images, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+        self.serve_encoded = tf.function(
+            self._serve_encoded, input_signature=[tf.TensorSpec([None], tf.string, name="encoded")])
+
+    def signatures(self) -> dict:
+        """{signature name: concrete function} for tf.saved_model.save.
+
+        Also tracks every variable the functions read: some layers keep weights (the GCNs' sparse
+        matrices) on plain helper objects that object-graph tracking does not reach.
+        """
+        functions = {"serving_default": self.serve_images.get_concrete_function(),
+                     "serve_encoded": self.serve_encoded.get_concrete_function()}
+        seen, variables = set(), []
+        for function in functions.values():
+            for variable in function.variables:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    variables.append(variable)
+        self.serving_variables = variables
+        return functions
+
+    def _serve_images(self, images):
+        # loaded signatures (and TF Serving) do not enforce the declared shape: check it here
+        size = self.image_size
+        tf.debugging.assert_equal(tf.shape(images)[1:], tf.constant([size, size, 3]),
+                                  message=f"images must be uint8 [B, {size}, {size}, 3] aligned crops")
+        return self.outputs(images)
+
+    def _serve_encoded(self, encoded):
+        return self.outputs(decode_batch(encoded, self.image_size))
+
+    def outputs(self, images) -> dict:
+        """images: uint8 [B, S, S, 3] -> the output dictionary of the module docstring."""
+        tf.debugging.assert_positive(tf.shape(images)[0], message="empty batch: give at least one image")
+        result = forward.reconstruct(self._nets, images, backend="fallback")
+        tensors = formation.model_tensors(self._nets.morphable)
+        coarse = result.coarse
+        return {
+            "vertices": tf.identity(coarse.posed, name="vertices"),
+            "refined_colors": tf.identity(result.refined_albedo, name="refined_colors"),
+            "refined_lit": tf.identity(result.refined_colors, name="refined_lit"),
+            "coarse_colors": tf.clip_by_value(coarse.albedo, 0.0, 1.0, name="coarse_colors"),
+            "coarse_lit": tf.identity(coarse.colors, name="coarse_lit"),
+            "coefficients": tf.identity(result.coefficients, name="coefficients"),
+            "render": tf.identity(result.refined_image, name="render"),
+            "coverage": tf.identity(result.refined_alpha, name="coverage"),
+            "triangles": tf.identity(tensors.triangles, name="triangles"),
+        }
+
+
+def decode_one(data, image_size: int):
+    """JPEG/PNG bytes (scalar string) -> uint8 [S, S, 3]; InvalidArgumentError for anything else."""
+    is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_MAGIC)), PNG_MAGIC)
+    tf.debugging.Assert(tf.logical_or(tf.io.is_jpeg(data), is_png),
+                        ["encoded image is neither JPEG nor PNG; first bytes:", tf.strings.substr(data, 0, 8)])
+    image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    shape = tf.shape(image)
+    tf.debugging.assert_equal(shape[0], shape[1], message="encoded images must be square aligned crops")
+
+    def resized():
+        scaled = tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size], antialias=True)
+        return tf.cast(tf.round(tf.clip_by_value(scaled, 0.0, 255.0)), tf.uint8)
+
+    image = tf.cond(tf.equal(shape[0], image_size), lambda: image, resized)
+    return tf.ensure_shape(image, [image_size, image_size, 3])
+
+
+def decode_batch(encoded, image_size: int):
+    """string [B] of JPEG/PNG bytes -> uint8 [B, S, S, 3]; an empty batch raises InvalidArgumentError."""
+    tf.debugging.assert_positive(tf.size(encoded), message="empty batch: give at least one image")
+    return tf.map_fn(lambda data: decode_one(data, image_size), encoded,
+                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))

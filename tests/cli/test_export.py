@@ -1,0 +1,64 @@
+"""`face-gcn export` as a user runs it: a train workdir in, a SavedModel out; clear one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from face_gcn.graph import hierarchy as hierarchy_lib
+from face_gcn.morphable import configured
+from face_gcn.nets import gcn
+from face_gcn.nets import regressor as regressor_lib
+from face_gcn.reconstruction import forward, model_dir
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    morphable = configured.load_demo()
+    regressor = regressor_lib.build_regressor((SIZE, SIZE, 3), backbone="compact")
+    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
+    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
+                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
+    nets = forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, SIZE)
+    path = tmp_path_factory.mktemp("train")
+    model_dir.save_model_dir(str(path / "model"), nets, {"steps": 1})
+    return path
+
+
+def run_export(*arguments, cache):
+    code = ("import sys; from absl import app; from face_gcn.cli import export; "
+            "app.run(export.main, argv=['face-gcn export'] + sys.argv[1:])")
+    env = dict(os.environ, FACE_GCN_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True,
+                          timeout=240, env=env)
+
+
+def test_checkpoint_workdir_to_savedmodel(workdir, tmp_path):
+    out = tmp_path / "serving" / "1"
+    result = run_export("--checkpoint", str(workdir), "--out", str(out), cache=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "signatures serving_default and serve_encoded" in result.stdout
+    assert (out / "saved_model.pb").is_file() and (out / "variables").is_dir()
+    info = json.loads((out / "face_gcn_export.json").read_text())
+    assert info["image_size"] == SIZE and info["source_model"] == str(workdir / "model")
+    assert os.listdir(out.parent) == ["1"]  # no staging folder left behind
+
+
+def test_clear_errors(workdir, tmp_path):
+    result = run_export("--out", str(tmp_path / "x"), cache=tmp_path)
+    assert result.returncode != 0 and "exactly one of --model" in result.stderr
+    result = run_export("--model", str(workdir / "model"), "--checkpoint", str(workdir), "--out", str(tmp_path / "x"),
+                        cache=tmp_path)
+    assert result.returncode != 0 and "exactly one of --model" in result.stderr
+    result = run_export("--checkpoint", str(tmp_path), "--out", str(tmp_path / "x"), cache=tmp_path)
+    assert result.returncode == 1 and "has no model/ directory" in result.stderr
+    result = run_export("--model", str(tmp_path), "--out", str(tmp_path / "x"), cache=tmp_path)
+    assert result.returncode == 1 and "not a face-gcn model directory" in result.stderr.strip().splitlines()[-1]
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file.txt").write_text("x")
+    result = run_export("--model", str(workdir / "model"), "--out", str(tmp_path / "taken"), cache=tmp_path)
+    assert result.returncode == 1 and "refusing to replace" in result.stderr

@@ -1,0 +1,184 @@
+"""SavedModel export: loads in a process without face_gcn, stock ops only, same numbers as the
+Python model on the compiled rasterizer, both signatures listed, bad input refused."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from face_gcn.export import export, serving
+from face_gcn.graph import hierarchy as hierarchy_lib
+from face_gcn.morphable import configured
+from face_gcn.nets import gcn
+from face_gcn.nets import regressor as regressor_lib
+from face_gcn.reconstruction import forward
+from face_gcn.render import op_library
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def nets():
+    morphable = configured.load_demo()
+    keras_seed = tf.keras.utils.set_random_seed
+    keras_seed(3)
+    regressor = regressor_lib.build_regressor((SIZE, SIZE, 3), backbone="compact")
+    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
+    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
+                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
+    return forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, SIZE)
+
+
+@pytest.fixture(scope="module")
+def exported(nets, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("export") / "savedmodel")
+    info = export.export_nets(nets, path, source="fixture")
+    return path, info
+
+
+def crops():
+    """Two aligned-crop-like images: a smooth skin-coloured face blob on a dark background, and noise."""
+    rows, cols = np.mgrid[0:SIZE, 0:SIZE]
+    blob = np.exp(-(((rows - 34) / 20.0) ** 2 + ((cols - 32) / 16.0) ** 2))
+    face = np.stack([40 + 180 * blob, 30 + 130 * blob, 25 + 100 * blob], -1)
+    noise = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3))
+    return np.stack([face, noise]).round().astype(np.uint8)
+
+
+# Runs in a fresh interpreter: no face_gcn import, so our rasterizer op is not registered.
+SERVE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.framework import op_def_registry
+
+    path, images_path, out_path = sys.argv[1:4]
+    proto = saved_model_pb2.SavedModel()
+    with open(path + "/saved_model.pb", "rb") as handle:
+        proto.ParseFromString(handle.read())
+    graph = proto.meta_graphs[0].graph_def
+    op_types = {node.op for node in graph.node}
+    functions = {function.signature.name for function in graph.library.function}
+    for function in graph.library.function:
+        op_types |= {node.op for node in function.node_def}
+    unknown = sorted(op for op in op_types - functions if op_def_registry.get(op) is None)
+
+    model = tf.saved_model.load(path)
+    images = np.load(images_path)
+    plain = model.signatures["serving_default"](images=tf.constant(images))
+    encoded = [tf.io.encode_png(images[0]).numpy(), tf.io.encode_png(images[1]).numpy()]
+    from_bytes = model.signatures["serve_encoded"](encoded=tf.constant(encoded))
+    # a grey 2x-size PNG is made RGB and resized to the crop side
+    big = tf.image.resize(images[:1].astype(np.float32), [2 * images.shape[1]] * 2, method="nearest")
+    grey_image = tf.cast(tf.reduce_mean(big[0], -1, keepdims=True), tf.uint8)
+    grey = tf.io.encode_png(grey_image).numpy()
+    resized = model.signatures["serve_encoded"](encoded=tf.constant([grey]))
+
+    errors = {}
+    cases = {
+        "empty": lambda: model.signatures["serving_default"](images=tf.zeros([0] + list(images.shape[1:]), tf.uint8)),
+        "float": lambda: model.signatures["serving_default"](images=tf.zeros(images.shape, tf.float32)),
+        "shape": lambda: model.signatures["serving_default"](images=tf.zeros([1, 8, 8, 3], tf.uint8)),
+        "garbage": lambda: model.signatures["serve_encoded"](encoded=tf.constant([encoded[0], b"not an image"])),
+        "empty_bytes": lambda: model.signatures["serve_encoded"](encoded=tf.zeros([0], tf.string)),
+        "truncated": lambda: model.signatures["serve_encoded"](encoded=tf.constant([encoded[0][:60]])),
+        "not_square": lambda: model.signatures["serve_encoded"](
+            encoded=tf.constant([tf.io.encode_png(images[0, :40]).numpy()])),
+    }
+    for name, case in cases.items():
+        try:
+            case()
+            errors[name] = "none"
+        except Exception as error:  # noqa: BLE001 - the type is what is checked
+            errors[name] = type(error).__name__ + ": " + str(error)[:400]
+    loaded_ours = sorted(name for name in sys.modules if name.split(".")[0] == "face_gcn")
+    np.savez(out_path, **{key: value.numpy() for key, value in plain.items()},
+             **{"bytes_" + key: value.numpy() for key, value in from_bytes.items()},
+             resized_coefficients=resized["coefficients"].numpy(),
+             resized_expected=tf.image.resize(tf.cast(grey_image, tf.float32), images.shape[1:3], antialias=True).numpy(),
+             unknown=np.array(unknown, dtype=str), errors=np.array(repr(errors)),
+             loaded_ours=np.array(loaded_ours, dtype=str))
+""")
+
+
+def test_fresh_process_serves_the_python_model(nets, exported, tmp_path):
+    path, info = exported
+    assert info["image_size"] == SIZE and info["outputs"] == list(serving.OUTPUT_NAMES)
+    assert json.loads(open(os.path.join(path, export.INFO_FILE)).read())["num_triangles"] == len(nets.morphable.triangles)
+    images = crops()
+    np.save(tmp_path / "images.npy", images)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", SERVE, path, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
+                            capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = dict(np.load(tmp_path / "out.npz", allow_pickle=False))
+    assert list(got["loaded_ours"]) == []
+    assert list(got["unknown"]) == []  # every op is a stock TensorFlow op
+
+    backend = "op" if op_library.load() is not None else "fallback"
+    expected = forward.reconstruct(nets, images, backend=backend)
+    np.testing.assert_allclose(got["coefficients"], expected.coefficients.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["vertices"], expected.coarse.posed.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["coarse_colors"], np.clip(expected.coarse.albedo.numpy(), 0, 1), atol=1e-5)
+    np.testing.assert_allclose(got["coarse_lit"], expected.coarse.colors.numpy(), atol=1e-5)
+    np.testing.assert_array_equal(got["triangles"], nets.morphable.triangles)
+    # T_p visibility comes from the z-buffer: the two rasterizers may disagree on a few edge vertices
+    np.testing.assert_allclose(got["refined_colors"], expected.refined_albedo.numpy(), atol=2e-3)
+    np.testing.assert_allclose(got["refined_lit"], expected.refined_colors.numpy(), atol=2e-3)
+    coverage = expected.refined_alpha.numpy()
+    assert coverage.sum() > 50  # the face is in view
+    assert np.mean(got["coverage"] != coverage) < 0.002
+    outliers = np.abs(got["render"] - expected.refined_image.numpy()).max(-1) > 0.01
+    assert outliers.mean() < 0.005
+    # the bytes signature decodes the same crops (PNG is lossless) and gives the same outputs
+    for key in serving.OUTPUT_NAMES:
+        np.testing.assert_allclose(got["bytes_" + key], got[key], atol=1e-6, err_msg=key)
+    # the resized grey image reaches the networks as the antialiased resize of the grey crop
+    grey = np.round(np.clip(got["resized_expected"], 0, 255)).astype(np.uint8)
+    np.testing.assert_allclose(got["resized_coefficients"],
+                               forward.reconstruct(nets, np.repeat(grey[None], 3, -1), backend=backend).coefficients.numpy(),
+                               rtol=1e-4, atol=1e-4)
+
+    errors = eval(str(got["errors"]))  # noqa: S307 - a repr of a dict of strings written above
+    assert errors["empty"].startswith("InvalidArgumentError") and "empty batch" in errors["empty"]
+    assert errors["empty_bytes"].startswith("InvalidArgumentError") and "empty batch" in errors["empty_bytes"]
+    assert errors["garbage"].startswith("InvalidArgumentError") and "neither JPEG nor PNG" in errors["garbage"]
+    assert errors["truncated"].startswith("InvalidArgumentError")
+    assert errors["not_square"].startswith("InvalidArgumentError") and "square" in errors["not_square"]
+    assert errors["float"].startswith("InvalidArgumentError") and "uint8" in errors["float"]  # the signature
+    assert errors["shape"].startswith("InvalidArgumentError") and f"[B, {SIZE}, {SIZE}, 3]" in errors["shape"]
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+    path, _ = exported
+    tool = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([tool, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
+    for signature in serving.SIGNATURES:
+        assert f"signature_def['{signature}']" in text
+    assert f"shape: (-1, {SIZE}, {SIZE}, 3)" in text and "dtype: DT_UINT8" in text and "DT_STRING" in text
+    for name in serving.OUTPUT_NAMES:
+        assert f"outputs['{name}']" in text
+
+
+def test_export_is_atomic_and_never_replaces_foreign_folders(nets, exported, tmp_path):
+    path, _ = exported
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    with pytest.raises(export.ExportError, match="refusing"):
+        export.export_nets(nets, str(foreign))
+    assert (foreign / "notes.txt").read_text() == "keep"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".face_gcn_export")]
+    assert not [p for p in os.listdir(os.path.dirname(path)) if p.startswith(".face_gcn_export") or p.endswith(".old")]
+    assert export.read_info(path)["source_model"] == "fixture"
+    with pytest.raises(export.ExportError, match="not a face-gcn SavedModel"):
+        export.read_info(str(foreign))
