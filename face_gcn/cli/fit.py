@@ -13,10 +13,11 @@ without a face (or unreadable) are skipped and listed with the reason in DIR/sum
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from absl import app, flags
+
+from face_gcn.cli import _photos
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output folder.")
@@ -40,31 +41,12 @@ PROG = "face-gcn fit"
 
 
 def _fail(message: str):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    _photos.fail(PROG, message)
 
 
-def _list_images(arguments) -> list[str]:
-    from face_gcn.data import prepare  # pylint: disable=import-outside-toplevel
-    found = []
-    for argument in arguments:
-        if os.path.isdir(argument):
-            found += prepare.list_inputs(argument)
-        elif os.path.isfile(argument):
-            found.append(os.path.abspath(argument))
-        else:
-            raise ValueError(f"{argument!r} is neither an image file nor a folder")
-    return list(dict.fromkeys(found))
-
-
-def _unique_name(path: str, used: set) -> str:
-    base = os.path.splitext(os.path.basename(path))[0] or "image"
-    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
-    name, index = base, 2
-    while name in used:
-        name, index = f"{base}_{index}", index + 1
-    used.add(name)
-    return name
+_list_images = _photos.list_images
+_unique_name = _photos.unique_name
+SkipImage = _photos.SkipImage
 
 
 class FitPipeline:
@@ -72,12 +54,11 @@ class FitPipeline:
 
     def __init__(self, model, crop_size, fit_config, refine_config, facenet=None, segmenter="builtin",
                  segmenter_classes=(), min_face_size=20):
-        from face_gcn.data import detection, masks  # pylint: disable=import-outside-toplevel
         from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
         self.model = model
         self.crop_size = crop_size
-        self.detector = detection.FaceDetector(min_face_size=min_face_size)
-        self.segmenter = masks.make_segmenter(segmenter, face_classes=list(segmenter_classes) or None)
+        self.aligner = _photos.PhotoAligner(model.alignment_landmarks, crop_size, segmenter=segmenter,
+                                            segmenter_classes=segmenter_classes, min_face_size=min_face_size)
         self.fitter = coarse_fit.CoarseFitter(model, crop_size, fit_config, facenet=facenet)
         self.refiner = refine.TextureRefiner(model, crop_size, refine_config, facenet=facenet) \
             if refine_config.steps > 0 else None
@@ -85,29 +66,16 @@ class FitPipeline:
     def run(self, path: str, name: str, out_dir: str) -> dict:
         """Fits one photo and writes its files; returns the JSON record. Raises SkipImage when
         the photo cannot be read or shows no face."""
-        import numpy as np  # pylint: disable=import-outside-toplevel
-
-        from face_gcn.data import alignment, images  # pylint: disable=import-outside-toplevel
         from face_gcn.fit import outputs  # pylint: disable=import-outside-toplevel
         started = time.perf_counter()
-        try:
-            loaded = images.load_image(path)
-        except images.ImageRejected as rejected:
-            raise SkipImage(rejected.reason, rejected.detail) from None
-        found = self.detector.detect(loaded.rgb)
-        if found.largest is None:
-            raise SkipImage("no_face", "MTCNN found no face")
-        face = found.largest
-        transform = alignment.alignment_transform(face.landmarks, self.model.alignment_landmarks, self.crop_size)
-        crop = alignment.warp_to_crop(loaded.rgb, transform, self.crop_size)
-        landmarks = alignment.apply_transform(transform, face.landmarks)
-        mask = np.asarray(self.segmenter.segment(crop, landmarks), np.uint8)
+        photo = self.aligner.align(path)
+        crop, mask, landmarks = photo.crop, photo.mask, photo.landmarks
         prepared = time.perf_counter()
         fit = self.fitter.fit(crop, mask, landmarks)
         coarse_albedo = _coarse_albedo(self.model, fit.coefficients)
         albedo = {"coarse": coarse_albedo}
         seconds = {"detect_align_mask": prepared - started, "coarse_fit": fit.seconds}
-        extra = {"source": path, "num_faces": found.num_faces, "detection_score": face.score,
+        extra = {"source": path, "num_faces": photo.num_faces, "detection_score": photo.detection_score,
                  "fit_losses": fit.losses}
         if self.refiner is not None:
             refined = self.refiner.refine(crop, mask, fit.coefficients)
@@ -120,16 +88,10 @@ class FitPipeline:
             seconds["refine"] = 0.0
         seconds["fit_total"] = time.perf_counter() - prepared
         record = outputs.write_reconstruction(out_dir, self.model, outputs.FaceReconstruction(
-            name=name, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
-            original=loaded.rgb, coefficients=fit.coefficients, albedo=albedo, seconds=seconds,
+            name=name, crop=crop, mask=mask, landmarks=landmarks, transform=photo.transform,
+            original=photo.original, coefficients=fit.coefficients, albedo=albedo, seconds=seconds,
             extra=extra))
         return record
-
-
-class SkipImage(Exception):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
 
 
 def _coarse_albedo(model, coefficients):
@@ -186,12 +148,7 @@ def main(argv):
     os.makedirs(FLAGS.out, exist_ok=True)
     started = time.perf_counter()
     fitted, failed, used = [], [], set()
-    try:
-        from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-        bar = tqdm(paths, desc="fit", unit="image", disable=not FLAGS.progress or None)
-    except ImportError:  # pragma: no cover
-        bar = paths
-    for path in bar:
+    for path in _photos.progress(paths, "fit", FLAGS.progress):
         name = _unique_name(path, used)
         try:
             record = pipeline.run(path, name, FLAGS.out)
@@ -210,10 +167,7 @@ def main(argv):
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
                             "identity_loss": facenet is not None}}
     fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
-    counts = {}
-    for item in failed:
-        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
-    reasons = ", ".join(f"{reason} {count}" for reason, count in counts.items()) or "none"
+    reasons = _photos.reason_counts(failed)
     print(f"fit: {len(fitted)} fitted, {len(failed)} skipped ({reasons}) in {summary['seconds']:.1f} s; "
           f"results in {FLAGS.out}")
     if not fitted:

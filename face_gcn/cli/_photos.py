@@ -1,0 +1,117 @@
+"""Photo handling shared by the commands that reconstruct photos (`fit`, `reconstruct`).
+
+Input listing (files and folders, searched recursively), unique output names, a progress bar,
+and the detect -> align -> mask step: MTCNN's largest face, Deng's similarity alignment to the
+morphable model's 5 standard landmarks, the face mask from a segmenter. A photo that cannot be
+used raises SkipImage with a short reason ("no_face", "unreadable", "missing", ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+
+class SkipImage(Exception):
+    """A photo that is skipped; ``reason`` is a short key for counting, ``detail`` says more."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def fail(prog: str, message: str):
+    """Ends the command with one line on stderr and exit code 1."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def list_images(arguments) -> list[str]:
+    """Image files and folders (searched recursively) -> absolute paths, in order, without repeats."""
+    from face_gcn.data import prepare  # pylint: disable=import-outside-toplevel
+    found = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            found += prepare.list_inputs(argument)
+        elif os.path.isfile(argument):
+            found.append(os.path.abspath(argument))
+        else:
+            raise ValueError(f"{argument!r} is neither an image file nor a folder")
+    return list(dict.fromkeys(found))
+
+
+def unique_name(path: str, used: set) -> str:
+    """A file-system-safe output stem from the file name, suffixed _2, _3, ... when taken (adds it to used)."""
+    base = os.path.splitext(os.path.basename(path))[0] or "image"
+    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+    name, index = base, 2
+    while name in used:
+        name, index = f"{base}_{index}", index + 1
+    used.add(name)
+    return name
+
+
+def progress(items, desc: str, enabled: bool = True):
+    """tqdm over items (hidden when disabled or not on a terminal); the items themselves without tqdm."""
+    try:
+        from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover
+        return items
+    return tqdm(items, desc=desc, unit="image", disable=not enabled or None)
+
+
+def reason_counts(failed: list[dict]) -> str:
+    """'no_face 2, unreadable 1' (or 'none') from summary failure records."""
+    counts = {}
+    for item in failed:
+        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+    return ", ".join(f"{reason} {count}" for reason, count in counts.items()) or "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignedPhoto:
+    """original: [H, W, 3] uint8 photo. crop: [S, S, 3] uint8. mask: [S, S] uint8 {0, 1}.
+    landmarks: [5, 2] crop pixels. transform: [2, 3] original pixels -> crop pixels."""
+
+    original: np.ndarray
+    crop: np.ndarray
+    mask: np.ndarray
+    landmarks: np.ndarray
+    transform: np.ndarray
+    num_faces: int
+    detection_score: float
+
+
+class PhotoAligner:
+    """Detector and segmenter, built once; ``align(path)`` gives an AlignedPhoto or raises SkipImage.
+
+    standard_landmarks: [5, 3] (or [5, 2]) the morphable model's alignment landmarks.
+    """
+
+    def __init__(self, standard_landmarks, crop_size: int, segmenter: str = "builtin", segmenter_classes=(),
+                 min_face_size: int = 20):
+        from face_gcn.data import detection, masks  # pylint: disable=import-outside-toplevel
+        self.standard_landmarks = standard_landmarks
+        self.crop_size = int(crop_size)
+        self.detector = detection.FaceDetector(min_face_size=min_face_size)
+        self.segmenter = masks.make_segmenter(segmenter, face_classes=list(segmenter_classes) or None)
+
+    def align(self, path: str) -> AlignedPhoto:
+        from face_gcn.data import alignment, images  # pylint: disable=import-outside-toplevel
+        try:
+            loaded = images.load_image(path)
+        except images.ImageRejected as rejected:
+            raise SkipImage(rejected.reason, rejected.detail) from None
+        found = self.detector.detect(loaded.rgb)
+        if found.largest is None:
+            raise SkipImage("no_face", "MTCNN found no face")
+        face = found.largest
+        transform = alignment.alignment_transform(face.landmarks, self.standard_landmarks, self.crop_size)
+        crop = alignment.warp_to_crop(loaded.rgb, transform, self.crop_size)
+        landmarks = alignment.apply_transform(transform, face.landmarks)
+        mask = np.asarray(self.segmenter.segment(crop, landmarks), np.uint8)
+        return AlignedPhoto(original=loaded.rgb, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
+                            num_faces=found.num_faces, detection_score=face.score)
