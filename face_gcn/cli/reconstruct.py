@@ -1,0 +1,170 @@
+"""`face-gcn reconstruct`: photos through a trained model (coarse regressor + texture GCNs).
+
+  face-gcn reconstruct photo.jpg --model runs/celeba/model --out results/
+  face-gcn reconstruct photos/ more.png --model runs/celeba/model --out results/ --batch_size 16
+
+Per photo: MTCNN detection (the largest face), Deng's alignment to the model's crop size, the
+built-in face mask (or a face-parsing SavedModel by path), then the trained networks on batches
+of crops (face_gcn.reconstruction.forward: coefficients, T_p, texture GCN, refined albedo) and
+the files of face_gcn.fit.outputs: meshes with the refined colours (OBJ albedo, PLY lit), the
+coarse meshes, the overlay on the original photo, NAME.json (coefficients, pose, camera,
+alignment transform) and the coarse/ refined/ folders `face-gcn evaluate` reads. Photos that
+cannot be read or show no face are listed with the reason in DIR/summary.json; the rest are
+written. Exit code 1 only when no photo could be reconstructed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from absl import app, flags
+
+from face_gcn.cli import _photos
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Model directory (written by `face-gcn train` to WORKDIR/model).")
+flags.DEFINE_string("out", None, "Output folder.")
+flags.DEFINE_integer("batch_size", 16, "Crops run through the networks together.")
+flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or the path of a "
+                    "face-parsing SavedModel.")
+flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
+flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.")
+flags.DEFINE_enum("backend", "auto", ["auto", "op", "fallback"], "Rasterizer: the compiled op when "
+                  "built (auto), or the pure-TF fallback.")
+flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+
+PROG = "face-gcn reconstruct"
+
+
+def _fail(message: str):
+    _photos.fail(PROG, message)
+
+
+def batch_inference(nets, backend: str = "auto"):
+    """A tf.function: (uint8 [B, S, S, 3] crops, float32 [B, S, S] masks) -> dict of numpy-ready tensors
+    coefficients [B, 257], coarse_albedo / refined_albedo [B, V, 3] in [0, 1], visibility [B, V]."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from face_gcn.reconstruction import forward  # pylint: disable=import-outside-toplevel
+    size = nets.image_size
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8),
+                                  tf.TensorSpec([None, size, size], tf.float32)])
+    def run(images, masks):
+        result = forward.reconstruct(nets, images, face_mask=masks, backend=backend)
+        return {"coefficients": result.coefficients,
+                "coarse_albedo": tf.clip_by_value(result.coarse.albedo, 0.0, 1.0),
+                "refined_albedo": tf.clip_by_value(result.refined_albedo, 0.0, 1.0),
+                "visibility": result.samples.visibility}
+
+    return run
+
+
+class Reconstructor:
+    """Aligns photos one by one, runs the networks on full batches, writes each photo's files."""
+
+    def __init__(self, nets, out_dir: str, batch_size: int, aligner, backend: str = "auto", source: str = ""):
+        self.nets, self.out_dir, self.batch_size, self.aligner = nets, out_dir, batch_size, aligner
+        self.backend, self.source = backend, source
+        self.infer = batch_inference(nets, backend)
+        self.pending = []          # (name, path, AlignedPhoto, seconds to align)
+        self.done, self.failed = [], []
+
+    def add(self, path: str, name: str):
+        started = time.perf_counter()
+        try:
+            photo = self.aligner.align(path)
+        except _photos.SkipImage as skip:
+            self.failed.append({"source": path, "reason": skip.reason, "detail": skip.detail})
+            return
+        except Exception as error:  # pylint: disable=broad-except
+            self.failed.append({"source": path, "reason": "error", "detail": f"{type(error).__name__}: {error}"})
+            return
+        self.pending.append((name, path, photo, time.perf_counter() - started))
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self):
+        import numpy as np  # pylint: disable=import-outside-toplevel
+
+        from face_gcn.fit import outputs  # pylint: disable=import-outside-toplevel
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            result = self.infer(np.stack([photo.crop for _, _, photo, _ in batch]),
+                                np.stack([photo.mask for _, _, photo, _ in batch]).astype(np.float32))
+            result = {key: value.numpy() for key, value in result.items()}
+        except Exception as error:  # pylint: disable=broad-except
+            for _, path, _, _ in batch:
+                self.failed.append({"source": path, "reason": "error",
+                                    "detail": f"inference failed: {type(error).__name__}: {error}"})
+            return
+        per_image = (time.perf_counter() - started) / len(batch)
+        for index, (name, path, photo, align_seconds) in enumerate(batch):
+            extra = {"source": path, "model": self.source, "num_faces": photo.num_faces,
+                     "detection_score": photo.detection_score,
+                     "visible_vertex_fraction": float(result["visibility"][index].mean())}
+            try:
+                record = outputs.write_reconstruction(self.out_dir, self.nets.morphable, outputs.FaceReconstruction(
+                    name=name, crop=photo.crop, mask=photo.mask, landmarks=photo.landmarks,
+                    transform=photo.transform, original=photo.original,
+                    coefficients=result["coefficients"][index],
+                    albedo={"coarse": result["coarse_albedo"][index], "refined": result["refined_albedo"][index]},
+                    seconds={"detect_align_mask": align_seconds, "inference": per_image}, extra=extra),
+                    backend=self.backend)
+            except Exception as error:  # pylint: disable=broad-except
+                self.failed.append({"source": path, "reason": "error",
+                                    "detail": f"writing outputs failed: {type(error).__name__}: {error}"})
+                continue
+            self.done.append({"name": name, "source": path, **{key: record[key] for key in (
+                "psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined")}, "seconds": record["seconds"]})
+
+
+def main(argv):
+    arguments = argv[1:]
+    if not arguments:
+        raise app.UsageError("give at least one IMAGE or folder: face-gcn reconstruct IMAGE... --model DIR --out DIR")
+    if not FLAGS.model:
+        raise app.UsageError("--model is required (a model directory from `face-gcn train`)")
+    if not FLAGS.out:
+        raise app.UsageError("--out is required")
+    if FLAGS.batch_size < 1:
+        raise app.UsageError("--batch_size must be at least 1")
+    if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
+        _fail(f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
+    try:
+        paths = _photos.list_images(arguments)
+    except ValueError as error:
+        _fail(str(error))
+
+    from face_gcn import fileio  # pylint: disable=import-outside-toplevel
+    from face_gcn.reconstruction import model_dir  # pylint: disable=import-outside-toplevel
+    try:
+        nets = model_dir.load_model_dir(FLAGS.model)
+    except model_dir.ModelDirError as error:
+        _fail(str(error))
+    aligner = _photos.PhotoAligner(nets.morphable.alignment_landmarks, nets.image_size, segmenter=FLAGS.segmenter,
+                                   segmenter_classes=[int(c) for c in FLAGS.segmenter_classes],
+                                   min_face_size=FLAGS.min_face_size)
+    os.makedirs(FLAGS.out, exist_ok=True)
+    started = time.perf_counter()
+    runner = Reconstructor(nets, FLAGS.out, FLAGS.batch_size, aligner, FLAGS.backend,
+                           source=os.path.abspath(FLAGS.model))
+    used = set()
+    for path in _photos.progress(paths, "reconstruct", FLAGS.progress):
+        runner.add(path, _photos.unique_name(path, used))
+    runner.flush()
+    summary = {"model": os.path.abspath(FLAGS.model), "morphable_model": nets.morphable.name,
+               "num_images": len(paths), "reconstructed": runner.done, "failed": runner.failed,
+               "seconds": round(time.perf_counter() - started, 3),
+               "settings": {"image_size": nets.image_size, "batch_size": FLAGS.batch_size,
+                            "uses_facenet": nets.facenet is not None, "segmenter": FLAGS.segmenter,
+                            "backend": FLAGS.backend}}
+    fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
+    print(f"reconstruct: {len(runner.done)} reconstructed, {len(runner.failed)} skipped "
+          f"({_photos.reason_counts(runner.failed)}) in {summary['seconds']:.1f} s; results in {FLAGS.out}")
+    if not runner.done:
+        _fail("no image could be reconstructed (see summary.json)")

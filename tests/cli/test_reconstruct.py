@@ -1,0 +1,126 @@
+"""`face-gcn reconstruct` as a user runs it: photos in batches through a saved model; a photo without
+a face and an unreadable file are reported, the rest written in the layout fit and evaluate use."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from face_gcn.graph import hierarchy as hierarchy_lib
+from face_gcn.morphable import configured
+from face_gcn.nets import gcn
+from face_gcn.nets import regressor as regressor_lib
+from face_gcn.reconstruction import forward, model_dir
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    morphable = configured.load_demo()
+    regressor = regressor_lib.build_regressor((SIZE, SIZE, 3), backbone="compact")
+    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
+    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
+                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
+    nets = forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, SIZE)
+    path = str(tmp_path_factory.mktemp("model") / "model")
+    model_dir.save_model_dir(path, nets)
+    return path, nets
+
+
+def run_reconstruct(*arguments, cache):
+    code = ("import sys; from absl import app; from face_gcn.cli import reconstruct; "
+            "app.run(reconstruct.main, argv=['face-gcn reconstruct'] + sys.argv[1:])")
+    env = dict(os.environ, FACE_GCN_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("FACE_GCN_MORPHABLE_MODEL", None)
+    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def read_rgb(path):
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_folder_end_to_end(model, tmp_path):
+    model_path, nets = model
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    face = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "mirrored.png"), cv2.cvtColor(face[:, ::-1], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "grey.png"), np.full((128, 160, 3), 128, np.uint8))
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    out = tmp_path / "out"
+    result = run_reconstruct(str(photos), "--model", model_path, "--out", str(out), "--batch_size", "2",
+                             "--noprogress", cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 reconstructed, 2 skipped" in result.stdout and "no_face 1" in result.stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert [item["name"] for item in summary["reconstructed"]] == ["astronaut", "mirrored"]
+    failed = {os.path.basename(item["source"]): item["reason"] for item in summary["failed"]}
+    assert failed["grey.png"] == "no_face" and failed["broken.jpg"] == "unreadable"
+    assert summary["settings"]["batch_size"] == 2 and summary["settings"]["image_size"] == SIZE
+    for name in ("astronaut", "mirrored"):
+        for suffix in ("_coarse.obj", "_coarse.ply", "_refined.obj", "_refined.ply", "_overlay.png", ".json",
+                       ".input.png", ".mask.png"):
+            assert (out / f"{name}{suffix}").is_file(), name + suffix
+        for method in ("coarse", "refined"):
+            for suffix in (".input.png", ".mask.png", ".render.png", ".alpha.png"):
+                assert (out / method / f"{name}{suffix}").is_file(), (method, suffix)
+    assert not any(path.name.startswith(("grey", "broken")) for path in out.rglob("*"))
+
+    # the batched run gives what the model gives each written crop and mask on its own
+    for name in ("astronaut", "mirrored"):
+        record = json.loads((out / f"{name}.json").read_text())
+        crop = read_rgb(out / f"{name}.input.png")
+        mask = (cv2.imread(str(out / f"{name}.mask.png"), cv2.IMREAD_GRAYSCALE) > 127).astype(np.float32)
+        alone = forward.reconstruct(nets, crop[None], face_mask=mask[None])
+        np.testing.assert_allclose(record["coefficients"], alone.coefficients.numpy()[0], rtol=1e-4, atol=1e-4)
+        assert record["camera"]["image_size"] == SIZE and record["model"] == os.path.abspath(model_path)
+        assert set(record["seconds"]) == {"detect_align_mask", "inference"}
+        np.testing.assert_allclose(record["pose"]["angles_xyz_radians"], record["coefficients"][224:227], atol=1e-6)
+        assert 0.0 < record["visible_vertex_fraction"] <= 1.0
+        from face_gcn.mesh import io as mesh_io
+        vertices, triangles, colors = mesh_io.read_obj(str(out / f"{name}_refined.obj"))
+        np.testing.assert_allclose(vertices, alone.coarse.posed.numpy()[0], atol=1e-4)
+        np.testing.assert_allclose(colors, np.clip(alone.refined_albedo.numpy()[0], 0, 1), atol=2e-3)
+        np.testing.assert_array_equal(triangles, nets.morphable.triangles)
+
+        # the crop is the original photo under the recorded alignment transform
+        transform = np.asarray(record["alignment"]["transform_original_to_crop"])
+        original = face if name == "astronaut" else face[:, ::-1]
+        warped = cv2.warpAffine(original, transform, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
+        inside = (slice(8, SIZE - 8), slice(8, SIZE - 8))
+        assert np.abs(warped[inside].astype(float) - crop[inside]).mean() < 6.0
+        # the overlay changes the photo only where the warped render covers it
+        overlay = read_rgb(out / f"{name}_overlay.png")
+        assert overlay.shape == original.shape
+        alpha = cv2.imread(str(out / "refined" / f"{name}.alpha.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+        coverage = cv2.warpAffine(alpha, transform, (256, 256), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        changed = np.abs(overlay.astype(int) - original.astype(int)).max(-1) > 2
+        assert changed.any() and not changed[coverage == 0].any()
+
+    # the evaluate command reads the same layout
+    from face_gcn.evaluation import report
+    results = report.evaluate_results(str(out))
+    assert set(results) == {"coarse", "refined"} and results["refined"]["n_images"] == 2
+
+
+def test_nothing_reconstructed_is_one_line_and_exit_1(model, tmp_path):
+    model_path, _ = model
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.full((96, 96, 3), 90, np.uint8))
+    result = run_reconstruct(str(grey), "--model", model_path, "--out", str(tmp_path / "out"), "--noprogress",
+                             cache=tmp_path / "cache")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == \
+        "face-gcn reconstruct: error: no image could be reconstructed (see summary.json)"
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["failed"][0]["reason"] == "no_face"
+    result = run_reconstruct(str(grey), "--model", str(tmp_path), "--out", str(tmp_path / "out"), cache=tmp_path)
+    assert result.returncode == 1 and "not a face-gcn model directory" in result.stderr.strip().splitlines()[-1]
