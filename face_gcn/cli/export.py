@@ -3,8 +3,9 @@
   face-gcn export --model runs/celeba/model --out serving/face_gcn/1
   face-gcn export --checkpoint runs/celeba --out serving/face_gcn/1   (a train workdir: uses its model/)
 
-The SavedModel has two signatures, `serving_default` (uint8 [B, S, S, 3] aligned crops) and
-`serve_encoded` (string [B] of JPEG/PNG bytes), returning vertices, refined and coarse colours,
+The SavedModel has three signatures, `serving_default` (uint8 [B, S, S, 3] aligned crops),
+`serve_masked` (the crops and float32 [B, S, S] face masks, as in training) and `serve_encoded`
+(string [B] of JPEG/PNG bytes), each returning vertices, refined and coarse colours,
 coefficients, a render with its coverage, and the triangles as a constant output; it holds stock
 TensorFlow ops only (the pure-TF rasterizer). See face_gcn/export/serving.py.
 """
@@ -64,5 +65,5 @@ def main(argv):
         _fail(str(error))
     size = export.directory_size(FLAGS.out) / 2 ** 20
     print(f"export: {path} -> {FLAGS.out} ({size:.1f} MiB, image size {info['image_size']}, "
-          f"{info['num_vertices']} vertices, signatures serving_default and serve_encoded) "
+          f"{info['num_vertices']} vertices, signatures serving_default, serve_masked, serve_encoded) "
           f"in {time.perf_counter() - started:.1f} s")

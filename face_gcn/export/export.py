@@ -54,6 +54,9 @@ def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) 
                 "morphable_model": nets.morphable.name, "source_model": source,
                 "signatures": {"serving_default": {"images": f"uint8 [B, {module.image_size}, "
                                                              f"{module.image_size}, 3] aligned RGB crops"},
+                               "serve_masked": {"images": "as serving_default",
+                                                "face_mask": f"float32 [B, {module.image_size}, "
+                                                             f"{module.image_size}] face region in [0, 1]"},
                                "serve_encoded": {"encoded": "string [B] JPEG/PNG bytes of square crops"}},
                 "outputs": list(serving.OUTPUT_NAMES), "triangles": "constant output 'triangles' [T, 3] int32",
                 "rasterizer": "pure TensorFlow (no custom ops)"}

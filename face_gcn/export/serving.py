@@ -5,6 +5,10 @@ here calls forward.reconstruct(..., backend="fallback"): the graph holds stock T
 
 Signatures (S = the model's image size, V vertices, T triangles):
   serving_default(images: uint8 [B, S, S, 3])   aligned RGB crops (face_gcn.data.alignment)
+  serve_masked(images: uint8 [B, S, S, 3], face_mask: float32 [B, S, S])
+                                                the same with the face region in [0, 1], as in
+                                                training: T_p also requires the mask (without it
+                                                visibility is geometric only)
   serve_encoded(encoded: string [B])            JPEG or PNG bytes of aligned square crops; grey
                                                 gets 3 channels, alpha is dropped, other sides
                                                 are resized to S (bilinear, antialiased)
@@ -32,7 +36,7 @@ from face_gcn.reconstruction import forward
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OUTPUT_NAMES = ("vertices", "refined_colors", "refined_lit", "coarse_colors", "coarse_lit", "coefficients",
                 "render", "coverage", "triangles")
-SIGNATURES = ("serving_default", "serve_encoded")
+SIGNATURES = ("serving_default", "serve_masked", "serve_encoded")
 
 
 class ServingModule(tf.Module):
@@ -49,6 +53,9 @@ class ServingModule(tf.Module):
         size = self.image_size
         self.serve_images = tf.function(
             self._serve_images, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+        self.serve_masked = tf.function(
+            self._serve_masked, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images"),
+                                                 tf.TensorSpec([None, size, size], tf.float32, name="face_mask")])
         self.serve_encoded = tf.function(
             self._serve_encoded, input_signature=[tf.TensorSpec([None], tf.string, name="encoded")])
 
@@ -59,6 +66,7 @@ class ServingModule(tf.Module):
         matrices) on plain helper objects that object-graph tracking does not reach.
         """
         functions = {"serving_default": self.serve_images.get_concrete_function(),
+                     "serve_masked": self.serve_masked.get_concrete_function(),
                      "serve_encoded": self.serve_encoded.get_concrete_function()}
         seen, variables = set(), []
         for function in functions.values():
@@ -69,20 +77,30 @@ class ServingModule(tf.Module):
         self.serving_variables = variables
         return functions
 
-    def _serve_images(self, images):
+    def _check_images(self, images):
         # loaded signatures (and TF Serving) do not enforce the declared shape: check it here
         size = self.image_size
         tf.debugging.assert_equal(tf.shape(images)[1:], tf.constant([size, size, 3]),
                                   message=f"images must be uint8 [B, {size}, {size}, 3] aligned crops")
+
+    def _serve_images(self, images):
+        self._check_images(images)
         return self.outputs(images)
+
+    def _serve_masked(self, images, face_mask):
+        self._check_images(images)
+        size = self.image_size
+        tf.debugging.assert_equal(tf.shape(face_mask), tf.shape(images)[:3],
+                                  message=f"face_mask must be float32 [B, {size}, {size}], one per image")
+        return self.outputs(images, face_mask)
 
     def _serve_encoded(self, encoded):
         return self.outputs(decode_batch(encoded, self.image_size))
 
-    def outputs(self, images) -> dict:
-        """images: uint8 [B, S, S, 3] -> the output dictionary of the module docstring."""
+    def outputs(self, images, face_mask=None) -> dict:
+        """images: uint8 [B, S, S, 3], face_mask: None or [B, S, S] -> the outputs of the module docstring."""
         tf.debugging.assert_positive(tf.shape(images)[0], message="empty batch: give at least one image")
-        result = forward.reconstruct(self._nets, images, backend="fallback")
+        result = forward.reconstruct(self._nets, images, face_mask=face_mask, backend="fallback")
         tensors = formation.model_tensors(self._nets.morphable)
         coarse = result.coarse
         return {

@@ -41,7 +41,7 @@ def test_checkpoint_workdir_to_savedmodel(workdir, tmp_path):
     out = tmp_path / "serving" / "1"
     result = run_export("--checkpoint", str(workdir), "--out", str(out), cache=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "signatures serving_default and serve_encoded" in result.stdout
+    assert "signatures serving_default, serve_masked, serve_encoded" in result.stdout
     assert (out / "saved_model.pb").is_file() and (out / "variables").is_dir()
     info = json.loads((out / "face_gcn_export.json").read_text())
     assert info["image_size"] == SIZE and info["source_model"] == str(workdir / "model")

@@ -79,6 +79,9 @@ SERVE = textwrap.dedent("""
     grey_image = tf.cast(tf.reduce_mean(big[0], -1, keepdims=True), tf.uint8)
     grey = tf.io.encode_png(grey_image).numpy()
     resized = model.signatures["serve_encoded"](encoded=tf.constant([grey]))
+    masks = np.zeros(images.shape[:3], np.float32)
+    masks[:, 16:48, 20:44] = 1.0
+    masked = model.signatures["serve_masked"](images=tf.constant(images), face_mask=tf.constant(masks))
 
     errors = {}
     cases = {
@@ -88,6 +91,8 @@ SERVE = textwrap.dedent("""
         "garbage": lambda: model.signatures["serve_encoded"](encoded=tf.constant([encoded[0], b"not an image"])),
         "empty_bytes": lambda: model.signatures["serve_encoded"](encoded=tf.zeros([0], tf.string)),
         "truncated": lambda: model.signatures["serve_encoded"](encoded=tf.constant([encoded[0][:60]])),
+        "mask_shape": lambda: model.signatures["serve_masked"](images=tf.constant(images),
+                                                               face_mask=tf.constant(masks[:1])),
         "not_square": lambda: model.signatures["serve_encoded"](
             encoded=tf.constant([tf.io.encode_png(images[0, :40]).numpy()])),
     }
@@ -101,6 +106,7 @@ SERVE = textwrap.dedent("""
     np.savez(out_path, **{key: value.numpy() for key, value in plain.items()},
              **{"bytes_" + key: value.numpy() for key, value in from_bytes.items()},
              resized_coefficients=resized["coefficients"].numpy(),
+             masks=masks, masked_refined=masked["refined_colors"].numpy(), masked_render=masked["render"].numpy(),
              resized_expected=tf.image.resize(tf.cast(grey_image, tf.float32), images.shape[1:3], antialias=True).numpy(),
              unknown=np.array(unknown, dtype=str), errors=np.array(repr(errors)),
              loaded_ours=np.array(loaded_ours, dtype=str))
@@ -145,11 +151,18 @@ def test_fresh_process_serves_the_python_model(nets, exported, tmp_path):
                                forward.reconstruct(nets, np.repeat(grey[None], 3, -1), backend=backend).coefficients.numpy(),
                                rtol=1e-4, atol=1e-4)
 
+    # the masked signature: T_p visibility also needs the face region
+    with_mask = forward.reconstruct(nets, images, face_mask=got["masks"], backend=backend)
+    np.testing.assert_allclose(got["masked_refined"], with_mask.refined_albedo.numpy(), atol=2e-3)
+    assert np.abs(got["masked_refined"] - got["refined_colors"]).max() > 1e-3  # the mask matters
+    assert (np.abs(got["masked_render"] - with_mask.refined_image.numpy()).max(-1) > 0.01).mean() < 0.005
+
     errors = eval(str(got["errors"]))  # noqa: S307 - a repr of a dict of strings written above
     assert errors["empty"].startswith("InvalidArgumentError") and "empty batch" in errors["empty"]
     assert errors["empty_bytes"].startswith("InvalidArgumentError") and "empty batch" in errors["empty_bytes"]
     assert errors["garbage"].startswith("InvalidArgumentError") and "neither JPEG nor PNG" in errors["garbage"]
     assert errors["truncated"].startswith("InvalidArgumentError")
+    assert errors["mask_shape"].startswith("InvalidArgumentError") and "face_mask must be" in errors["mask_shape"]
     assert errors["not_square"].startswith("InvalidArgumentError") and "square" in errors["not_square"]
     assert errors["float"].startswith("InvalidArgumentError") and "uint8" in errors["float"]  # the signature
     assert errors["shape"].startswith("InvalidArgumentError") and f"[B, {SIZE}, {SIZE}, 3]" in errors["shape"]
@@ -164,7 +177,7 @@ def test_saved_model_cli_lists_both_signatures(exported):
     text = result.stdout
     for signature in serving.SIGNATURES:
         assert f"signature_def['{signature}']" in text
-    assert f"shape: (-1, {SIZE}, {SIZE}, 3)" in text and "dtype: DT_UINT8" in text and "DT_STRING" in text
+    assert f"shape: (-1, {SIZE}, {SIZE}, 3)" in text and f"shape: (-1, {SIZE}, {SIZE})" in text and "dtype: DT_UINT8" in text and "DT_STRING" in text
     for name in serving.OUTPUT_NAMES:
         assert f"outputs['{name}']" in text
 
