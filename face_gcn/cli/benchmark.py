@@ -26,7 +26,7 @@ import tempfile
 import textwrap
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model directory (written by `face-gcn train` to WORKDIR/model).")
@@ -274,6 +274,7 @@ def main(argv):
     batch_sizes = parse_batch_sizes(FLAGS.batch_sizes)
     if FLAGS.repeats < 1 or FLAGS.warmup < 0:
         raise app.UsageError("--repeats must be >= 1 and --warmup >= 0")
+    logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs every step at INFO
     from face_gcn import fileio  # pylint: disable=import-outside-toplevel
     from face_gcn.export import export  # pylint: disable=import-outside-toplevel
     from face_gcn.reconstruction import model_dir  # pylint: disable=import-outside-toplevel

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model directory (written by `face-gcn train` to WORKDIR/model).")
@@ -56,6 +56,7 @@ def main(argv):
     except ValueError as error:
         _fail(str(error))
 
+    logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs every step at INFO
     from face_gcn.export import export  # pylint: disable=import-outside-toplevel
     from face_gcn.reconstruction import model_dir  # pylint: disable=import-outside-toplevel
     started = time.perf_counter()

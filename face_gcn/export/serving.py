@@ -40,15 +40,15 @@ SIGNATURES = ("serving_default", "serve_masked", "serve_encoded")
 
 
 class ServingModule(tf.Module):
-    """Holds the networks (tracked, so their weights are saved) and the two serving functions."""
+    """The serving functions; signatures() tracks the variables they read, so each is saved once.
+
+    The Keras models are deliberately not attributes: their own tracking would save every weight a
+    second time next to the variables list, and misses the GCNs' sparse matrices anyway.
+    """
 
     def __init__(self, nets: forward.FaceGCN):
         super().__init__(name="face_gcn_serving")
-        self.regressor = nets.regressor
-        self.texture_gcn = nets.texture_gcn
-        if nets.facenet is not None:
-            self.facenet = nets.facenet
-        self._nets = nets
+        self._nets = nets  # a plain dataclass: not tracked
         self.image_size = int(nets.image_size)
         size = self.image_size
         self.serve_images = tf.function(
@@ -62,8 +62,8 @@ class ServingModule(tf.Module):
     def signatures(self) -> dict:
         """{signature name: concrete function} for tf.saved_model.save.
 
-        Also tracks every variable the functions read: some layers keep weights (the GCNs' sparse
-        matrices) on plain helper objects that object-graph tracking does not reach.
+        Also tracks every variable the functions read (the networks' weights and the GCNs' sparse
+        matrices, which live on plain helper objects that object-graph tracking does not reach).
         """
         functions = {"serving_default": self.serve_images.get_concrete_function(),
                      "serve_masked": self.serve_masked.get_concrete_function(),
