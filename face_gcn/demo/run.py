@@ -44,8 +44,8 @@ TEXTURE_OVERRIDES = {
 }
 COARSE_OVERRIDES = {
     "data.batch_size": 8, "nets.backbone": "compact", "loss.coefficients": 1.0,
-    "train.steps": defaults.COARSE_STEPS, "train.learning_rate": 1e-3, "train.decay_steps": 1000, "train.decay_rate": 0.5,
-    "train.checkpoint_every": 500, "train.summary_every": 50,
+    "train.steps": defaults.COARSE_STEPS, "train.learning_rate": 1e-3, "train.decay_steps": 3000, "train.decay_rate": 0.5,
+    "train.checkpoint_every": 1000, "train.summary_every": 50,
 }
 
 

@@ -79,23 +79,23 @@ def _outline_points(num: int) -> np.ndarray:
     return np.stack([x, y], axis=1)
 
 
-def _planar_mesh() -> tuple[np.ndarray, np.ndarray]:
+def _planar_mesh(spacing: float = _SPACING) -> tuple[np.ndarray, np.ndarray]:
     """Points [V, 2] and counter-clockwise triangles [T, 3] of the planar face region."""
     dense_outline = _outline_points(4096)
     perimeter = np.sum(np.linalg.norm(np.roll(dense_outline, -1, 0) - dense_outline, axis=1))
-    num_outline = int(round(perimeter / _SPACING))
+    num_outline = int(round(perimeter / spacing))
     outline = _outline_points(num_outline)
-    row_step = _SPACING * np.sqrt(3.0) / 2.0
+    row_step = spacing * np.sqrt(3.0) / 2.0
     ys = np.arange(-1.1, 1.1, row_step)
     lattice = []
     for row, y in enumerate(ys):
-        xs = np.arange(-1.0, 1.0, _SPACING) + (0.5 * _SPACING if row % 2 else 0.0)
+        xs = np.arange(-1.0, 1.0, spacing) + (0.5 * spacing if row % 2 else 0.0)
         lattice.append(np.stack([xs, np.full_like(xs, y)], axis=1))
     lattice = np.concatenate(lattice, axis=0)
     inside = spatial.Delaunay(dense_outline).find_simplex(lattice) >= 0
     lattice = lattice[inside]
     distance, _ = spatial.cKDTree(dense_outline).query(lattice)
-    lattice = lattice[distance > 0.75 * _SPACING]
+    lattice = lattice[distance > 0.75 * spacing]
     points = np.concatenate([outline, lattice], axis=0)
     triangles = spatial.Delaunay(points).simplices.astype(np.int64)
     a, b, c = (points[triangles[:, i]] for i in range(3))
@@ -312,15 +312,17 @@ def _albedo_raw(planar, rng) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def build_demo_model(seed: int = 0) -> model_lib.MorphableModel:
+def build_demo_model(seed: int = 0, spacing: float = _SPACING) -> model_lib.MorphableModel:
     """The demo morphable model, deterministic in ``seed`` (bit-identical arrays per seed).
 
-    The geometry, landmarks and masks are fixed; the seed draws the three bases.
+    The geometry, landmarks and masks are fixed; the seed draws the three bases. ``spacing`` (edge
+    length, model units) sets the density: the default gives 3,643 vertices, 0.00894 about
+    35,700 (the Basel front face's size, for benchmarks).
     Returns:
       A MorphableModel with NUM_ID / NUM_EXP / NUM_ALBEDO components and 68 landmarks.
     """
     rng = np.random.default_rng(seed)
-    planar, triangles = _planar_mesh()
+    planar, triangles = _planar_mesh(spacing)
     x, y = planar[:, 0], planar[:, 1]
     vertices = np.stack([x, y, face_depth(x, y)], axis=1)
     num_v = vertices.shape[0]
@@ -351,10 +353,10 @@ def build_demo_model(seed: int = 0) -> model_lib.MorphableModel:
     skin = (_brow_weight(x, y) < 0.05) & (_lip_weight(x, y, margin=0.025) < 0.05) & ~around_eyes
     outline = _outline_points(4096)
     rim_distance, _ = spatial.cKDTree(outline).query(planar)
-    front = rim_distance > 2.5 * _SPACING
+    front = rim_distance > 2.5 * max(spacing, _SPACING)
 
     return model_lib.MorphableModel(
-        name=f"face_gcn demo v{DEMO_VERSION} seed={seed}",
+        name=f"face_gcn demo v{DEMO_VERSION} seed={seed}" + ("" if spacing == _SPACING else f" spacing={spacing:g}"),
         mean_shape=vertices,
         id_basis=id_basis, id_stddev=id_std,
         exp_basis=exp_basis, exp_stddev=exp_std,

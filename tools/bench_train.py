@@ -1,0 +1,77 @@
+"""Training speed of the paper's texture stage (face-gcn train) on this machine.
+
+Two configurations, one table:
+  demo   experiments/demo.yaml as `face-gcn demo` trains it: 96 px, batch 8, compact regressor,
+         3,643-vertex demo model, 1 critic update per step;
+  paper  experiments/celeba_224.yaml: 224 px, batch 4, ResNet-50 regressor, paper GCN widths,
+         5 critic updates per step, on a BFM-sized mesh (the demo generator at 35.6k vertices).
+Steps/s exclude the first (tracing) step; images/s count generator and critic batches.
+
+Usage: python tools/bench_train.py [--steps 6] [--paper_steps 3] [--skip_paper]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("steps", 8, "timed steps of the demo configuration (+1 traced)")
+flags.DEFINE_integer("paper_steps", 3, "timed steps of the 224 / 35.6k-vertex configuration (+1 traced)")
+flags.DEFINE_bool("skip_paper", False, "only the demo configuration")
+flags.DEFINE_float("paper_spacing", 0.0089, "demo-generator edge length for the BFM-sized mesh")
+
+EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
+
+
+def _run(name, yaml, morphable_path, size, steps, scratch, extra=()):
+    from face_gcn.morphable import configured
+    from face_gcn.synthesis import dataset as synthetic
+    from face_gcn.train import config as config_lib, texture
+
+    model = configured.load_configured(morphable_path) if morphable_path else configured.load_demo()
+    data = os.path.join(scratch, f"{name}_data")
+    synthetic.write_dataset(data, model, 32, seed=0, config=synthetic.SyntheticConfig(image_size=size))
+    overrides = [f"data.train={data}", f"data.crop_size={size}", f"train.steps={steps + 1}",
+                 f"model.path={morphable_path or ''}", "train.checkpoint_every=100000",
+                 "train.summary_every=100000", "data.shuffle_buffer=16", *extra]
+    config = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, yaml), overrides)
+    started = time.perf_counter()
+    run, dataset = texture.setup_texture_training(config, os.path.join(scratch, name), log=lambda *_: None)
+    setup = time.perf_counter() - started
+    run.loop.run(dataset, steps + 1, log=lambda *_: None)
+    batch = config["data"]["batch_size"]
+    per_step = batch * run.loop.batches_per_step
+    return {"config": name, "image": size, "vertices": run.nets.morphable.num_vertices, "batch": batch,
+            "critic": config["train"]["critic_steps"], "setup_s": setup, "steps_s": run.loop.steps_per_second,
+            "images_s": run.loop.steps_per_second * per_step}
+
+
+def main(argv):
+    del argv
+    import numpy as np  # noqa: F401  (heavy imports after flag parsing)
+    from face_gcn.morphable import demo, model as model_lib
+
+    scratch = tempfile.mkdtemp(prefix="bench_train_")
+    rows = []
+    try:
+        rows.append(_run("demo", "demo.yaml", None, 96, FLAGS.steps, scratch))
+        if not FLAGS.skip_paper:
+            path = os.path.join(scratch, "bfm_sized.npz")
+            model_lib.save(demo.build_demo_model(0, spacing=FLAGS.paper_spacing), path)
+            rows.append(_run("paper", "celeba_224.yaml", path, 224, FLAGS.paper_steps, scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"{'config':<7}{'image':>6}{'vertices':>10}{'batch':>6}{'critic':>7}{'setup s':>9}{'steps/s':>9}"
+          f"{'img/s':>8}")
+    for r in rows:
+        print(f"{r['config']:<7}{r['image']:>6}{r['vertices']:>10}{r['batch']:>6}{r['critic']:>7}"
+              f"{r['setup_s']:>9.1f}{r['steps_s']:>9.3f}{r['images_s']:>8.2f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
