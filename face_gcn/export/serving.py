@@ -77,25 +77,23 @@ class ServingModule(tf.Module):
         self.serving_variables = variables
         return functions
 
-    def _check_images(self, images):
-        # loaded signatures (and TF Serving) do not enforce the declared shape: check it here
+    def _serve_masked(self, images, face_mask):
+        # loaded signatures (and TF Serving) do not enforce the declared shapes: check them here
         size = self.image_size
         tf.debugging.assert_equal(tf.shape(images)[1:], tf.constant([size, size, 3]),
                                   message=f"images must be uint8 [B, {size}, {size}, 3] aligned crops")
-
-    def _serve_images(self, images):
-        self._check_images(images)
-        return self.outputs(images)
-
-    def _serve_masked(self, images, face_mask):
-        self._check_images(images)
-        size = self.image_size
         tf.debugging.assert_equal(tf.shape(face_mask), tf.shape(images)[:3],
                                   message=f"face_mask must be float32 [B, {size}, {size}], one per image")
         return self.outputs(images, face_mask)
 
+    # The other signatures call serve_masked with a mask of ones, which leaves T_p's visibility
+    # geometric (vertex_sampling: visible &= mask > 0.5): the method is traced and stored once.
+    def _serve_images(self, images):
+        return self.serve_masked(images, tf.ones(tf.shape(images)[:3], tf.float32))
+
     def _serve_encoded(self, encoded):
-        return self.outputs(decode_batch(encoded, self.image_size))
+        images = decode_batch(encoded, self.image_size)
+        return self.serve_masked(images, tf.ones(tf.shape(images)[:3], tf.float32))
 
     def outputs(self, images, face_mask=None) -> dict:
         """images: uint8 [B, S, S, 3], face_mask: None or [B, S, S] -> the outputs of the module docstring."""
