@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from typing import IO, Iterator
 
@@ -42,6 +43,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
+    """Yields an empty staging directory next to ``path``; on success it replaces ``path`` whole.
+
+    For outputs made of several files (model directories, SavedModels). An existing ``path`` is
+    moved aside, the staging directory renamed into place, and the old one removed; on failure
+    the staging directory is removed and ``path`` is left untouched.
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + ".", dir=parent)
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())
+        if os.path.isdir(path):
+            old = tempfile.mkdtemp(prefix=".old-" + os.path.basename(path) + ".", dir=parent)
+            os.replace(path, os.path.join(old, "previous"))
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -59,3 +60,19 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
                 handle.write(b"partial")
             raise RuntimeError("writer failed")
     assert not os.listdir(tmp_path)
+
+
+def test_atomic_directory_replaces_whole_and_keeps_the_old_on_failure(tmp_path):
+    target = tmp_path / "out"
+    with fileio.atomic_directory(target) as staging:
+        (Path(staging) / "a.txt").write_text("one")
+    assert sorted(os.listdir(target)) == ["a.txt"]
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_directory(target) as staging:
+            (Path(staging) / "b.txt").write_text("two")
+            raise RuntimeError("interrupted")
+    assert sorted(os.listdir(target)) == ["a.txt"]
+    with fileio.atomic_directory(target) as staging:
+        (Path(staging) / "c.txt").write_text("three")
+    assert sorted(os.listdir(target)) == ["c.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["out"]  # no staging or old copies left

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import keras
 
+from face_gcn import fileio
 from face_gcn.morphable import model as model_lib
 from face_gcn.nets import facenet as facenet_lib
 from face_gcn.reconstruction.forward import FaceGCN
@@ -46,10 +45,7 @@ def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
         or (os.path.isdir(path) and not os.listdir(path))
     if not replaceable:
         raise ModelDirError(f"{path} exists and is not a face-gcn model directory; refusing to replace it")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".face_model.", dir=parent)
-    try:
+    with fileio.atomic_directory(path) as staging:
         model_lib.save(nets.morphable, os.path.join(staging, FILES["morphable"]))
         nets.regressor.save(os.path.join(staging, FILES["regressor"]))
         nets.texture_gcn.save(os.path.join(staging, FILES["texture_gcn"]))
@@ -61,18 +57,6 @@ def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
                 "training": info or {}}
         with open(os.path.join(staging, META_FILE), "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=2, sort_keys=True, default=str)
-        os.chmod(staging, 0o755)
-        if os.path.isdir(path):
-            old = path + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def read_meta(path: str) -> dict:

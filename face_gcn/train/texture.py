@@ -45,6 +45,7 @@ SCHEMA = {
         "decoder_widths": list(gcn.DECODER_WIDTHS),
         "refiner_widths": list(gcn.REFINER_WIDTHS),
         "refiner_latent": gcn.REFINER_LATENT,
+        "refiner_skip_levels": 2,  # DESIGN: skips at the two coarser levels
         "chebyshev_order": 6,
         "hierarchy_factors": [4, 4, 4, 4],
         "critic_normalization": "layer",
@@ -102,7 +103,8 @@ def build_texture_gcn(morphable, nets_config: dict, embedding_size: int) -> kera
                                                       tuple(nets_config["hierarchy_factors"]))
     config = gcn.GCNConfig(embedding_size=embedding_size, decoder_widths=tuple(nets_config["decoder_widths"]),
                            refiner_widths=tuple(nets_config["refiner_widths"]),
-                           refiner_latent=nets_config["refiner_latent"], K=nets_config["chebyshev_order"])
+                           refiner_latent=nets_config["refiner_latent"],
+                           refiner_skip_levels=nets_config["refiner_skip_levels"], K=nets_config["chebyshev_order"])
     refiner = None
     channels = int(nets_config["refiner_widths"][0])
     if nets_config["refiner"] == "fc":

@@ -1,0 +1,72 @@
+"""Table 2 on the demo's synthetic set: each ablation row trained and scored like `face-gcn demo`.
+
+Reuses a finished demo workdir (its synthetic data and coarse regressor), trains the texture stage
+once per experiments/ablation_*.yaml row (the row's own keys on top of the demo's texture config)
+and prints masked PSNR / SSIM of render vs input and albedo error vs ground truth on the held-out
+faces, with the coarse 3DMM texture as the first row.
+
+Usage: python tools/bench_ablations.py --demo_dir demo_out [--steps 300] [--uv_resolution 64]
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("demo_dir", "demo_out", "a finished `face-gcn demo` workdir")
+flags.DEFINE_integer("steps", 300, "texture steps per row")
+flags.DEFINE_integer("uv_resolution", 64, "UV map side for the UV-CNN row (the paper's 256 is slow on a CPU)")
+
+EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
+
+
+def _leaf_overrides(mapping: dict, prefix: str = "") -> list[str]:
+    items = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            items += _leaf_overrides(value, f"{prefix}{key}.")
+        else:
+            items.append(f"{prefix}{key}={value}")
+    return items
+
+
+def main(argv):
+    del argv
+    import numpy as np
+    from face_gcn.demo import run
+    from face_gcn.reconstruction import model_dir
+    from face_gcn.train import coarse, config as config_lib, texture
+
+    data = os.path.join(FLAGS.demo_dir, "data", "train")
+    heldout = os.path.join(FLAGS.demo_dir, "data", "heldout")
+    regressor = os.path.join(FLAGS.demo_dir, "coarse", coarse.REGRESSOR_FILE)
+    if not os.path.isfile(regressor):
+        raise SystemExit(f"{FLAGS.demo_dir} is not a finished demo workdir (no {regressor})")
+    rows = []
+    for path in sorted(glob.glob(os.path.join(EXPERIMENTS, "ablation_*.yaml"))):
+        name = os.path.basename(path)[len("ablation_"):-len(".yaml")]
+        own = config_lib.read_yaml(path)[-1][1]
+        base = run.texture_config(data, regressor)
+        overrides = _leaf_overrides(own) + [f"train.steps={FLAGS.steps}", f"nets.uv_resolution={FLAGS.uv_resolution}"]
+        config = config_lib.build_config(texture.SCHEMA, None, _leaf_overrides(base) + overrides)
+        workdir = os.path.join(FLAGS.demo_dir, "ablations", name)
+        started = time.perf_counter()
+        summary = texture.train_texture(config, workdir, log=lambda *_: None)
+        nets = model_dir.load_model_dir(os.path.join(workdir, texture.MODEL_SUBDIR))
+        scores = run.evaluate_heldout(nets, heldout, os.path.join(workdir, "heldout"), keep_images=0)
+        rows.append((name, scores, summary["steps_per_second"], time.perf_counter() - started))
+        if not rows[:-1]:
+            rows.insert(0, ("coarse (3DMM)", {k.replace("coarse", "refined"): v for k, v in scores.items()
+                                               if k.endswith("coarse")}, float("nan"), 0.0))
+    print(f"{'row':<16}{'PSNR dB':>9}{'SSIM':>8}{'albedo err':>12}{'steps/s':>9}{'seconds':>9}")
+    for name, scores, rate, seconds in rows:
+        print(f"{name:<16}{np.nanmean(scores['psnr_refined']):>9.2f}{np.nanmean(scores['ssim_refined']):>8.4f}"
+              f"{np.nanmean(scores['albedo_error_refined']):>12.4f}{rate:>9.2f}{seconds:>9.0f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
