@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
+from face_gcn import fileio
 from face_gcn import version as version_lib
 from face_gcn.export import serving
 from face_gcn.reconstruction import forward, model_dir
@@ -42,11 +41,8 @@ def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) 
     out_dir = os.path.abspath(out_dir)
     if not _replaceable(out_dir):
         raise ExportError(f"{out_dir} exists and is not a SavedModel directory; refusing to replace it")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
     module = serving.ServingModule(nets)
-    staging = tempfile.mkdtemp(prefix=".face_gcn_export.", dir=parent)
-    try:
+    with fileio.atomic_directory(out_dir) as staging:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         info = {"format": "face-gcn-savedmodel", "version": 1, "face_gcn_version": version_lib.__version__,
                 "image_size": module.image_size, "num_vertices": int(nets.morphable.num_vertices),
@@ -62,18 +58,6 @@ def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) 
                 "rasterizer": "pure TensorFlow (no custom ops)"}
         with open(os.path.join(staging, INFO_FILE), "w", encoding="utf-8") as handle:
             json.dump(info, handle, indent=2, sort_keys=True)
-        os.chmod(staging, 0o755)
-        if os.path.isdir(out_dir):
-            old = out_dir + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return info
 
 

@@ -190,9 +190,11 @@ def test_export_is_atomic_and_never_replaces_foreign_folders(nets, exported, tmp
     with pytest.raises(export.ExportError, match="refusing"):
         export.export_nets(nets, str(foreign))
     assert (foreign / "notes.txt").read_text() == "keep"
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".face_gcn_export")]
-    assert not [p for p in os.listdir(os.path.dirname(path)) if p.startswith(".face_gcn_export") or p.endswith(".old")]
+    assert os.listdir(tmp_path) == ["mine"]  # nothing staged left behind
     assert export.read_info(path)["source_model"] == "fixture"
+    export.export_nets(nets, path, source="again")  # replacing an export leaves only the export
+    assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]
+    assert export.read_info(path)["source_model"] == "again"
     # every weight is saved once (the networks' own tracking would store them twice)
     saved = tf.train.load_checkpoint(os.path.join(path, "variables", "variables")).get_variable_to_shape_map()
     saved = {key: shape for key, shape in saved.items() if key.endswith("VARIABLE_VALUE")}
