@@ -12,3 +12,40 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session writes generated models into its own cache directory."""
     monkeypatch.setenv("FACE_GCN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.delenv("FACE_GCN_MORPHABLE_MODEL", raising=False)
+
+
+TINY_SIZE = 64
+
+
+def build_tiny_nets(seed: int = 3):
+    """A small but complete FaceGCN (compact regressor at 64 px, narrow GCNs on the demo model)."""
+    import keras
+
+    from face_gcn.graph import hierarchy as hierarchy_lib
+    from face_gcn.morphable import configured
+    from face_gcn.nets import gcn
+    from face_gcn.nets import regressor as regressor_lib
+    from face_gcn.reconstruction import forward
+
+    keras.utils.set_random_seed(seed)
+    morphable = configured.load_demo()
+    regressor = regressor_lib.build_regressor((TINY_SIZE, TINY_SIZE, 3), backbone="compact")
+    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
+    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
+                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
+    return forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, TINY_SIZE)
+
+
+@pytest.fixture(scope="session")
+def tiny_nets():
+    """build_tiny_nets() once per session (tests must not train it)."""
+    return build_tiny_nets()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_nets, tmp_path_factory):
+    """A train-style workdir holding the tiny networks as its model directory: (workdir, workdir/model)."""
+    from face_gcn.reconstruction import model_dir
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    model_dir.save_model_dir(str(workdir / "model"), tiny_nets, {"steps": 1})
+    return workdir, str(workdir / "model")

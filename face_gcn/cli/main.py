@@ -26,6 +26,10 @@ SUBCOMMANDS = {
                  "L1/PSNR/SSIM, identity cosine and EMD of renders vs inputs (paper section 5.2)"),
     "fit": ("face_gcn.cli.fit",
             "reconstruct photos by fitting the morphable model, with test-time GCN texture refinement"),
+    "reconstruct": ("face_gcn.cli.reconstruct",
+                    "reconstruct photos with a trained model: meshes, overlays, JSON, evaluate layout"),
+    "export": ("face_gcn.cli.export", "write a trained model as a SavedModel for TF Serving (stock ops only)"),
+    "benchmark": ("face_gcn.cli.benchmark", "images/s of the exported model and of each stage per batch size"),
     "make-synthetic": ("face_gcn.cli.make_synthetic",
                        "render a synthetic training set from the morphable model, with ground truth"),
 }

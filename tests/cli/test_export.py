@@ -7,26 +7,13 @@ import sys
 
 import pytest
 
-from face_gcn.graph import hierarchy as hierarchy_lib
-from face_gcn.morphable import configured
-from face_gcn.nets import gcn
-from face_gcn.nets import regressor as regressor_lib
-from face_gcn.reconstruction import forward, model_dir
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    morphable = configured.load_demo()
-    regressor = regressor_lib.build_regressor((SIZE, SIZE, 3), backbone="compact")
-    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
-    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
-                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
-    nets = forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, SIZE)
-    path = tmp_path_factory.mktemp("train")
-    model_dir.save_model_dir(str(path / "model"), nets, {"steps": 1})
-    return path
+def workdir(tiny_model_dir):
+    return tiny_model_dir[0]
 
 
 def run_export(*arguments, cache):

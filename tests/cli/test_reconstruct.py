@@ -11,26 +11,14 @@ import numpy as np
 import pytest
 import skimage.data
 
-from face_gcn.graph import hierarchy as hierarchy_lib
-from face_gcn.morphable import configured
-from face_gcn.nets import gcn
-from face_gcn.nets import regressor as regressor_lib
-from face_gcn.reconstruction import forward, model_dir
+from face_gcn.reconstruction import forward
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    morphable = configured.load_demo()
-    regressor = regressor_lib.build_regressor((SIZE, SIZE, 3), backbone="compact")
-    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
-    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
-                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
-    nets = forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, SIZE)
-    path = str(tmp_path_factory.mktemp("model") / "model")
-    model_dir.save_model_dir(path, nets)
-    return path, nets
+def model(tiny_model_dir, tiny_nets):
+    return tiny_model_dir[1], tiny_nets
 
 
 def run_reconstruct(*arguments, cache):

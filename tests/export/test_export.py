@@ -12,10 +12,6 @@ import pytest
 import tensorflow as tf
 
 from face_gcn.export import export, serving
-from face_gcn.graph import hierarchy as hierarchy_lib
-from face_gcn.morphable import configured
-from face_gcn.nets import gcn
-from face_gcn.nets import regressor as regressor_lib
 from face_gcn.reconstruction import forward
 from face_gcn.render import op_library
 
@@ -23,15 +19,8 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def nets():
-    morphable = configured.load_demo()
-    keras_seed = tf.keras.utils.set_random_seed
-    keras_seed(3)
-    regressor = regressor_lib.build_regressor((SIZE, SIZE, 3), backbone="compact")
-    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
-    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
-                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
-    return forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, SIZE)
+def nets(tiny_nets):
+    return tiny_nets
 
 
 @pytest.fixture(scope="module")

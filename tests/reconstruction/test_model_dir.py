@@ -10,23 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from face_gcn.graph import hierarchy as hierarchy_lib
-from face_gcn.morphable import configured
-from face_gcn.nets import gcn
-from face_gcn.nets import regressor as regressor_lib
 from face_gcn.reconstruction import forward, model_dir
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def nets():
-    morphable = configured.load_demo()
-    regressor = regressor_lib.build_regressor((SIZE, SIZE, 3), backbone="compact")
-    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
-    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
-                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
-    return forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, SIZE)
+def nets(tiny_nets):
+    return tiny_nets
 
 
 def images():
