@@ -74,17 +74,23 @@ def _overrides(mapping: dict) -> list[str]:
     return [f"{key}={value}" for key, value in mapping.items()]
 
 
+def _summary_every(steps: int, overrides: dict) -> int:
+    """The configured summary interval, shortened so that a short run still draws a curve (>= 10 points)."""
+    return max(1, min(overrides["train.summary_every"], steps // 10))
+
+
 def texture_config(data: str, regressor: str, settings: DemoSettings = DemoSettings()) -> dict:
     overrides = _overrides(TEXTURE_OVERRIDES) + [
         f"data.train={data}", f"nets.regressor={regressor}", f"data.crop_size={settings.image_size}",
-        f"train.steps={settings.texture_steps}", f"data.seed={settings.seed}"]
+        f"train.steps={settings.texture_steps}", f"data.seed={settings.seed}",
+        f"train.summary_every={_summary_every(settings.texture_steps, TEXTURE_OVERRIDES)}"]
     return config_lib.build_config(texture.SCHEMA, None, overrides)
 
 
 def coarse_config(data: str, settings: DemoSettings = DemoSettings()) -> dict:
     overrides = _overrides(COARSE_OVERRIDES) + [
         f"data.train={data}", f"data.crop_size={settings.image_size}", f"train.steps={settings.coarse_steps}",
-        f"data.seed={settings.seed}"]
+        f"data.seed={settings.seed}", f"train.summary_every={_summary_every(settings.coarse_steps, COARSE_OVERRIDES)}"]
     return config_lib.build_config(coarse.SCHEMA, None, overrides)
 
 
