@@ -94,10 +94,11 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
         if face_mask.shape.rank == 4 and face_mask.shape[-1] == 1:
             face_mask = face_mask[..., 0]
     regressed = regressor_lib.regress(nets.regressor, images, training=False)
-    coefficients = tf.stop_gradient(regressed.coefficients)
-    features = [tf.stop_gradient(regressed.features)]
+    # float32 whatever the CNNs compute in (mixed precision runs them in float16)
+    coefficients = tf.stop_gradient(tf.cast(regressed.coefficients, tf.float32))
+    features = [tf.stop_gradient(tf.cast(regressed.features, tf.float32))]
     if nets.facenet is not None:
-        features.append(tf.stop_gradient(facenet_lib.embed(nets.facenet, images).features))
+        features.append(tf.stop_gradient(tf.cast(facenet_lib.embed(nets.facenet, images).features, tf.float32)))
     embedding = tf.concat(features, axis=-1)
 
     coarse = face_renderer.render_coefficients(nets.morphable, coefficients, image_size=size, backend=backend)
