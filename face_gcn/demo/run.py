@@ -39,8 +39,9 @@ from face_gcn.train import config as config_lib
 # experiments/demo.yaml holds the same values (tests/demo/test_run.py checks it).
 TEXTURE_OVERRIDES = {
     "data.crop_size": defaults.IMAGE_SIZE, "data.batch_size": 8, "nets.backbone": "compact",
-    "train.steps": defaults.TEXTURE_STEPS, "train.epoch_steps": 40, "train.learning_rate": 1e-3, "train.decay_steps": 1000,
-    "train.decay_rate": 0.5, "train.critic_steps": 1, "train.checkpoint_every": 200, "train.summary_every": 50,
+    "loss.schedule": "paper", "train.steps": defaults.TEXTURE_STEPS, "train.epoch_steps": 40,
+    "train.learning_rate": 1e-3, "train.decay_steps": 1000,
+    "train.decay_rate": 0.5, "train.critic_steps": 1, "train.checkpoint_every": 500, "train.summary_every": 50,
 }
 COARSE_OVERRIDES = {
     "data.batch_size": 8, "nets.backbone": "compact", "loss.coefficients": 1.0,
