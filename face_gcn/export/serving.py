@@ -23,7 +23,8 @@ Outputs of both:
   coverage       float32 [B, S, S]  1 where the mesh covers the pixel
   triangles      int32   [T, 3]     the mesh's triangles (constant; no batch dimension)
 Bad input: a wrong dtype is refused by the signature; a wrong shape, an empty batch, bytes that are
-neither JPEG nor PNG, or a non-square decoded image raise InvalidArgumentError.
+neither JPEG nor PNG, an image with a side over MAX_ENCODED_SIDE (checked in the header, before
+decoding) or a non-square decoded image raise InvalidArgumentError.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from face_gcn.morphable import formation
 from face_gcn.reconstruction import forward
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_ENCODED_SIDE = 4096  # pixels; larger crops are refused before decoding (memory bound)
 OUTPUT_NAMES = ("vertices", "refined_colors", "refined_lit", "coarse_colors", "coarse_lit", "coefficients",
                 "render", "coverage", "triangles")
 SIGNATURES = ("serving_default", "serve_masked", "serve_encoded")
@@ -117,9 +119,14 @@ class ServingModule(tf.Module):
 def decode_one(data, image_size: int):
     """JPEG/PNG bytes (scalar string) -> uint8 [S, S, 3]; InvalidArgumentError for anything else."""
     is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_MAGIC)), PNG_MAGIC)
-    tf.debugging.Assert(tf.logical_or(tf.io.is_jpeg(data), is_png),
-                        ["encoded image is neither JPEG nor PNG; first bytes:", tf.strings.substr(data, 0, 8)])
-    image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    known = tf.debugging.Assert(tf.logical_or(tf.io.is_jpeg(data), is_png),
+                                ["encoded image is neither JPEG nor PNG; first bytes:", tf.strings.substr(data, 0, 8)])
+    with tf.control_dependencies([known]):
+        side = tf.cond(is_png, lambda: _png_side(data), lambda: _jpeg_side(data))
+        small = tf.debugging.Assert(side <= MAX_ENCODED_SIDE,
+                                    ["encoded image too large: side", side, "pixels, at most", MAX_ENCODED_SIDE])
+    with tf.control_dependencies([small]):  # refuse before decoding: a huge image is never allocated
+        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     shape = tf.shape(image)
     tf.debugging.assert_equal(shape[0], shape[1], message="encoded images must be square aligned crops")
 
@@ -129,6 +136,19 @@ def decode_one(data, image_size: int):
 
     image = tf.cond(tf.equal(shape[0], image_size), lambda: image, resized)
     return tf.ensure_shape(image, [image_size, image_size, 3])
+
+
+def _png_side(data):
+    """Largest side from a PNG's IHDR chunk (bytes 16-23: width, height, big-endian), without decoding."""
+    header = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64)
+    header = tf.concat([header, tf.zeros([8], tf.int64)], 0)[:8]  # a truncated file reads as 0 here
+    weights = tf.constant([2 ** 24, 2 ** 16, 2 ** 8, 1], tf.int64)
+    return tf.maximum(tf.reduce_sum(header[:4] * weights), tf.reduce_sum(header[4:] * weights))
+
+
+def _jpeg_side(data):
+    """Largest side of a JPEG from its frame header, without decoding."""
+    return tf.cast(tf.reduce_max(tf.io.extract_jpeg_shape(data)[:2]), tf.int64)
 
 
 def decode_batch(encoded, image_size: int):

@@ -41,6 +41,7 @@ def crops():
 
 # Runs in a fresh interpreter: no face_gcn import, so our rasterizer op is not registered.
 SERVE = textwrap.dedent("""
+    import struct
     import sys
     import numpy as np
     import tensorflow as tf
@@ -84,6 +85,11 @@ SERVE = textwrap.dedent("""
                                                                face_mask=tf.constant(masks[:1])),
         "not_square": lambda: model.signatures["serve_encoded"](
             encoded=tf.constant([tf.io.encode_png(images[0, :40]).numpy()])),
+        "jpeg": lambda: model.signatures["serve_encoded"](encoded=tf.constant([tf.io.encode_jpeg(images[0]).numpy()])),
+        # a PNG whose header claims 100000 x 100000 pixels must be refused before decoding
+        "huge": lambda: model.signatures["serve_encoded"](encoded=tf.constant([
+            b"\\x89PNG\\r\\n\\x1a\\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+            + b"\\0" * 4 + b"\\0" * 64])),
     }
     for name, case in cases.items():
         try:
@@ -153,6 +159,8 @@ def test_fresh_process_serves_the_python_model(nets, exported, tmp_path):
     assert errors["truncated"].startswith("InvalidArgumentError")
     assert errors["mask_shape"].startswith("InvalidArgumentError") and "face_mask must be" in errors["mask_shape"]
     assert errors["not_square"].startswith("InvalidArgumentError") and "square" in errors["not_square"]
+    assert errors["jpeg"] == "none"  # JPEG crops are read too (their size from the frame header)
+    assert errors["huge"].startswith("InvalidArgumentError") and "too large" in errors["huge"]
     assert errors["float"].startswith("InvalidArgumentError") and "uint8" in errors["float"]  # the signature
     assert errors["shape"].startswith("InvalidArgumentError") and f"[B, {SIZE}, {SIZE}, 3]" in errors["shape"]
 
