@@ -174,6 +174,7 @@ def train_coarse(config: dict, workdir: str, log=logging.info) -> dict:
     model = _load_model(config["model"]["path"])
     size = data["crop_size"]
     os.makedirs(workdir, exist_ok=True)
+    keras.utils.set_random_seed(data["seed"])  # initial weights, critic mixes, dropout: reproducible runs
     strategy = select_strategy(train["mirrored"])
     with strategy.scope():
         regressor = regressor_lib.build_regressor((size, size, 3), weights=nets["regressor_weights"] or None,

@@ -190,6 +190,7 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     policy = precision_policy(train["mixed_precision"], len(tf.config.list_physical_devices("GPU")))
     if train["mixed_precision"] and policy == "float32":
         log("train.mixed_precision needs a GPU; training in float32")
+    keras.utils.set_random_seed(data["seed"])  # initial weights, critic mixes, dropout: reproducible runs
     strategy = select_strategy(train["mirrored"])
     previous_policy = keras.mixed_precision.global_policy()
     with strategy.scope():
