@@ -41,6 +41,9 @@ class GCNConfig:
     K: Chebyshev order everywhere.
     lmax: Laplacian rescaling, "exact" (CoMA) or "fixed" (2, the authors' L - I).
     residual: Decoder stages are residual blocks (paper) or single Chebyshev convs.
+    combiner_init: kernel initializer of the Combiner's Chebyshev conv. "zeros" (default) starts
+      every colour at tanh(0) = 0 (mid-grey albedo) with gradients flowing at once; a random start
+      can put the tanh deep in saturation, where training never recovers (seen on the demo).
     """
 
     embedding_size: int = DEFAULT_EMBEDDING_SIZE
@@ -51,6 +54,7 @@ class GCNConfig:
     K: int = 6
     lmax: str = "exact"
     residual: bool = True
+    combiner_init: str = "zeros"
 
 
 def _check_hierarchy(hierarchy, stages: int, what: str):
@@ -140,7 +144,7 @@ def build_combiner(num_vertices: int, decoder_channels: int, refiner_channels: i
     decoded = keras.Input((num_vertices, decoder_channels), name="decoded")
     refined = keras.Input((num_vertices, refiner_channels), name="refined")
     x = keras.layers.Concatenate(axis=-1, name="concat")([decoded, refined])
-    x = ChebConv(3, config.K, laplacian, kernel_initializer="glorot_normal", name="cheb")(x)
+    x = ChebConv(3, config.K, laplacian, kernel_initializer=config.combiner_init, name="cheb")(x)
     x = BiasActivation("tanh", name="tanh")(x)
     return keras.Model([decoded, refined], x, name=name)
 

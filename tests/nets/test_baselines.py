@@ -43,7 +43,7 @@ def test_uv_cnn_refiner_plugs_into_texture_model(demo, tmp_path):
     hierarchy = load_or_build_hierarchy(demo.mean_shape, demo.triangles)
     refiner = baselines.uv_cnn_refiner(demo.mean_shape, demo.triangles, resolution=32, widths=(4, 8),
                                        channels=3)
-    config = gcn.GCNConfig(embedding_size=4, decoder_widths=(2, 2, 2, 2, 2), K=2)
+    config = gcn.GCNConfig(embedding_size=4, decoder_widths=(2, 2, 2, 2, 2), K=2, combiner_init="glorot_normal")
     model = gcn.build_texture_gcn(hierarchy, config, refiner=refiner)
     rng = np.random.default_rng(0)
     inputs = [rng.normal(size=(1, 4)).astype(np.float32),

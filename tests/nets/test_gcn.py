@@ -1,5 +1,7 @@
 """Texture GCNs on the demo model's hierarchy with narrow widths."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -10,7 +12,8 @@ from face_gcn.morphable import configured
 from face_gcn.nets import gcn
 
 SMALL = gcn.GCNConfig(embedding_size=8, decoder_widths=(4, 3, 3, 3, 3), refiner_widths=(3, 4, 5, 6),
-                      refiner_latent=8, K=3)
+                      refiner_latent=8, K=3,
+                      combiner_init="glorot_normal")  # random start: outputs and gradients are non-trivial
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +32,11 @@ def _inputs(hierarchy, batch=2, seed=0):
 
 
 def test_shapes_and_range(hierarchy):
-    model = gcn.build_texture_gcn(hierarchy, SMALL)
     embedding, features = _inputs(hierarchy)
+    # the default Combiner starts at 0 (mid-grey) everywhere, whatever its inputs
+    zero_start = dataclasses.replace(SMALL, combiner_init=gcn.GCNConfig().combiner_init)
+    assert np.all(gcn.build_texture_gcn(hierarchy, zero_start)([embedding, features]).numpy() == 0.0)
+    model = gcn.build_texture_gcn(hierarchy, SMALL)
     colors = model([embedding, features]).numpy()
     assert colors.shape == (2, hierarchy.num_vertices[0], 3)
     assert np.all(np.abs(colors) <= 1.0) and np.std(colors) > 0
@@ -81,7 +87,8 @@ def test_combiner_matches_numpy_for_k1(hierarchy):
     rng = np.random.default_rng(3)
     d = rng.normal(size=(1, hierarchy.num_vertices[0], 2)).astype(np.float32)
     r = rng.normal(size=(1, hierarchy.num_vertices[0], 3)).astype(np.float32)
-    kernel = combiner.get_layer("cheb").kernel.numpy()
+    kernel = rng.normal(size=combiner.get_layer("cheb").kernel.shape).astype(np.float32)
+    combiner.get_layer("cheb").kernel.assign(kernel)
     bias = rng.normal(size=3).astype(np.float32)
     combiner.get_layer("tanh").bias.assign(bias)
     expected = np.tanh(np.concatenate([d, r], -1).astype(np.float64) @ kernel + bias)
