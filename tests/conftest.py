@@ -32,7 +32,8 @@ def build_tiny_nets(seed: int = 3):
     regressor = regressor_lib.build_regressor((TINY_SIZE, TINY_SIZE, 3), backbone="compact")
     hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
     config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
-                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2)
+                           refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2,
+                           combiner_init="glorot_normal")  # untrained but not constant: outputs tell inputs apart
     return forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, TINY_SIZE)
 
 
