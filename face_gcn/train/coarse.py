@@ -24,11 +24,9 @@ the whole trained regressor, load with face_gcn.nets.regressor.load_regressor) a
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
-import time
 
 import keras
 import tensorflow as tf
@@ -124,32 +122,6 @@ def make_coarse_step(model, regressor, weights: dict, image_size: int, facenet=N
     return step_fn
 
 
-class _TimedBatches:
-    """Iterable over a dataset that records the wall time before each batch is fetched, i.e. when
-    the previous training step (and its summaries/checkpoint) has finished."""
-
-    def __init__(self, dataset):
-        self.dataset, self.times = dataset, []
-
-    def __iter__(self):
-        iterator = iter(self.dataset)
-        while True:
-            self.times.append(time.perf_counter())
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                self.times.pop()
-                return
-            yield batch
-
-    def steps_per_second(self):
-        """Steps/s over the steps after the first (tracing) one and before the last; None when
-        fewer than 3 steps ran."""
-        if len(self.times) < 3:
-            return None
-        return (len(self.times) - 2) / max(self.times[-1] - self.times[1], 1e-9)
-
-
 def _load_model(path: str):
     return configured.load_configured(path) if path else configured.load_demo()
 
@@ -161,7 +133,7 @@ def train_coarse(config: dict, workdir: str, log=logging.info) -> dict:
     Returns:
       {"losses": last step's {term: float} ({} when nothing was left to train),
        "steps": the global step reached, "steps_run": steps run by this call,
-       "steps_per_second": wall-clock rate excluding the first (tracing) and the last step, None
+       "steps_per_second": wall-clock rate excluding the first (tracing) step, None
        when fewer than 3 steps ran, "regressor": path of REGRESSOR_FILE}; the same is written to
       ``workdir/train_coarse.json``.
     """
@@ -195,29 +167,17 @@ def train_coarse(config: dict, workdir: str, log=logging.info) -> dict:
         render = face_renderer.render_coefficients(model, coefficients, image_size=size)
         return {"input": tf.cast(batch["image"], tf.float32) / 255.0, "render": render.image}
 
-    # A TrainLoop that takes a strategy and measures its own steps/s is given the tf.data dataset
-    # as it is (it distributes it over replicas); an older one gets the dataset wrapped for timing.
-    native = "strategy" in inspect.signature(TrainLoop).parameters
     loop = TrainLoop(step_fn, regressor.trainable_variables, optimizer, workdir,
                      checkpoint_every=train["checkpoint_every"], summary_every=train["summary_every"],
-                     trackables={"regressor": regressor}, image_fn=previews, path_key="source",
-                     **({"strategy": strategy} if native else {}))
-    native = native and hasattr(loop, "steps_per_second")
+                     trackables={"regressor": regressor}, image_fn=previews, path_key="source", strategy=strategy)
     start = loop.restore()
-    if native:
-        losses = loop.run(dataset, train["steps"], resume=False, log=log)
-    else:  # this loop skips already-seen batches only for a tf.data.Dataset: skip them here
-        timed = _TimedBatches(dataset.skip(start))
-        losses = loop.run(timed, train["steps"], resume=False, log=log)
+    losses = loop.run(dataset, train["steps"], resume=False, log=log)
     steps = int(loop.step.numpy())
     path = os.path.join(workdir, REGRESSOR_FILE)
     with fileio.atomic_path(path) as tmp:
         regressor.save(tmp)
-    if native:
-        rate = float(loop.steps_per_second)
-        rate = rate if steps - start >= 3 and math.isfinite(rate) else None
-    else:
-        rate = timed.steps_per_second()
+    rate = float(loop.steps_per_second)
+    rate = rate if steps - start >= 3 and math.isfinite(rate) else None
     result = {"losses": losses, "steps": steps, "steps_run": steps - start,
               "steps_per_second": rate, "regressor": path}
     fileio.write_json(os.path.join(workdir, SUMMARY_FILE),
