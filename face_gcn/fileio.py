@@ -72,6 +72,17 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
+def replaceable_directory(path: str | os.PathLike, marker: str) -> bool:
+    """Whether ``path`` may be replaced by atomic_directory: it is missing, an empty directory, or a
+    directory holding ``marker`` (a file our own output of that kind always has)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return True
+    if not os.path.isdir(path):
+        return False
+    return not os.listdir(path) or os.path.isfile(os.path.join(path, marker))
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)

@@ -28,18 +28,10 @@ class ExportError(ValueError):
     """An output path that cannot take the export; the message says why."""
 
 
-def _replaceable(path: str) -> bool:
-    if not os.path.exists(path):
-        return True
-    if not os.path.isdir(path):
-        return False
-    return not os.listdir(path) or os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
 def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) -> dict:
     """Saves the serving module of ``nets`` at ``out_dir``; returns the description written."""
     out_dir = os.path.abspath(out_dir)
-    if not _replaceable(out_dir):
+    if not fileio.replaceable_directory(out_dir, "saved_model.pb"):
         raise ExportError(f"{out_dir} exists and is not a SavedModel directory; refusing to replace it")
     module = serving.ServingModule(nets)
     with fileio.atomic_directory(out_dir) as staging:

@@ -41,9 +41,7 @@ def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
     info: JSON-serialisable extras (e.g. config, steps, losses) stored under "training".
     """
     path = os.path.abspath(path)
-    replaceable = not os.path.exists(path) or os.path.isfile(os.path.join(path, META_FILE)) \
-        or (os.path.isdir(path) and not os.listdir(path))
-    if not replaceable:
+    if not fileio.replaceable_directory(path, META_FILE):
         raise ModelDirError(f"{path} exists and is not a face-gcn model directory; refusing to replace it")
     with fileio.atomic_directory(path) as staging:
         model_lib.save(nets.morphable, os.path.join(staging, FILES["morphable"]))
