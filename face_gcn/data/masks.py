@@ -20,6 +20,8 @@ import abc
 
 import numpy as np
 
+from face_gcn import savedmodel_io
+
 BUILTIN = "builtin"
 
 
@@ -170,24 +172,10 @@ class SavedModelSegmenter(Segmenter):
 
     def __init__(self, path: str, face_classes=None, threshold: float = 0.5,
                  input_size: int | None = None, signature: str = "serving_default"):
-        import os  # pylint: disable=import-outside-toplevel
-
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
-        if not os.path.isdir(path):
-            raise ValueError(f"segmenter SavedModel directory not found: {path}")
-        try:
-            loaded = tf.saved_model.load(path)
-        except Exception as error:  # pylint: disable=broad-except
-            raise ValueError(f"could not load a SavedModel from {path}: {error}") from error
-        if signature not in loaded.signatures:
-            raise ValueError(f"SavedModel {path} has no signature {signature!r} "
-                             f"(has {sorted(loaded.signatures)})")
+        loaded = savedmodel_io.load_signature(path, signature, role="segmenter")
         self._loaded = loaded  # keeps the variables alive
-        self._function = loaded.signatures[signature]
-        inputs = self._function.structured_input_signature[1]
-        if len(inputs) != 1:
-            raise ValueError(f"segmenter signature must take one tensor, takes {sorted(inputs)}")
-        self._input_name = next(iter(inputs))
+        self._function = loaded.function
+        self._input_name = loaded.input_name
         self.face_classes = None if face_classes is None else [int(c) for c in face_classes]
         self.threshold = float(threshold)
         self.input_size = input_size

@@ -24,6 +24,8 @@ import os
 
 import numpy as np
 
+from face_gcn import savedmodel_io
+
 PREPROCESSING = ("facenet", "unit", "raw")
 KINDS = ("savedmodel", "onnx", "facenet")
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -145,32 +147,13 @@ class SavedModelRecognizer(Recognizer):
                  input_size=None, preprocessing: str = "facenet", channel_order: str = "rgb",
                  batch_size: int = 32):
         super().__init__(batch_size)
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
         if preprocessing not in PREPROCESSING:
             raise ValueError(f"preprocessing must be one of {PREPROCESSING}, "
                              f"got {preprocessing!r}")
-        if not os.path.isdir(path):
-            raise RecognizerError(f"recognizer SavedModel directory not found: {path}")
-        try:
-            loaded = tf.saved_model.load(path)
-        except Exception as error:  # pylint: disable=broad-except
-            raise RecognizerError(f"could not load a SavedModel from {path}: {error}") from error
-        names = list(loaded.signatures.keys())
-        if not names:
-            raise RecognizerError(f"SavedModel {path} has no signatures (export it with a "
-                                  "serving signature)")
-        if signature is None:
-            signature = "serving_default" if "serving_default" in names else names[0]
-        if signature not in names:
-            raise RecognizerError(f"SavedModel {path} has no signature {signature!r} "
-                                  f"(has {sorted(names)})")
+        loaded = savedmodel_io.load_signature(path, signature, role="recognizer", error=RecognizerError)
         self._loaded = loaded  # keeps the variables alive
-        self._function = loaded.signatures[signature]
-        inputs = self._function.structured_input_signature[1]
-        if len(inputs) != 1:
-            raise RecognizerError(f"recognizer signature {signature!r} must take one image "
-                                  f"tensor, takes {sorted(inputs)}")
-        self._input_name, spec = next(iter(inputs.items()))
+        self._function = loaded.function
+        self._input_name, spec, signature = loaded.input_name, loaded.input_spec, loaded.name
         shape = spec.shape
         if shape.rank != 4 or shape[-1] not in (1, 3):
             raise RecognizerError(f"recognizer input {self._input_name!r} must be [B, H, W, 3] "
