@@ -32,37 +32,25 @@ flags.DEFINE_list("detail_scales", ["1", "3"], "synthetic detail amplitudes to s
 flags.DEFINE_integer("batch_size", 32, "held-out faces per batch")
 
 
-def _visible_error(albedo, truth, visible) -> float:
-    import numpy as np
-    distance = np.sqrt(((np.asarray(albedo, np.float64) - truth) ** 2).sum(-1))
-    return float(distance[visible].mean())
-
-
 def score(morphable, coefficients, images, masks, truth_albedo, image_size):
     """(coarse 3DMM albedo error, T_p / shading error, masked PSNR of the coarse render)."""
     import numpy as np
     import tensorflow as tf
-    from face_gcn.evaluation import metrics
-    from face_gcn.morphable import coefficients as coeff_lib, formation
-    from face_gcn.render import face_renderer, lighting, vertex_sampling
+    from face_gcn.evaluation import albedo as albedo_lib, metrics
+    from face_gcn.render import face_renderer
 
-    coefficients = tf.constant(coefficients, tf.float32)
-    render = face_renderer.render_coefficients(morphable, coefficients, image_size=image_size)
-    tensors = formation.model_tensors(morphable)
-    focal, center = face_renderer.camera_for_size(image_size)
     photo = images / 255.0
-    samples = vertex_sampling.sample_vertex_colors(
-        photo, render.posed, render.normals, tensors.triangles, tensors.vertex_triangles,
-        face_mask=masks, focal=focal, center=center)
-    shading = lighting.illuminate(tf.ones_like(render.albedo), render.normals,
-                                  coeff_lib.split_coefficients(coefficients).gamma).numpy()
-    quotient = np.clip(samples.colors.numpy() / np.maximum(shading, 1e-3), 0.0, 1.0)
-    visible = (samples.visibility.numpy() > 0.5) & np.asarray(morphable.front_mask, bool)[None]
+    render = face_renderer.render_coefficients(morphable, tf.constant(coefficients, tf.float32),
+                                               image_size=image_size)
+    read_back = albedo_lib.photo_albedo(morphable, coefficients, photo, masks)
+    visible = read_back.visible & np.asarray(morphable.front_mask, bool)[None]
     coarse = np.clip(render.albedo.numpy(), 0.0, 1.0)
     pixel_mask = (masks > 0.5) & (render.alpha.numpy() > 0.5)
     psnr = metrics.masked_psnr(photo, np.clip(render.image.numpy(), 0.0, 1.0), pixel_mask)
-    return (_visible_error(coarse, truth_albedo, visible), _visible_error(quotient, truth_albedo, visible),
-            float(np.nanmean(psnr)))
+    # Pooled over every visible vertex of the batch (not a mean of per-image means).
+    pooled = lambda albedo: float(albedo_lib.albedo_error(albedo.reshape(1, -1, 3), truth_albedo.reshape(1, -1, 3),
+                                                          visible.reshape(1, -1))[0])
+    return pooled(coarse), pooled(read_back.quotient), float(np.nanmean(psnr))
 
 
 def main(argv):

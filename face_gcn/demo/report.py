@@ -74,6 +74,17 @@ def _metric_table(result: dict, scores: dict) -> str:
     return "".join(rows)
 
 
+def _read_back_note(result: dict) -> str:
+    """A sentence on the albedo read back from the photo (T_p / shading), when the run measured it."""
+    if "albedo_error_photo" not in result:
+        return ""
+    return (f"<p>Albedo read back from the photo (T_p divided by the coarse shading, at visible front vertices), "
+            f"which a texture fitted to the photo tends to: error {result['albedo_error_photo']:.4g} through the "
+            f"coarse stage, {result.get('albedo_error_photo_true_coefficients', float('nan')):.4g} through the "
+            f"ground-truth coefficients. Where the first exceeds the coarse albedo error, the coarse stage's pose "
+            f"and light errors, not the texture stage, bound the refined albedo.</p>")
+
+
 def write_report(workdir: str, result: dict, scores: dict, curves: dict) -> str:
     """Writes workdir/report.html (images are the files under workdir/heldout); returns its path."""
     names = [n for n in scores["names"] if os.path.isfile(os.path.join(workdir, "heldout", f"{n}.input.png"))]
@@ -99,7 +110,7 @@ cannot represent; scored on {result['n_images']} held-out faces. Coarse: the reg
 light; refined: the GCN texture with the same geometry and light. Render vs input inside the face region (face mask
 and coverage); albedo error: mean Euclidean RGB distance (linear, 0-1) to the ground truth over front-face vertices.
 Total {result['seconds']:.0f} s ({html.escape(stages)}).</p>
-<h2>Metrics</h2>{_metric_table(result, scores)}
+<h2>Metrics</h2>{_metric_table(result, scores)}{_read_back_note(result)}
 <h2>Held-out faces: input | coarse | refined</h2>
 <table><tr><th>image</th><th>input</th><th>coarse</th><th>refined</th></tr>{image_rows}</table>
 <h2>Loss curves</h2><div class="charts">{''.join(charts)}</div>

@@ -28,7 +28,7 @@ import tensorflow as tf
 from face_gcn import fileio
 from face_gcn.data import pipeline
 from face_gcn.demo import defaults, report
-from face_gcn.evaluation import metrics as metrics_lib
+from face_gcn.evaluation import albedo as albedo_lib, metrics as metrics_lib
 from face_gcn.mesh import io as mesh_io
 from face_gcn.morphable import configured
 from face_gcn.reconstruction import forward, model_dir
@@ -95,20 +95,20 @@ def coarse_config(data: str, settings: DemoSettings = DemoSettings()) -> dict:
     return config_lib.build_config(coarse.SCHEMA, None, overrides)
 
 
-def _front_albedo_error(albedo, truth, front) -> np.ndarray:
-    """[B] mean over front-face vertices of the Euclidean RGB error (linear [0, 1] units)."""
-    error = np.sqrt(((np.asarray(albedo, np.float64) - truth) ** 2).sum(-1))
-    return error[:, front].mean(axis=1)
-
-
 def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep_images: int = 8,
                      batch_size: int = 8) -> dict:
-    """Reconstructs the held-out set and scores coarse vs refined. Returns per-image metric arrays."""
+    """Reconstructs the held-out set and scores coarse vs refined. Returns per-image metric arrays.
+
+    Besides the metrics.json keys: albedo_error_photo (T_p / shading through the coarse stage, at
+    visible front vertices: what a texture fitted to the photo tends to) and
+    albedo_error_photo_true_coefficients (the same through the ground-truth coefficients).
+    """
     truth = synthetic.load_ground_truth(heldout_dir)
     front = np.asarray(nets.morphable.front_mask, bool)
     dataset = pipeline.make_dataset(heldout_dir, nets.image_size, batch_size, training=False)
     scores = {key: [] for key in ("psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined",
-                                  "albedo_error_coarse", "albedo_error_refined")}
+                                  "albedo_error_coarse", "albedo_error_refined", "albedo_error_photo",
+                                  "albedo_error_photo_true_coefficients")}
     names, index = [], 0
     for sub in ("coarse", "refined"):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
@@ -122,10 +122,15 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
             scores[f"psnr_{tag}"] += list(metrics_lib.masked_psnr(photo, render, mask))
             scores[f"ssim_{tag}"] += list(metrics_lib.masked_ssim(photo, render, mask))
         rows = slice(index, index + len(photo))
-        scores["albedo_error_coarse"] += list(_front_albedo_error(
+        scores["albedo_error_coarse"] += list(albedo_lib.albedo_error(
             np.clip(result.coarse.albedo.numpy(), 0, 1), truth["albedo"][rows], front))
-        scores["albedo_error_refined"] += list(_front_albedo_error(result.refined_albedo.numpy(),
-                                                                   truth["albedo"][rows], front))
+        scores["albedo_error_refined"] += list(albedo_lib.albedo_error(result.refined_albedo.numpy(),
+                                                                       truth["albedo"][rows], front))
+        for key, coefficients in (("albedo_error_photo", result.coefficients),
+                                  ("albedo_error_photo_true_coefficients", truth["coefficients"][rows])):
+            read_back = albedo_lib.photo_albedo(nets.morphable, coefficients, photo, batch["mask"].numpy()[..., 0])
+            scores[key] += list(albedo_lib.albedo_error(read_back.quotient, truth["albedo"][rows],
+                                                        read_back.visible & front[None]))
         for b in range(len(photo)):
             name = f"heldout_{index + b:04d}"
             names.append(name)
