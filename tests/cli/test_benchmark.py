@@ -1,9 +1,6 @@
 """`face-gcn benchmark` on a tiny model: every stage at every batch size, positive rates, the JSON layout."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,18 +13,10 @@ def model(tiny_model_dir):
     return tiny_model_dir[1]
 
 
-def run_benchmark(*arguments, cache):
-    code = ("import sys; from absl import app; from face_gcn.cli import benchmark; "
-            "app.run(benchmark.main, argv=['face-gcn benchmark'] + sys.argv[1:])")
-    env = dict(os.environ, FACE_GCN_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def test_json_has_every_stage_and_batch_size(model, tmp_path):
+def test_json_has_every_stage_and_batch_size(model, tmp_path, run_subcommand):
     out = tmp_path / "bench.json"
-    result = run_benchmark("--model", model, "--batch_sizes", "1,2", "--repeats", "1", "--warmup", "0",
-                           "--json", str(out), cache=tmp_path)
+    result = run_subcommand("benchmark", "--model", model, "--batch_sizes", "1,2", "--repeats", "1", "--warmup", "0",
+                            "--json", str(out), cache=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
     assert data["batch_sizes"] == [1, 2] and data["image_size"] == SIZE
@@ -49,8 +38,8 @@ def test_json_has_every_stage_and_batch_size(model, tmp_path):
     assert "reference: the paper, end to end" in result.stdout and "GTX 1080Ti" in result.stdout
 
 
-def test_usage_errors(tmp_path):
-    result = run_benchmark("--model", str(tmp_path), "--batch_sizes", "1,x", cache=tmp_path)
+def test_usage_errors(tmp_path, run_subcommand):
+    result = run_subcommand("benchmark", "--model", str(tmp_path), "--batch_sizes", "1,x", cache=tmp_path)
     assert result.returncode != 0 and "--batch_sizes must be integers" in result.stderr
-    result = run_benchmark("--model", str(tmp_path), "--batch_sizes", "1", cache=tmp_path)
+    result = run_subcommand("benchmark", "--model", str(tmp_path), "--batch_sizes", "1", cache=tmp_path)
     assert result.returncode == 1 and "not a face-gcn model directory" in result.stderr.strip().splitlines()[-1]

@@ -2,9 +2,6 @@
 against skimage on the written images."""
 
 import json
-import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -21,13 +18,10 @@ def read_rgb(path):
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float64) / 255.0
 
 
-def test_demo_trains_reconstructs_and_reports(tmp_path):
+def test_demo_trains_reconstructs_and_reports(tmp_path, run_main):
     workdir = tmp_path / "out"
-    env = dict(os.environ, FACE_GCN_CACHE=str(tmp_path / "cache"))
-    result = subprocess.run(
-        [sys.executable, "-m", "face_gcn.cli.main", "demo", "--workdir", str(workdir), "--num_train", "16",
-         "--num_heldout", "3", "--image_size", "64", "--coarse_steps", "3", "--texture_steps", "3"],
-        capture_output=True, text=True, timeout=900, env=env)
+    result = run_main("demo", "--workdir", str(workdir), "--num_train", "16", "--num_heldout", "3", "--image_size",
+                      "64", "--coarse_steps", "3", "--texture_steps", "3", cache=tmp_path / "cache", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "report:" in result.stdout
     metrics = json.loads((workdir / "metrics.json").read_text())
@@ -56,7 +50,6 @@ def test_demo_trains_reconstructs_and_reports(tmp_path):
     assert meta["image_size"] == 64 and meta["training"]["steps"] == 3
 
 
-def test_demo_rejects_bad_sizes(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "face_gcn.cli.main", "demo", "--workdir", str(tmp_path),
-                             "--image_size", "100"], capture_output=True, text=True, timeout=120)
+def test_demo_rejects_bad_sizes(tmp_path, run_main):
+    result = run_main("demo", "--workdir", str(tmp_path), "--image_size", "100", timeout=120)
     assert result.returncode != 0 and "multiple of 32" in result.stderr + result.stdout

@@ -4,8 +4,6 @@ scikit-image / SciPy computed here on the same masks."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -14,14 +12,6 @@ from scipy import ndimage, stats
 from skimage import metrics as skmetrics
 
 SIZE = 32
-
-
-def run_evaluate(*flags):
-    code = ("import sys; from absl import app; from face_gcn.cli import evaluate; "
-            "app.run(evaluate.main, argv=['face-gcn evaluate'] + sys.argv[1:])")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-c", code, *flags], capture_output=True, text=True,
-                          timeout=300, env=env)
 
 
 def _write(path, image):
@@ -90,11 +80,11 @@ def _expected(truth, method, name):
     return l1, psnr, full.mean(axis=-1)[mask].mean()
 
 
-def test_image_metrics_against_skimage(results, tmp_path):
+def test_image_metrics_against_skimage(results, tmp_path, run_subcommand):
     root, truth = results
     out_json, out_md = tmp_path / "eval.json", tmp_path / "eval.md"
-    result = run_evaluate("--results", str(root), "--json", str(out_json), "--markdown",
-                          str(out_md), "--noprogress")
+    result = run_subcommand("evaluate", "--results", str(root), "--json", str(out_json), "--markdown",
+                            str(out_md), "--noprogress")
     assert result.returncode == 0, result.stderr
     assert "2 method(s), 8 image(s) evaluated, 3 failed" in result.stdout
     report = json.loads(out_json.read_text())
@@ -147,7 +137,7 @@ class _Net:
         return tf.reduce_mean(y, axis=[1, 2]) @ self.module.dense
 
 
-def test_identity_cosine_and_emd(results, tmp_path):
+def test_identity_cosine_and_emd(results, tmp_path, run_subcommand):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     root, truth = results
     net = _Net()
@@ -159,10 +149,10 @@ def test_identity_cosine_and_emd(results, tmp_path):
         writer.writerow(["name", "identity"])
         writer.writerows(identities.items())
     out_json = tmp_path / "eval.json"
-    result = run_evaluate("--results", str(root), "--json", str(out_json),
-                          "--recognizer", model_dir, "--identities", str(tmp_path / "ids.csv"),
-                          "--recognizer_preprocessing", "unit", "--batch_size", "3",
-                          "--noprogress")
+    result = run_subcommand("evaluate", "--results", str(root), "--json", str(out_json),
+                            "--recognizer", model_dir, "--identities", str(tmp_path / "ids.csv"),
+                            "--recognizer_preprocessing", "unit", "--batch_size", "3",
+                            "--noprogress")
     assert result.returncode == 0, result.stderr
     report = json.loads(out_json.read_text())["refined"]
     names = sorted(identities)
@@ -189,26 +179,26 @@ def test_identity_cosine_and_emd(results, tmp_path):
     assert report["emd"] > 0
 
 
-def test_user_errors_are_one_line(tmp_path, results):
+def test_user_errors_are_one_line(tmp_path, results, run_subcommand):
     root, _ = results
     out = str(tmp_path / "x.json")
-    result = run_evaluate("--results", str(tmp_path / "nowhere"), "--json", out)
+    result = run_subcommand("evaluate", "--results", str(tmp_path / "nowhere"), "--json", out)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"face-gcn evaluate: error: results folder not found: {tmp_path / 'nowhere'}")
-    result = run_evaluate("--results", str(root), "--json", out, "--recognizer",
-                          str(tmp_path / "missing.onnx"), "--noprogress")
+    result = run_subcommand("evaluate", "--results", str(root), "--json", out, "--recognizer",
+                            str(tmp_path / "missing.onnx"), "--noprogress")
     assert result.returncode == 1 and "ONNX file not found" in result.stderr
-    result = run_evaluate("--results", str(root), "--json", out, "--recognizer",
-                          str(tmp_path / "nothing"))
+    result = run_subcommand("evaluate", "--results", str(root), "--json", out, "--recognizer",
+                            str(tmp_path / "nothing"))
     assert result.returncode == 1 and "recognizer not found" in result.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("img0,anna,extra\n")
-    result = run_evaluate("--results", str(root), "--json", out, "--recognizer",
-                          str(tmp_path / "m.onnx"), "--identities", str(bad))
+    result = run_subcommand("evaluate", "--results", str(root), "--json", out, "--recognizer",
+                            str(tmp_path / "m.onnx"), "--identities", str(bad))
     assert result.returncode == 1 and "expected 'name,identity'" in result.stderr
-    result = run_evaluate("--results", str(root))
+    result = run_subcommand("evaluate", "--results", str(root))
     assert result.returncode != 0 and "--json and/or --markdown" in result.stderr
-    result = run_evaluate("--results", str(root), "--json", out, "--identities", str(bad))
+    result = run_subcommand("evaluate", "--results", str(root), "--json", out, "--identities", str(bad))
     assert result.returncode != 0 and "--identities needs --recognizer" in result.stderr
     assert not os.path.exists(out)

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,17 +14,10 @@ def workdir(tiny_model_dir):
     return tiny_model_dir[0]
 
 
-def run_export(*arguments, cache):
-    code = ("import sys; from absl import app; from face_gcn.cli import export; "
-            "app.run(export.main, argv=['face-gcn export'] + sys.argv[1:])")
-    env = dict(os.environ, FACE_GCN_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True,
-                          timeout=240, env=env)
-
-
-def test_checkpoint_workdir_to_savedmodel(workdir, tmp_path):
+def test_checkpoint_workdir_to_savedmodel(workdir, tmp_path, run_subcommand):
     out = tmp_path / "serving" / "1"
-    result = run_export("--checkpoint", str(workdir), "--out", str(out), cache=tmp_path)
+    result = run_subcommand("export", "--checkpoint", str(workdir), "--out", str(out), cache=tmp_path,
+                            timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "signatures serving_default, serve_masked, serve_encoded" in result.stdout
     assert (out / "saved_model.pb").is_file() and (out / "variables").is_dir()
@@ -35,17 +26,20 @@ def test_checkpoint_workdir_to_savedmodel(workdir, tmp_path):
     assert os.listdir(out.parent) == ["1"]  # no staging folder left behind
 
 
-def test_clear_errors(workdir, tmp_path):
-    result = run_export("--out", str(tmp_path / "x"), cache=tmp_path)
+def test_clear_errors(workdir, tmp_path, run_subcommand):
+    result = run_subcommand("export", "--out", str(tmp_path / "x"), cache=tmp_path, timeout=240)
     assert result.returncode != 0 and "exactly one of --model" in result.stderr
-    result = run_export("--model", str(workdir / "model"), "--checkpoint", str(workdir), "--out", str(tmp_path / "x"),
-                        cache=tmp_path)
+    result = run_subcommand("export", "--model", str(workdir / "model"), "--checkpoint", str(workdir),
+                            "--out", str(tmp_path / "x"), cache=tmp_path, timeout=240)
     assert result.returncode != 0 and "exactly one of --model" in result.stderr
-    result = run_export("--checkpoint", str(tmp_path), "--out", str(tmp_path / "x"), cache=tmp_path)
+    result = run_subcommand("export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "x"), cache=tmp_path,
+                            timeout=240)
     assert result.returncode == 1 and "has no model/ directory" in result.stderr
-    result = run_export("--model", str(tmp_path), "--out", str(tmp_path / "x"), cache=tmp_path)
+    result = run_subcommand("export", "--model", str(tmp_path), "--out", str(tmp_path / "x"), cache=tmp_path,
+                            timeout=240)
     assert result.returncode == 1 and "not a face-gcn model directory" in result.stderr.strip().splitlines()[-1]
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file.txt").write_text("x")
-    result = run_export("--model", str(workdir / "model"), "--out", str(tmp_path / "taken"), cache=tmp_path)
+    result = run_subcommand("export", "--model", str(workdir / "model"), "--out", str(tmp_path / "taken"),
+                            cache=tmp_path, timeout=240)
     assert result.returncode == 1 and "refusing to replace" in result.stderr

@@ -1,34 +1,22 @@
 """`face-gcn fit` as a user runs it: a fresh process, a folder with a face and a faceless image."""
 
 import json
-import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import skimage.data
 
 
-def run_fit(*arguments, env_dir):
-    code = ("import sys; from absl import app; from face_gcn.cli import fit; "
-            "app.run(fit.main, argv=['face-gcn fit'] + sys.argv[1:])")
-    env = dict(os.environ, FACE_GCN_CACHE=str(env_dir), TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("FACE_GCN_MORPHABLE_MODEL", None)
-    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def test_folder_end_to_end(tmp_path):
+def test_folder_end_to_end(tmp_path, run_subcommand):
     photos = tmp_path / "photos"
     photos.mkdir()
     face = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(photos / "grey.png"), np.full((128, 160, 3), 128, np.uint8))
     out = tmp_path / "out"
-    result = run_fit(str(photos), "--out", str(out), "--pose_steps", "30", "--shape_steps", "30",
-                     "--appearance_steps", "40", "--refine_steps", "40", "--noprogress",
-                     env_dir=tmp_path / "cache")
+    result = run_subcommand("fit", str(photos), "--out", str(out), "--pose_steps", "30", "--shape_steps", "30",
+                            "--appearance_steps", "40", "--refine_steps", "40", "--noprogress",
+                            cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 fitted, 1 skipped (no_face 1)" in result.stdout
 
@@ -71,8 +59,8 @@ def test_folder_end_to_end(tmp_path):
         assert abs(per_image["ssim"] - record[f"ssim_{method}"]) < 0.01
 
 
-def test_clear_errors(tmp_path):
-    result = run_fit(str(tmp_path / "nowhere.png"), "--out", str(tmp_path / "out"), env_dir=tmp_path)
+def test_clear_errors(tmp_path, run_subcommand):
+    result = run_subcommand("fit", str(tmp_path / "nowhere.png"), "--out", str(tmp_path / "out"), cache=tmp_path)
     assert result.returncode == 1 and "neither an image file nor a folder" in result.stderr
-    result = run_fit("--out", str(tmp_path), env_dir=tmp_path)
+    result = run_subcommand("fit", "--out", str(tmp_path), cache=tmp_path)
     assert result.returncode != 0 and "at least one IMAGE" in result.stderr

@@ -1,30 +1,20 @@
 """The `face-gcn` entry point, run as a user would: in a fresh process."""
 
-import subprocess
-import sys
 
-
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "face_gcn.cli.main", *args], capture_output=True,
-                          text=True, timeout=300, env=env)
-
-
-def test_no_subcommand_prints_usage_and_fails():
-    result = run_cli()
+def test_no_subcommand_prints_usage_and_fails(run_main):
+    result = run_main()
     assert result.returncode == 2
     assert "usage: face-gcn SUBCOMMAND" in result.stdout
 
 
-def test_unknown_subcommand_is_reported():
-    result = run_cli("no-such-job")
+def test_unknown_subcommand_is_reported(run_main):
+    result = run_main("no-such-job")
     assert result.returncode == 2
     assert "unknown subcommand 'no-such-job'" in result.stderr
 
 
-def test_info_reports_versions_op_and_model(tmp_path):
-    import os
-    env = dict(os.environ, FACE_GCN_CACHE=str(tmp_path))
-    result = run_cli("info", env=env)
+def test_info_reports_versions_op_and_model(tmp_path, run_main):
+    result = run_main("info", cache=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = dict(line.split(None, 1) for line in result.stdout.splitlines() if line.strip()
                 and not line.startswith(("rasterizer", "morphable")))
@@ -32,22 +22,22 @@ def test_info_reports_versions_op_and_model(tmp_path):
     assert rows["tensorflow"].strip() == tf.__version__
     assert "rasterizer op" in result.stdout
     assert "built-in demo model" in result.stdout
-    result = run_cli("info", "--morphable_model", "/some/bfm.npz", env=env)
+    result = run_main("info", "--morphable_model", "/some/bfm.npz", cache=tmp_path)
     assert "/some/bfm.npz (from flag)" in result.stdout
 
 
-def test_subcommand_help_lists_its_own_flags():
-    result = run_cli("convert-bfm", "--help")
+def test_subcommand_help_lists_its_own_flags(run_main):
+    result = run_main("convert-bfm", "--help")
     assert result.returncode == 0
     assert "--bfm_front_mat" in result.stdout and "--out" in result.stdout
 
 
-def test_a_bad_model_file_is_one_clear_error_not_a_traceback(tmp_path):
+def test_a_bad_model_file_is_one_clear_error_not_a_traceback(tmp_path, run_main):
     bad = tmp_path / "model.npz"
     bad.write_bytes(b"this is not a zip archive")
     photo = tmp_path / "photo.png"
     photo.write_bytes(b"")
-    result = run_cli("fit", str(photo), "--out", str(tmp_path / "out"), "--morphable_model", str(bad))
+    result = run_main("fit", str(photo), "--out", str(tmp_path / "out"), "--morphable_model", str(bad))
     assert result.returncode == 1
     assert "face-gcn fit: error:" in result.stderr and str(bad) in result.stderr
     assert "Traceback" not in result.stderr

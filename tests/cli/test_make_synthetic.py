@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
@@ -11,20 +9,11 @@ import tensorflow as tf
 from face_gcn.data import pipeline
 
 
-def run_make_synthetic(*flags, env_dir):
-    code = ("import sys; from absl import app; from face_gcn.cli import make_synthetic; "
-            "app.run(make_synthetic.main, argv=['face-gcn make-synthetic'] + sys.argv[1:])")
-    env = dict(os.environ, FACE_GCN_CACHE=str(env_dir), TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("FACE_GCN_MORPHABLE_MODEL", None)
-    return subprocess.run([sys.executable, "-c", code, *flags], capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def test_writes_train_and_heldout_splits(tmp_path):
+def test_writes_train_and_heldout_splits(tmp_path, run_subcommand):
     out = tmp_path / "synthetic"
-    result = run_make_synthetic("--out", str(out), "--num_images", "5", "--num_heldout", "2",
-                                "--image_size", "64", "--num_shards", "3", "--seed", "4",
-                                "--noprogress", env_dir=tmp_path / "cache")
+    result = run_subcommand("make_synthetic", "--out", str(out), "--num_images", "5", "--num_heldout", "2",
+                            "--image_size", "64", "--num_shards", "3", "--seed", "4",
+                            "--noprogress", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr
     assert "train: 5 images in 3 shards" in result.stdout
     assert "heldout: 2 images in 2 shards" in result.stdout
@@ -51,11 +40,11 @@ def test_writes_train_and_heldout_splits(tmp_path):
     assert not set(sources["train"]) & set(sources["heldout"])
 
 
-def test_same_seed_same_bytes(tmp_path):
+def test_same_seed_same_bytes(tmp_path, run_subcommand):
     for name in ("a", "b"):
-        result = run_make_synthetic("--out", str(tmp_path / name), "--num_images", "2",
-                                    "--num_heldout", "0", "--image_size", "48", "--num_shards",
-                                    "1", "--noprogress", env_dir=tmp_path / "cache")
+        result = run_subcommand("make_synthetic", "--out", str(tmp_path / name), "--num_images", "2",
+                                "--num_heldout", "0", "--image_size", "48", "--num_shards",
+                                "1", "--noprogress", cache=tmp_path / "cache")
         assert result.returncode == 0, result.stderr
     assert not (tmp_path / "a" / "heldout").exists()
     shard = "train/synthetic-00000-of-00001.tfrecord"
@@ -70,13 +59,13 @@ def test_same_seed_same_bytes(tmp_path):
     assert (tmp_path / "a" / truth).read_bytes() == (tmp_path / "b" / truth).read_bytes()
 
 
-def test_bad_flags_fail_clearly(tmp_path):
-    result = run_make_synthetic("--num_images", "2", env_dir=tmp_path)
+def test_bad_flags_fail_clearly(tmp_path, run_subcommand):
+    result = run_subcommand("make_synthetic", "--num_images", "2", cache=tmp_path)
     assert result.returncode != 0 and "--out is required" in result.stderr
-    result = run_make_synthetic("--out", str(tmp_path / "x"), "--image_size", "8",
-                                env_dir=tmp_path)
+    result = run_subcommand("make_synthetic", "--out", str(tmp_path / "x"), "--image_size", "8",
+                            cache=tmp_path)
     assert result.returncode != 0 and "--image_size" in result.stderr
-    result = run_make_synthetic("--out", str(tmp_path / "x"), "--morphable_model",
-                                str(tmp_path / "missing.npz"), env_dir=tmp_path)
+    result = run_subcommand("make_synthetic", "--out", str(tmp_path / "x"), "--morphable_model",
+                            str(tmp_path / "missing.npz"), cache=tmp_path)
     assert result.returncode == 1 and "cannot load the morphable model" in result.stderr
     assert not (tmp_path / "x").exists()

@@ -3,8 +3,6 @@ a face and an unreadable file are reported, the rest written in the layout fit a
 
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -21,20 +19,11 @@ def model(tiny_model_dir, tiny_nets):
     return tiny_model_dir[1], tiny_nets
 
 
-def run_reconstruct(*arguments, cache):
-    code = ("import sys; from absl import app; from face_gcn.cli import reconstruct; "
-            "app.run(reconstruct.main, argv=['face-gcn reconstruct'] + sys.argv[1:])")
-    env = dict(os.environ, FACE_GCN_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("FACE_GCN_MORPHABLE_MODEL", None)
-    return subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
 def read_rgb(path):
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def test_folder_end_to_end(model, tmp_path):
+def test_folder_end_to_end(model, tmp_path, run_subcommand):
     model_path, nets = model
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -44,8 +33,8 @@ def test_folder_end_to_end(model, tmp_path):
     cv2.imwrite(str(photos / "grey.png"), np.full((128, 160, 3), 128, np.uint8))
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     out = tmp_path / "out"
-    result = run_reconstruct(str(photos), "--model", model_path, "--out", str(out), "--batch_size", "2",
-                             "--noprogress", cache=tmp_path / "cache")
+    result = run_subcommand("reconstruct", str(photos), "--model", model_path, "--out", str(out), "--batch_size", "2",
+                            "--noprogress", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 reconstructed, 2 skipped" in result.stdout and "no_face 1" in result.stdout
 
@@ -100,15 +89,16 @@ def test_folder_end_to_end(model, tmp_path):
     assert set(results) == {"coarse", "refined"} and results["refined"]["n_images"] == 2
 
 
-def test_nothing_reconstructed_is_one_line_and_exit_1(model, tmp_path):
+def test_nothing_reconstructed_is_one_line_and_exit_1(model, tmp_path, run_subcommand):
     model_path, _ = model
     grey = tmp_path / "grey.png"
     cv2.imwrite(str(grey), np.full((96, 96, 3), 90, np.uint8))
-    result = run_reconstruct(str(grey), "--model", model_path, "--out", str(tmp_path / "out"), "--noprogress",
-                             cache=tmp_path / "cache")
+    result = run_subcommand("reconstruct", str(grey), "--model", model_path, "--out", str(tmp_path / "out"),
+                            "--noprogress", cache=tmp_path / "cache")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == \
         "face-gcn reconstruct: error: no image could be reconstructed (see summary.json)"
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["failed"][0]["reason"] == "no_face"
-    result = run_reconstruct(str(grey), "--model", str(tmp_path), "--out", str(tmp_path / "out"), cache=tmp_path)
+    result = run_subcommand("reconstruct", str(grey), "--model", str(tmp_path), "--out", str(tmp_path / "out"),
+                            cache=tmp_path)
     assert result.returncode == 1 and "not a face-gcn model directory" in result.stderr.strip().splitlines()[-1]

@@ -2,8 +2,6 @@
 
 import glob
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -11,12 +9,6 @@ from face_gcn.synthesis import dataset as synthetic
 from face_gcn.morphable import configured
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def run_cli(*argv):
-    code = ("import sys; from absl import app; from face_gcn.cli import train_coarse; "
-            "app.run(train_coarse.main, argv=sys.argv)")
-    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +19,11 @@ def tiny_data(tmp_path_factory):
     return out
 
 
-def test_train_coarse_runs_writes_checkpoints_and_resumes(tiny_data, tmp_path):
+def test_train_coarse_runs_writes_checkpoints_and_resumes(tiny_data, tmp_path, run_subcommand):
     workdir = str(tmp_path / "run")
-    args = ["train-coarse", "--config", os.path.join(REPO, "experiments/coarse_demo.yaml"), "--workdir", workdir,
+    args = ["--config", os.path.join(REPO, "experiments/coarse_demo.yaml"), "--workdir", workdir,
             "--set", f"data.train={tiny_data}", "--set", "train.steps=2"]
-    result = run_cli(*args)
+    result = run_subcommand("train_coarse", *args, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "perceptual identity loss is skipped" in result.stderr
     line = [l for l in result.stdout.splitlines() if l.startswith("final losses")][0]
@@ -44,14 +36,14 @@ def test_train_coarse_runs_writes_checkpoints_and_resumes(tiny_data, tmp_path):
     assert os.path.isfile(os.path.join(workdir, "regressor.keras"))
     assert glob.glob(os.path.join(workdir, "checkpoints", "ckpt-2.index"))
     assert glob.glob(os.path.join(workdir, "events", "*"))
-    again = run_cli(*args[:-1], "train.steps=3")
+    again = run_subcommand("train_coarse", *args[:-1], "train.steps=3", cwd=REPO)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from step 2" in again.stderr
     assert glob.glob(os.path.join(workdir, "checkpoints", "ckpt-3.index"))
     assert "steps: 3," in again.stdout
 
 
-def test_unknown_override_is_one_error_line(tmp_path):
-    result = run_cli("train-coarse", "--workdir", str(tmp_path), "--set", "train.stepz=1")
+def test_unknown_override_is_one_error_line(tmp_path, run_subcommand):
+    result = run_subcommand("train_coarse", "--workdir", str(tmp_path), "--set", "train.stepz=1", cwd=REPO)
     assert result.returncode != 0
     assert "unknown config key 'train.stepz'" in result.stderr
