@@ -96,13 +96,17 @@ def coarse_config(data: str, settings: DemoSettings = DemoSettings()) -> dict:
 
 
 def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep_images: int = 8,
-                     batch_size: int = 8) -> dict:
+                     batch_size: int = 8, coarse_coefficients: str = "regressor") -> dict:
     """Reconstructs the held-out set and scores coarse vs refined. Returns per-image metric arrays.
 
     Besides the metrics.json keys: albedo_error_photo (T_p / shading through the coarse stage, at
     visible front vertices: what a texture fitted to the photo tends to) and
     albedo_error_photo_true_coefficients (the same through the ground-truth coefficients).
+    coarse_coefficients: "regressor" (the method) or "ground_truth" (the held-out set's coefficients
+    as a perfect coarse stage, see nets.coarse_coefficients of the texture config).
     """
+    if coarse_coefficients not in ("regressor", "ground_truth"):
+        raise ValueError(f"coarse_coefficients must be 'regressor' or 'ground_truth', got {coarse_coefficients!r}")
     truth = synthetic.load_ground_truth(heldout_dir)
     front = np.asarray(nets.morphable.front_mask, bool)
     dataset = pipeline.make_dataset(heldout_dir, nets.image_size, batch_size, training=False)
@@ -113,7 +117,9 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
     for sub in ("coarse", "refined"):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
     for batch in dataset:
-        result = forward.reconstruct(nets, batch["image"], face_mask=batch["mask"])
+        rows = slice(index, index + int(batch["image"].shape[0]))
+        given = truth["coefficients"][rows] if coarse_coefficients == "ground_truth" else None
+        result = forward.reconstruct(nets, batch["image"], face_mask=batch["mask"], coefficients=given)
         photo = batch["image"].numpy() / 255.0
         mask = (batch["mask"].numpy()[..., 0] > 0.5) & (result.coarse.alpha.numpy() > 0.5)
         coarse_render = np.clip(result.coarse.image.numpy(), 0.0, 1.0)
@@ -121,7 +127,6 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
         for tag, render in (("coarse", coarse_render), ("refined", refined_render)):
             scores[f"psnr_{tag}"] += list(metrics_lib.masked_psnr(photo, render, mask))
             scores[f"ssim_{tag}"] += list(metrics_lib.masked_ssim(photo, render, mask))
-        rows = slice(index, index + len(photo))
         scores["albedo_error_coarse"] += list(albedo_lib.albedo_error(
             np.clip(result.coarse.albedo.numpy(), 0, 1), truth["albedo"][rows], front))
         scores["albedo_error_refined"] += list(albedo_lib.albedo_error(result.refined_albedo.numpy(),

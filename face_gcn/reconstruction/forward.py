@@ -72,7 +72,7 @@ class Reconstruction(NamedTuple):
 
 
 def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
-                backend: str = "auto") -> Reconstruction:
+                backend: str = "auto", coefficients=None) -> Reconstruction:
     """Runs the method on aligned crops.
 
     Args:
@@ -82,6 +82,9 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
         face region (as the input pipeline gives it).
       training: runs the texture GCN in training mode (the regressor and FaceNet never are).
       backend: rasterizer backend ("auto", "op", "fallback"; export uses "fallback").
+      coefficients: None (the regressor's), or [B, 257] coarse coefficients to use instead, e.g. a
+        synthetic set's ground truth for an experiment with a perfect coarse stage (the regressor
+        still gives the image embedding).
     Returns:
       Reconstruction.
     """
@@ -94,8 +97,15 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
         if face_mask.shape.rank == 4 and face_mask.shape[-1] == 1:
             face_mask = face_mask[..., 0]
     regressed = regressor_lib.regress(nets.regressor, images, training=False)
-    # float32 whatever the CNNs compute in (mixed precision runs them in float16)
-    coefficients = tf.stop_gradient(tf.cast(regressed.coefficients, tf.float32))
+    if coefficients is None:
+        # float32 whatever the CNNs compute in (mixed precision runs them in float16)
+        coefficients = tf.stop_gradient(tf.cast(regressed.coefficients, tf.float32))
+    else:
+        coefficients = tf.stop_gradient(tf.cast(tf.convert_to_tensor(coefficients), tf.float32))
+        if coefficients.shape.rank != 2 or coefficients.shape[1] != coeff_lib.NUM_COEFFICIENTS \
+                or coefficients.shape[0] != images.shape[0]:
+            raise ValueError(f"coefficients must be [{images.shape[0]}, {coeff_lib.NUM_COEFFICIENTS}], "
+                             f"got {coefficients.shape}")
     features = [tf.stop_gradient(tf.cast(regressed.features, tf.float32))]
     if nets.facenet is not None:
         features.append(tf.stop_gradient(tf.cast(facenet_lib.embed(nets.facenet, images).features, tf.float32)))

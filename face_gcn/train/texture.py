@@ -50,6 +50,9 @@ SCHEMA = {
         "hierarchy_factors": [4, 4, 4, 4],
         "critic_normalization": "layer",
         "uv_resolution": 128,
+        # "regressor" (the method), or "ground_truth": the synthetic set's coefficients as a perfect
+        # coarse stage, for experiments that separate texture quality from coarse-stage error.
+        "coarse_coefficients": "regressor",
     },
     "loss": {"schedule": "authors", "identity": True, "adversarial": True, "vertex": True,
              "s2": schedule.S2_IDENTITY, "s3": schedule.S3_ADVERSARIAL},
@@ -115,8 +118,18 @@ def build_texture_gcn(morphable, nets_config: dict, embedding_size: int) -> kera
     return gcn.build_texture_gcn(hierarchy, config, refiner=refiner)
 
 
-def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.Variable, s4: tf.Variable):
-    """batch {"image" [B,S,S,3] 0-255, "mask" [B,S,S] 0-1} -> dict of loss terms, "total" and "critic"."""
+COARSE_SOURCES = ("regressor", "ground_truth")
+
+
+def _given_coefficients(batch, coarse_source: str):
+    """The batch's ground-truth coefficients when the config asks for them, else None (the regressor's)."""
+    return batch["coefficients"] if coarse_source == "ground_truth" else None
+
+
+def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.Variable, s4: tf.Variable,
+                      coarse_source: str = "regressor"):
+    """batch {"image" [B,S,S,3] 0-255, "mask" [B,S,S] 0-1[, "coefficients" [B, 257]]} -> dict of loss
+    terms, "total" and "critic"."""
     use_identity = loss_config["identity"] and nets.facenet is not None
     use_adversarial = loss_config["adversarial"] and critic is not None
     use_vertex = loss_config["vertex"]
@@ -127,7 +140,8 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
         mask = tf.cast(batch["mask"], tf.float32)
         if mask.shape.rank == 4:
             mask = mask[..., 0]
-        result = forward.reconstruct(nets, images, face_mask=mask, training=True)
+        result = forward.reconstruct(nets, images, face_mask=mask, training=True,
+                                     coefficients=_given_coefficients(batch, coarse_source))
         photo = images / 255.0
         alpha = result.refined_alpha[..., tf.newaxis]
         composite = result.refined_image * alpha + photo * (1.0 - alpha)
@@ -161,11 +175,11 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
     return step_fn
 
 
-def previews(nets: forward.FaceGCN):
+def previews(nets: forward.FaceGCN, coarse_source: str = "regressor"):
     """batch -> {"input | coarse | refined": [B, S, 3S, 3]} (renders composited over the photo)."""
     def image_fn(batch):
         images = tf.cast(batch["image"], tf.float32)
-        result = forward.reconstruct(nets, images)
+        result = forward.reconstruct(nets, images, coefficients=_given_coefficients(batch, coarse_source))
         photo = images / 255.0
         over = lambda render, alpha: render * alpha[..., None] + photo * (1.0 - alpha[..., None])
         return {"input | coarse | refined": image_grid([
@@ -183,6 +197,12 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
         raise ValueError(f"loss.schedule must be one of {schedule.SCHEDULES}, got {loss_config['schedule']!r}")
     if train["critic_steps"] < 1:
         raise ValueError(f"train.critic_steps must be >= 1, got {train['critic_steps']}")
+    coarse_source = nets_config["coarse_coefficients"]
+    if coarse_source not in COARSE_SOURCES:
+        raise ValueError(f"nets.coarse_coefficients must be one of {COARSE_SOURCES}, got {coarse_source!r}")
+    if coarse_source == "ground_truth" and data["augment"]:
+        raise ValueError("nets.coarse_coefficients=ground_truth needs data.augment=false: colour jitter and "
+                         "shifts would no longer match the stored coefficients")
     size = data["crop_size"]
     files = pipeline.shard_files(data["train"])
     morphable = configured.load_configured(config["model"]["path"]) if config["model"]["path"] \
@@ -232,13 +252,19 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     extra = [Objective("critic", critic.trainable_variables, critic_optimizer,
                        updates_before=train["critic_steps"] - 1)] if critic is not None else []
     trackables = {"texture_gcn": texture_gcn, **({"critic": critic} if critic is not None else {})}
-    loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4), texture_gcn.trainable_variables,
+    loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4, coarse_source),
+                     texture_gcn.trainable_variables,
                      generator_optimizer, workdir, checkpoint_every=train["checkpoint_every"],
-                     summary_every=train["summary_every"], trackables=trackables, image_fn=previews(nets),
+                     summary_every=train["summary_every"], trackables=trackables, image_fn=previews(nets, coarse_source),
                      path_key="source", strategy=strategy, extra_objectives=extra, on_step_start=set_weights)
     augmentation = pipeline.Augmentation() if data["augment"] else None
     dataset = pipeline.make_dataset(files, size, data["batch_size"], training=True, augmentation=augmentation,
                                     seed=data["seed"], shuffle_buffer=data["shuffle_buffer"], repeat=True)
+    if coarse_source == "ground_truth":
+        first = next(iter(dataset))
+        if float(tf.reduce_min(first["has_ground_truth"])) < 1.0:
+            raise ValueError(f"nets.coarse_coefficients=ground_truth needs training data with stored coefficients "
+                             f"(face-gcn make-synthetic); {data['train']} has examples without")
     return TextureTraining(nets=nets, critic=critic, loop=loop, epoch_steps=epoch_steps), dataset
 
 

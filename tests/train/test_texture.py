@@ -113,6 +113,53 @@ def test_config_errors_and_precision_policy(data_dir, tmp_path):
     assert texture.precision_policy(False, 2) == "float32"
 
 
+def test_ground_truth_coarse_stage(data_dir, tmp_path):
+    """nets.coarse_coefficients=ground_truth renders the coarse stage from the stored coefficients:
+    the coarse render then matches the synthetic photo up to its detail and noise."""
+    from face_gcn.evaluation import metrics
+    run, _ = texture.setup_texture_training(make_config(data_dir, "nets.coarse_coefficients=ground_truth",
+                                                        "train.critic_steps=1"), str(tmp_path), log=lambda *_: None)
+    batch = first_batch(data_dir)
+    losses = texture.make_texture_step(run.nets, run.critic, make_config(data_dir)["loss"], tf.Variable(1.0),
+                                       tf.Variable(0.0), coarse_source="ground_truth")(batch)
+    truth = forward.reconstruct(run.nets, batch["image"], face_mask=batch["mask"], training=True,
+                                coefficients=batch["coefficients"])
+    regressed = forward.reconstruct(run.nets, batch["image"], face_mask=batch["mask"])
+    np.testing.assert_array_equal(truth.coefficients.numpy(), batch["coefficients"].numpy())
+    photo = batch["image"].numpy() / 255.0
+    mask = truth.refined_alpha.numpy() * batch["mask"].numpy()[..., 0]
+    assert losses["pixel"].numpy() == pytest.approx(numpy_norm_mean(photo, truth.refined_image.numpy(), mask),
+                                                    rel=1e-4)
+    face = (batch["mask"].numpy()[..., 0] > 0.5) & (truth.coarse.alpha.numpy() > 0.5)
+    true_psnr = metrics.masked_psnr(photo, np.clip(truth.coarse.image.numpy(), 0, 1), face)
+    untrained_psnr = metrics.masked_psnr(photo, np.clip(regressed.coarse.image.numpy(), 0, 1), face)
+    assert true_psnr.min() > 25.0 and true_psnr.min() > untrained_psnr.max() + 3.0, (true_psnr, untrained_psnr)
+    summary = texture.train_texture(make_config(data_dir, "nets.coarse_coefficients=ground_truth", "train.steps=2"),
+                                    str(tmp_path / "run"), log=lambda *_: None)
+    assert np.isfinite(summary["losses"]["total"])
+    with pytest.raises(ValueError, match="coefficients must be"):
+        forward.reconstruct(run.nets, batch["image"], coefficients=np.zeros((1, 257), np.float32))
+
+
+def test_ground_truth_coarse_stage_config_errors(data_dir, tmp_path):
+    from face_gcn.data import tfrecords
+    with pytest.raises(ValueError, match="augment=false"):
+        texture.setup_texture_training(make_config(data_dir, "nets.coarse_coefficients=ground_truth",
+                                                   "data.augment=true"), str(tmp_path), log=lambda *_: None)
+    with pytest.raises(ValueError, match="nets.coarse_coefficients must be one of"):
+        texture.setup_texture_training(make_config(data_dir, "nets.coarse_coefficients=fit"), str(tmp_path),
+                                       log=lambda *_: None)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    example = tfrecords.FaceExample(image=np.zeros((SIZE, SIZE, 3), np.uint8), mask=np.ones((SIZE, SIZE), np.uint8),
+                                    landmarks=np.full((5, 2), SIZE / 2, np.float32), transform=np.eye(2, 3),
+                                    original_size=(SIZE, SIZE), num_faces=1, source="photo.png")
+    tfrecords.write_shard(str(photos / "faces-00000-of-00001.tfrecord"), [tfrecords.serialize(example)] * 2)
+    with pytest.raises(ValueError, match="stored coefficients"):
+        texture.setup_texture_training(make_config(str(photos), "nets.coarse_coefficients=ground_truth"),
+                                       str(tmp_path / "run"), log=lambda *_: None)
+
+
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "..", "experiments")
 
 
