@@ -23,6 +23,7 @@ flags.DEFINE_string("demo_dir", "demo_out", "a finished `face-gcn demo` workdir 
 flags.DEFINE_string("workdir", "oracle_out", "where the runs and any re-rendered data go")
 flags.DEFINE_list("detail_scales", ["1", "3"], "synthetic detail amplitudes (1 = the demo's data)")
 flags.DEFINE_integer("steps", 0, "texture steps (0: the demo's)")
+flags.DEFINE_multi_string("set", [], "further texture config overrides, key=value (e.g. nets.refiner_skip_levels=4)")
 
 
 def main(argv):
@@ -53,9 +54,8 @@ def main(argv):
                                        (heldout_dir, settings.num_heldout, "heldout")):
                 if not os.path.isfile(os.path.join(path, synthetic.MANIFEST_FILE)):
                     synthetic.write_dataset(path, morphable, count, settings.seed, split=split, config=config)
-        config = run.texture_config(train_dir, regressor, settings)
-        config["nets"]["coarse_coefficients"] = "ground_truth"
-        config["data"]["augment"] = False
+        config = run.texture_config(train_dir, regressor, settings, extra=[
+            "nets.coarse_coefficients=ground_truth", "data.augment=false", *FLAGS.set])
         texture.train_texture(config, os.path.join(run_dir, "texture"), log=lambda *args: None)
         nets = model_dir.load_model_dir(os.path.join(run_dir, "texture", texture.MODEL_SUBDIR))
         scores = run.evaluate_heldout(nets, heldout_dir, os.path.join(run_dir, "heldout"), keep_images=4,
@@ -65,7 +65,7 @@ def main(argv):
         print(f"detail x{scale:g} done in {rows[-1][2]:.0f} s", flush=True)
 
     print(f"\ntexture stage on the ground-truth coarse stage ({settings.texture_steps} steps, "
-          f"{settings.num_heldout} held-out faces, {settings.image_size} px)")
+          f"{settings.num_heldout} held-out faces, {settings.image_size} px{''.join(', ' + s for s in FLAGS.set)})")
     print(f"{'detail':>7} {'albedo: 3DMM':>13} {'refined':>8} {'read-back':>10} "
           f"{'PSNR: 3DMM':>11} {'refined':>8} {'SSIM: 3DMM':>11} {'refined':>8}")
     for scale, m, _ in rows:

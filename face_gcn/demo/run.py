@@ -80,11 +80,12 @@ def _summary_every(steps: int, overrides: dict) -> int:
     return max(1, min(overrides["train.summary_every"], steps // 10))
 
 
-def texture_config(data: str, regressor: str, settings: DemoSettings = DemoSettings()) -> dict:
+def texture_config(data: str, regressor: str, settings: DemoSettings = DemoSettings(), extra=()) -> dict:
+    """The demo's texture config; ``extra``: further "key=value" overrides (experiments on top of it)."""
     overrides = _overrides(TEXTURE_OVERRIDES) + [
         f"data.train={data}", f"nets.regressor={regressor}", f"data.crop_size={settings.image_size}",
         f"train.steps={settings.texture_steps}", f"data.seed={settings.seed}",
-        f"train.summary_every={_summary_every(settings.texture_steps, TEXTURE_OVERRIDES)}"]
+        f"train.summary_every={_summary_every(settings.texture_steps, TEXTURE_OVERRIDES)}"] + list(extra)
     return config_lib.build_config(texture.SCHEMA, None, overrides)
 
 
