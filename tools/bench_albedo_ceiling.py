@@ -32,17 +32,14 @@ flags.DEFINE_list("detail_scales", ["1", "3"], "synthetic detail amplitudes to s
 flags.DEFINE_integer("batch_size", 32, "held-out faces per batch")
 
 
-def score(morphable, coefficients, images, masks, truth_albedo, image_size):
+def score(morphable, coefficients, images, masks, truth_albedo):
     """(coarse 3DMM albedo error, T_p / shading error, masked PSNR of the coarse render)."""
     import numpy as np
-    import tensorflow as tf
     from face_gcn.evaluation import albedo as albedo_lib, metrics
-    from face_gcn.render import face_renderer
 
     photo = images / 255.0
-    render = face_renderer.render_coefficients(morphable, tf.constant(coefficients, tf.float32),
-                                               image_size=image_size)
     read_back = albedo_lib.photo_albedo(morphable, coefficients, photo, masks)
+    render = read_back.render
     visible = read_back.visible & np.asarray(morphable.front_mask, bool)[None]
     coarse = np.clip(render.albedo.numpy(), 0.0, 1.0)
     pixel_mask = (masks > 0.5) & (render.alpha.numpy() > 0.5)
@@ -95,8 +92,7 @@ def main(argv):
                 for name, coefficients in (("regressor", predicted), ("true pose+shape", true_geometry),
                                            ("true light", true_light), ("true coefficients", true)):
                     rows.setdefault(name, []).append(
-                        (len(images), *score(morphable, coefficients, images, masks,
-                                             truth["albedo"][rows_slice], size)))
+                        (len(images), *score(morphable, coefficients, images, masks, truth["albedo"][rows_slice])))
             predicted_all = np.concatenate(predicted_all)
             angles = coeff_lib.BLOCK_SLICES["angles"]
             angle_error = np.degrees(np.sqrt(np.mean((predicted_all[:, angles]

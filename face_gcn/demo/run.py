@@ -23,14 +23,13 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from face_gcn import fileio
 from face_gcn.data import pipeline
 from face_gcn.demo import defaults, report
 from face_gcn.evaluation import albedo as albedo_lib, metrics as metrics_lib
 from face_gcn.mesh import io as mesh_io
-from face_gcn.morphable import configured
+from face_gcn.morphable import coefficients as coeff_lib, configured
 from face_gcn.reconstruction import forward, model_dir
 from face_gcn.synthesis import dataset as synthetic
 from face_gcn.train import coarse, texture
@@ -106,10 +105,11 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
     coarse_coefficients: "regressor" (the method) or "ground_truth" (the held-out set's coefficients
     as a perfect coarse stage, see nets.coarse_coefficients of the texture config).
     """
-    if coarse_coefficients not in ("regressor", "ground_truth"):
-        raise ValueError(f"coarse_coefficients must be 'regressor' or 'ground_truth', got {coarse_coefficients!r}")
+    if coarse_coefficients not in texture.COARSE_SOURCES:
+        raise ValueError(f"coarse_coefficients must be one of {texture.COARSE_SOURCES}, got {coarse_coefficients!r}")
     truth = synthetic.load_ground_truth(heldout_dir)
     front = np.asarray(nets.morphable.front_mask, bool)
+    triangles = nets.morphable.triangles
     dataset = pipeline.make_dataset(heldout_dir, nets.image_size, batch_size, training=False)
     scores = {key: [] for key in ("psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined",
                                   "albedo_error_coarse", "albedo_error_refined", "albedo_error_photo",
@@ -119,43 +119,48 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
     for batch in dataset:
         rows = slice(index, index + int(batch["image"].shape[0]))
-        given = truth["coefficients"][rows] if coarse_coefficients == "ground_truth" else None
+        true_albedo, true_coefficients = truth["albedo"][rows], truth["coefficients"][rows]
+        given = true_coefficients if coarse_coefficients == "ground_truth" else None
         result = forward.reconstruct(nets, batch["image"], face_mask=batch["mask"], coefficients=given)
         photo = batch["image"].numpy() / 255.0
-        mask = (batch["mask"].numpy()[..., 0] > 0.5) & (result.coarse.alpha.numpy() > 0.5)
-        coarse_render = np.clip(result.coarse.image.numpy(), 0.0, 1.0)
-        refined_render = np.clip(result.refined_image.numpy(), 0.0, 1.0)
-        for tag, render in (("coarse", coarse_render), ("refined", refined_render)):
+        face_mask = batch["mask"].numpy()[..., 0]
+        alpha = result.coarse.alpha.numpy()
+        mask = (face_mask > 0.5) & (alpha > 0.5)
+        coarse_albedo = np.clip(result.coarse.albedo.numpy(), 0.0, 1.0)
+        refined_albedo = result.refined_albedo.numpy()
+        renders = {"coarse": np.clip(result.coarse.image.numpy(), 0.0, 1.0),
+                   "refined": np.clip(result.refined_image.numpy(), 0.0, 1.0)}
+        for tag, render in renders.items():
             scores[f"psnr_{tag}"] += list(metrics_lib.masked_psnr(photo, render, mask))
             scores[f"ssim_{tag}"] += list(metrics_lib.masked_ssim(photo, render, mask))
-        scores["albedo_error_coarse"] += list(albedo_lib.albedo_error(
-            np.clip(result.coarse.albedo.numpy(), 0, 1), truth["albedo"][rows], front))
-        scores["albedo_error_refined"] += list(albedo_lib.albedo_error(result.refined_albedo.numpy(),
-                                                                       truth["albedo"][rows], front))
-        for key, coefficients in (("albedo_error_photo", result.coefficients),
-                                  ("albedo_error_photo_true_coefficients", truth["coefficients"][rows])):
-            read_back = albedo_lib.photo_albedo(nets.morphable, coefficients, photo, batch["mask"].numpy()[..., 0])
-            scores[key] += list(albedo_lib.albedo_error(read_back.quotient, truth["albedo"][rows],
-                                                        read_back.visible & front[None]))
+        scores["albedo_error_coarse"] += list(albedo_lib.albedo_error(coarse_albedo, true_albedo, front))
+        scores["albedo_error_refined"] += list(albedo_lib.albedo_error(refined_albedo, true_albedo, front))
+        # The forward pass already sampled T_p through its coarse stage; the true coefficients need their own
+        # render unless they are that coarse stage.
+        through_coarse = albedo_lib.read_back(result.samples, result.coarse.normals,
+                                              coeff_lib.split_coefficients(result.coefficients).gamma)
+        through_truth = through_coarse if given is not None else \
+            albedo_lib.photo_albedo(nets.morphable, true_coefficients, photo, face_mask)
+        for key, read in (("albedo_error_photo", through_coarse),
+                          ("albedo_error_photo_true_coefficients", through_truth)):
+            scores[key] += list(albedo_lib.albedo_error(read.quotient, true_albedo, read.visible & front[None]))
+        posed = result.coarse.posed.numpy()
+        refined_colors = np.clip(result.refined_colors.numpy(), 0.0, 1.0)
         for b in range(len(photo)):
             name = f"heldout_{index + b:04d}"
             names.append(name)
             if index + b >= keep_images:
                 continue
-            alpha = result.coarse.alpha.numpy()[b, ..., None]
             fileio.write_png(os.path.join(out_dir, f"{name}.input.png"), photo[b])
             fileio.write_png(os.path.join(out_dir, f"{name}.mask.png"), mask[b].astype(np.float32)[..., None]
                              .repeat(3, -1))
-            for tag, render in (("coarse", coarse_render), ("refined", refined_render)):
+            for tag, render in renders.items():
                 fileio.write_png(os.path.join(out_dir, tag, f"{name}.render.png"),
-                                 render[b] * alpha + photo[b] * (1 - alpha))
-            posed = result.coarse.posed.numpy()[b]
-            mesh_io.write_ply(os.path.join(out_dir, f"{name}_refined.ply"), posed, nets.morphable.triangles,
-                              np.clip(result.refined_albedo.numpy()[b], 0, 1))
-            mesh_io.write_ply(os.path.join(out_dir, f"{name}_coarse.ply"), posed, nets.morphable.triangles,
-                              np.clip(result.coarse.albedo.numpy()[b], 0, 1))
-            mesh_io.write_obj(os.path.join(out_dir, f"{name}_refined.obj"), posed, nets.morphable.triangles,
-                              np.clip(result.refined_colors.numpy()[b], 0, 1))
+                                 render[b] * alpha[b, ..., None] + photo[b] * (1 - alpha[b, ..., None]))
+            mesh_io.write_ply(os.path.join(out_dir, f"{name}_refined.ply"), posed[b], triangles,
+                              np.clip(refined_albedo[b], 0, 1))
+            mesh_io.write_ply(os.path.join(out_dir, f"{name}_coarse.ply"), posed[b], triangles, coarse_albedo[b])
+            mesh_io.write_obj(os.path.join(out_dir, f"{name}_refined.obj"), posed[b], triangles, refined_colors[b])
         index += len(photo)
     return {"names": names, **{k: np.asarray(v, np.float64) for k, v in scores.items()}}
 

@@ -18,23 +18,41 @@ from face_gcn.render import face_renderer, lighting, vertex_sampling
 
 class PhotoAlbedo(NamedTuple):
     """quotient [B, V, 3] in [0, 1] (T_p / shading, clipped); visible [B, V] bool (the vertex faces
-    the camera, is unoccluded, inside the image and the face mask)."""
+    the camera, is unoccluded, inside the image and the face mask); render: the coarse FaceRender read
+    through (None when the caller already had it)."""
 
     quotient: np.ndarray
     visible: np.ndarray
+    render: face_renderer.FaceRender | None = None
+
+
+def read_back(samples: vertex_sampling.VertexSamples, normals, gamma, min_shading: float = 1e-3) -> PhotoAlbedo:
+    """T_p / shading from photo samples already taken through a coarse reconstruction (e.g. a
+    forward.Reconstruction's samples and coarse.normals).
+
+    Args:
+      samples: T_p colours [B, V, 3] in [0, 1] and visibility [B, V].
+      normals: [B, V, 3] unit vertex normals of the coarse shape, posed.
+      gamma: [B, 27] the coarse SH light.
+      min_shading: shading values below it are raised to it before dividing.
+    """
+    shading = lighting.illuminate(tf.ones_like(normals), normals, gamma)
+    quotient = tf.convert_to_tensor(samples.colors, tf.float32) / tf.maximum(shading, min_shading)
+    return PhotoAlbedo(quotient=np.clip(quotient.numpy(), 0.0, 1.0),
+                       visible=np.asarray(samples.visibility) > 0.5)
 
 
 def photo_albedo(morphable, coefficients, images, face_mask=None, min_shading: float = 1e-3) -> PhotoAlbedo:
-    """T_p / shading for each face of a batch.
+    """Renders the coarse reconstruction of ``coefficients``, samples T_p and reads the albedo back.
 
     Args:
       morphable: MorphableModel (V vertices).
       coefficients: [B, 257] coarse coefficients (Deng's layout) for the S x S crops.
       images: [B, S, S, 3] photos, linear [0, 1].
       face_mask: optional [B, S, S] face-region mask (1 = face).
-      min_shading: shading values below it are raised to it before dividing.
+      min_shading: as in read_back.
     Returns:
-      PhotoAlbedo.
+      PhotoAlbedo with its render.
     """
     coefficients = tf.convert_to_tensor(coefficients, tf.float32)
     images = tf.convert_to_tensor(images, tf.float32)
@@ -50,10 +68,8 @@ def photo_albedo(morphable, coefficients, images, face_mask=None, min_shading: f
     samples = vertex_sampling.sample_vertex_colors(images, render.posed, render.normals, tensors.triangles,
                                                    tensors.vertex_triangles, face_mask=face_mask, focal=focal,
                                                    center=center)
-    shading = lighting.illuminate(tf.ones_like(render.albedo), render.normals,
-                                  coeff_lib.split_coefficients(coefficients).gamma)
-    quotient = samples.colors / tf.maximum(shading, min_shading)
-    return PhotoAlbedo(quotient=np.clip(quotient.numpy(), 0.0, 1.0), visible=samples.visibility.numpy() > 0.5)
+    gamma = coeff_lib.split_coefficients(coefficients).gamma
+    return read_back(samples, render.normals, gamma, min_shading)._replace(render=render)
 
 
 def albedo_error(albedo, truth, vertex_mask) -> np.ndarray:
