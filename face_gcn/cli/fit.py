@@ -44,11 +44,6 @@ def _fail(message: str):
     _photos.fail(PROG, message)
 
 
-_list_images = _photos.list_images
-_unique_name = _photos.unique_name
-SkipImage = _photos.SkipImage
-
-
 class FitPipeline:
     """Detector, segmenter, fitter and refiner, built once for many photos."""
 
@@ -119,7 +114,7 @@ def main(argv):
     if FLAGS.facenet_weights and not os.path.isfile(FLAGS.facenet_weights):
         _fail(f"--facenet_weights {FLAGS.facenet_weights!r} is not a file")
     try:
-        paths = _list_images(arguments)
+        paths = _photos.list_images(arguments)
     except ValueError as error:
         _fail(str(error))
 
@@ -149,10 +144,10 @@ def main(argv):
     started = time.perf_counter()
     fitted, failed, used = [], [], set()
     for path in _photos.progress(paths, "fit", FLAGS.progress):
-        name = _unique_name(path, used)
+        name = _photos.unique_name(path, used)
         try:
             record = pipeline.run(path, name, FLAGS.out)
-        except SkipImage as skip:
+        except _photos.SkipImage as skip:
             failed.append({"source": path, "reason": skip.reason, "detail": skip.detail})
             continue
         except Exception as error:  # pylint: disable=broad-except

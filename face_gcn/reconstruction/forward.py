@@ -41,8 +41,7 @@ class FaceGCN:
     image_size: int
 
     def __post_init__(self):
-        expected = int(self.regressor.output["features"].shape[-1]) + (
-            facenet_lib.FEATURE_SIZE if self.facenet is not None else 0)
+        expected = embedding_size(self.regressor.output["features"].shape[-1], self.facenet is not None)
         embedding, features = self.texture_gcn.inputs
         if embedding.shape[-1] != expected:
             raise ValueError(f"texture GCN expects a {embedding.shape[-1]}-d embedding, the regressor"
