@@ -50,9 +50,8 @@ def main(argv):
     for path in sorted(glob.glob(os.path.join(EXPERIMENTS, "ablation_*.yaml"))):
         name = os.path.basename(path)[len("ablation_"):-len(".yaml")]
         own = config_lib.read_yaml(path)[-1][1]
-        base = run.texture_config(data, regressor)
-        overrides = _leaf_overrides(own) + [f"train.steps={FLAGS.steps}", f"nets.uv_resolution={FLAGS.uv_resolution}"]
-        config = config_lib.build_config(texture.SCHEMA, None, _leaf_overrides(base) + overrides)
+        config = run.texture_config(data, regressor, extra=_leaf_overrides(own) + [
+            f"train.steps={FLAGS.steps}", f"nets.uv_resolution={FLAGS.uv_resolution}"])
         workdir = os.path.join(FLAGS.demo_dir, "ablations", name)
         started = time.perf_counter()
         summary = texture.train_texture(config, workdir, log=lambda *_: None)
