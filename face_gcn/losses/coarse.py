@@ -43,18 +43,14 @@ def five_from_68(landmarks68) -> tf.Tensor:
     return tf.concat([left[:, None], right[:, None], rest], axis=1)
 
 
-def landmark_loss(predicted, target, weights=None, example_weights=None) -> tf.Tensor:
-    """sum_{b,k} w_k ||p_bk - q_bk||^2 / (B K), pixels squared.
-
-    With ``example_weights`` g: sum_{b,k} g_b w_k ||p_bk - q_bk||^2 / (K sum_b g_b), and 0 when
-    sum_b g_b = 0 (e.g. no example of the batch has ground-truth landmarks).
+def landmark_errors(predicted, target, weights=None) -> tf.Tensor:
+    """Per example: sum_k w_k ||p_bk - q_bk||^2 / K, pixels squared.
 
     Args:
       predicted: [B, K, 2] projected model landmarks (crop pixels).
       target: [B, K, 2] detected landmarks (same units).
       weights: optional [K] per-landmark weights (default 1).
-      example_weights: optional [B] per-example weights >= 0 (e.g. has_ground_truth).
-    Returns: scalar.
+    Returns: [B].
     """
     predicted = tf.convert_to_tensor(predicted)
     target = tf.cast(tf.convert_to_tensor(target), predicted.dtype)
@@ -66,9 +62,23 @@ def landmark_loss(predicted, target, weights=None, example_weights=None) -> tf.T
         if weights.shape.rank != 1 or weights.shape[0] != predicted.shape[1]:
             raise ValueError(f"weights must be [{predicted.shape[1]}], got {weights.shape}")
         squared = squared * weights[None, :]
+    return tf.reduce_mean(squared, axis=1)
+
+
+def landmark_loss(predicted, target, weights=None, example_weights=None) -> tf.Tensor:
+    """sum_{b,k} w_k ||p_bk - q_bk||^2 / (B K), pixels squared (the mean of landmark_errors).
+
+    With ``example_weights`` g: sum_{b,k} g_b w_k ||p_bk - q_bk||^2 / (K sum_b g_b), and 0 when
+    sum_b g_b = 0 (e.g. no example of the batch has ground-truth landmarks).
+
+    Args: as landmark_errors, plus example_weights: optional [B] per-example weights >= 0
+      (e.g. has_ground_truth).
+    Returns: scalar.
+    """
+    errors = landmark_errors(predicted, target, weights)
     if example_weights is None:
-        return tf.reduce_mean(squared)
-    return _example_mean(tf.reduce_mean(squared, axis=1), example_weights)
+        return tf.reduce_mean(errors)
+    return _example_mean(errors, example_weights)
 
 
 def _example_mean(per_example, example_weights) -> tf.Tensor:
@@ -114,11 +124,11 @@ def coefficient_loss(predicted, target, example_weights=None, block_weights=None
     return _example_mean(per_example, example_weights)
 
 
-def coefficient_regularisation(identity, expression, texture, expression_weight=0.8,
-                               texture_weight=0.017) -> tf.Tensor:
-    """mean_b (||id_b||^2 + 0.8 ||exp_b||^2 + 0.017 ||tex_b||^2).
+def coefficient_priors(identity, expression, texture, expression_weight=0.8,
+                       texture_weight=0.017) -> tf.Tensor:
+    """Per example: ||id_b||^2 + 0.8 ||exp_b||^2 + 0.017 ||tex_b||^2.
 
-    Args: identity [B, Ni], expression [B, Ne], texture [B, Nt] coefficients. Returns: scalar.
+    Args: identity [B, Ni], expression [B, Ne], texture [B, Nt] coefficients. Returns: [B].
     """
     terms = []
     for name, value, weight in (("identity", identity, 1.0), ("expression", expression, expression_weight),
@@ -127,16 +137,22 @@ def coefficient_regularisation(identity, expression, texture, expression_weight=
         if value.shape.rank != 2:
             raise ValueError(f"{name} coefficients must be [B, N], got {value.shape}")
         terms.append(weight * tf.reduce_sum(tf.square(value), axis=1))
-    return tf.reduce_mean(tf.add_n(terms))
+    return tf.add_n(terms)
 
 
-def reflectance_loss(albedo, skin_mask) -> tf.Tensor:
-    """Albedo variance over skin vertices: sum_{b,v in S} ||a_bv - mean_S(a_b)||^2 / (B |S|).
+def coefficient_regularisation(identity, expression, texture, expression_weight=0.8,
+                               texture_weight=0.017) -> tf.Tensor:
+    """mean_b of coefficient_priors: mean_b (||id_b||^2 + 0.8 ||exp_b||^2 + 0.017 ||tex_b||^2). Scalar."""
+    return tf.reduce_mean(coefficient_priors(identity, expression, texture, expression_weight, texture_weight))
+
+
+def reflectance_variances(albedo, skin_mask) -> tf.Tensor:
+    """Per example: albedo variance over skin vertices, sum_{v in S} ||a_bv - mean_S(a_b)||^2 / |S|.
 
     Args:
       albedo: [B, V, 3] per-vertex albedo (any consistent unit, e.g. [0, 255]).
       skin_mask: [V] 0/1 (or weights) marking skin vertices.
-    Returns: scalar.
+    Returns: [B].
     """
     albedo = tf.convert_to_tensor(albedo)
     if albedo.shape.rank != 3 or albedo.shape[-1] != 3:
@@ -147,16 +163,27 @@ def reflectance_loss(albedo, skin_mask) -> tf.Tensor:
     count = tf.maximum(tf.reduce_sum(skin), 1.0)
     mean = tf.reduce_sum(albedo * skin[None, :, None], axis=1, keepdims=True) / count  # [B, 1, 3]
     deviation = tf.reduce_sum(tf.square(albedo - mean), axis=-1) * skin[None, :]  # [B, V]
-    return tf.reduce_mean(tf.reduce_sum(deviation, axis=1) / count)
+    return tf.reduce_sum(deviation, axis=1) / count
 
 
-def gamma_loss(gamma) -> tf.Tensor:
-    """Monochrome-lighting prior: mean over b, channel, k of (g_bck - mean_c g_bck)^2.
+def reflectance_loss(albedo, skin_mask) -> tf.Tensor:
+    """mean_b of reflectance_variances: sum_{b,v in S} ||a_bv - mean_S(a_b)||^2 / (B |S|). Scalar."""
+    return tf.reduce_mean(reflectance_variances(albedo, skin_mask))
 
-    Args: gamma: [B, 27] SH coefficients, 9 per colour channel in R, G, B order ([B, 3, 9]). Returns: scalar.
+
+def gamma_deviations(gamma) -> tf.Tensor:
+    """Per example monochrome-lighting prior: mean over channel c, k of (g_bck - mean_c g_bck)^2.
+
+    Args: gamma: [B, 27] SH coefficients, 9 per colour channel in R, G, B order ([B, 3, 9]). Returns: [B].
     """
     gamma = tf.convert_to_tensor(gamma)
     if gamma.shape.rank != 2 or gamma.shape[-1] != 27:
         raise ValueError(f"gamma must be [B, 27], got {gamma.shape}")
     per_channel = tf.reshape(gamma, [-1, 3, 9])
-    return tf.reduce_mean(tf.square(per_channel - tf.reduce_mean(per_channel, axis=1, keepdims=True)))
+    deviation = tf.square(per_channel - tf.reduce_mean(per_channel, axis=1, keepdims=True))
+    return tf.reduce_mean(deviation, axis=[1, 2])
+
+
+def gamma_loss(gamma) -> tf.Tensor:
+    """mean_b of gamma_deviations: mean over b, channel, k of (g_bck - mean_c g_bck)^2. Scalar."""
+    return tf.reduce_mean(gamma_deviations(gamma))

@@ -74,3 +74,68 @@ def test_input_checks(demo_model, fitter):
         coarse_fit.FitConfig(weights={"photo": 1.0})
     with pytest.raises(ValueError, match="unknown blocks"):
         coarse_fit.FitConfig(stages=(coarse_fit.Stage("x", 1, {"pose": 0.1}),))
+
+
+@pytest.fixture(scope="module")
+def synthetic_faces(demo_model):
+    from face_gcn.synthesis import dataset as synthetic
+    return synthetic.generate_batch(demo_model, 5, "heldout", range(6), synthetic.SyntheticConfig(image_size=64))
+
+
+def _perturbed(truth, seed):
+    """The truth as a regressor would give it: pose 5 degrees / 0.03 units off, shape, expression and albedo at
+    30%, light off by 0.05 per coefficient."""
+    rng = np.random.default_rng(seed)
+    initial = truth.copy()
+    initial[:, ANGLES] += rng.normal(0.0, np.deg2rad(5.0), (len(truth), 3))
+    initial[:, TRANSLATION] += rng.normal(0.0, 0.03, (len(truth), 3))
+    for block in ("id", "exp", "tex"):
+        initial[:, coeff_lib.BLOCK_SLICES[block]] *= 0.3
+    initial[:, coeff_lib.BLOCK_SLICES["gamma"]] += rng.normal(0.0, 0.05, (len(truth), 27))
+    return initial.astype(np.float32)
+
+
+def test_regress_then_fit_recovers_pose_and_light(demo_model, synthetic_faces):
+    faces = synthetic_faces
+    truth = faces.coefficients
+    initial = _perturbed(truth, 0)
+    fitter = coarse_fit.CoarseFitter(demo_model, 64, coarse_fit.refinement_config(20, num_landmarks=68))
+    result = fitter.fit_batch(faces.images, faces.masks, faces.landmarks68, initial)
+
+    def angle_rmse(coefficients):
+        return np.sqrt(np.mean(np.rad2deg(coefficients[:, ANGLES] - truth[:, ANGLES]) ** 2))
+
+    def light_rmse(coefficients):
+        gamma = coeff_lib.BLOCK_SLICES["gamma"]
+        return np.sqrt(np.mean((coefficients[:, gamma] - truth[:, gamma]) ** 2))
+
+    assert angle_rmse(result.coefficients) < 0.5 * angle_rmse(initial), (angle_rmse(initial),
+                                                                        angle_rmse(result.coefficients))
+    assert light_rmse(result.coefficients) < 0.85 * light_rmse(initial)
+    assert set(result.losses) == {"landmarks", "joint"}
+    assert result.losses["joint"]["photometric"].shape == (6,)
+
+
+def test_a_face_fits_the_same_alone_and_in_a_batch(demo_model, synthetic_faces):
+    faces = synthetic_faces
+    initial = _perturbed(faces.coefficients, 1)
+    fitter = coarse_fit.CoarseFitter(demo_model, 64, coarse_fit.refinement_config(8))
+    together = fitter.fit_batch(faces.images[:3], faces.masks[:3], faces.landmarks[:3], initial[:3])
+    alone = fitter.fit_batch(faces.images[1:2], faces.masks[1:2], faces.landmarks[1:2], initial[1:2])
+    np.testing.assert_allclose(alone.coefficients[0], together.coefficients[1], atol=2e-3)
+    assert not np.allclose(together.coefficients[0], together.coefficients[1], atol=2e-3)
+
+
+def test_zero_steps_is_the_start_and_bad_batches_are_refused(demo_model, synthetic_faces):
+    faces = synthetic_faces
+    initial = _perturbed(faces.coefficients, 2)
+    stages = coarse_fit.FitConfig(stages=(coarse_fit.Stage("none", 0, {"angles": 0.1}),))
+    result = coarse_fit.CoarseFitter(demo_model, 64, stages).fit_batch(faces.images, faces.masks, faces.landmarks,
+                                                                       initial)
+    np.testing.assert_array_equal(result.coefficients, initial)
+    assert coarse_fit.refinement_stages(0) == ()
+    fitter = coarse_fit.CoarseFitter(demo_model, 64, coarse_fit.refinement_config(1))
+    with pytest.raises(ValueError, match="landmarks must be"):
+        fitter.fit_batch(faces.images, faces.masks, faces.landmarks[:2])
+    with pytest.raises(ValueError, match="initial must be"):
+        fitter.fit_batch(faces.images, faces.masks, faces.landmarks, initial[:2])

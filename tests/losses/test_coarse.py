@@ -119,3 +119,26 @@ def test_coefficient_loss_matches_numpy_per_block():
         coarse.coefficient_loss(p, t, block_weights={"pose": 1.0})
     with pytest.raises(ValueError, match=r"\[B, 257\]"):
         coarse.coefficient_loss(p[:, :100], t[:, :100])
+
+
+def test_per_example_terms_match_numpy_and_their_means_are_the_batch_losses():
+    rng = np.random.default_rng(7)
+    predicted, target = rng.normal(size=(3, 5, 2)), rng.normal(size=(3, 5, 2))
+    weights = rng.uniform(0.5, 2.0, 5)
+    expected = (weights * ((predicted - target) ** 2).sum(-1)).mean(axis=1)
+    errors = coarse.landmark_errors(predicted, target, weights).numpy()
+    np.testing.assert_allclose(errors, expected, rtol=1e-10)
+    np.testing.assert_allclose(coarse.landmark_loss(predicted, target, weights).numpy(), expected.mean(), rtol=1e-10)
+
+    identity, expression, texture = rng.normal(size=(3, 4)), rng.normal(size=(3, 2)), rng.normal(size=(3, 5))
+    priors = (identity ** 2).sum(1) + 0.8 * (expression ** 2).sum(1) + 0.017 * (texture ** 2).sum(1)
+    np.testing.assert_allclose(coarse.coefficient_priors(identity, expression, texture).numpy(), priors, rtol=1e-10)
+
+    albedo, skin = rng.uniform(size=(3, 6, 3)), np.array([1, 0, 1, 1, 0, 1.0])
+    picked = albedo[:, skin > 0]
+    variances = ((picked - picked.mean(axis=1, keepdims=True)) ** 2).sum(-1).sum(1) / 4
+    np.testing.assert_allclose(coarse.reflectance_variances(albedo, skin).numpy(), variances, rtol=1e-10)
+
+    gamma = rng.normal(size=(3, 27)).reshape(3, 3, 9)
+    deviations = ((gamma - gamma.mean(axis=1, keepdims=True)) ** 2).mean(axis=(1, 2))
+    np.testing.assert_allclose(coarse.gamma_deviations(gamma.reshape(3, 27)).numpy(), deviations, rtol=1e-10)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from face_gcn.losses import identity
 from face_gcn.losses.identity import identity_loss
 
 
@@ -26,3 +27,9 @@ def test_zero_embedding_is_finite():
 def test_shape_mismatch():
     with pytest.raises(ValueError):
         identity_loss(np.zeros((2, 4)), np.zeros((2, 5)))
+
+
+def test_identity_distances_per_example():
+    a = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    b = np.array([[0.0, 2.0], [2.0, 2.0], [1.0, 0.0]])
+    np.testing.assert_allclose(identity.identity_distances(a, b).numpy(), [1.0, 0.0, 1.0], atol=1e-6)

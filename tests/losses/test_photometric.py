@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from face_gcn.losses import photometric
 from face_gcn.losses.photometric import pixel_loss
 
 
@@ -45,3 +46,13 @@ def test_gradient_at_zero_difference_is_finite_and_elsewhere_unit_direction():
 def test_shape_errors():
     with pytest.raises(ValueError):
         pixel_loss(np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 3)))
+
+
+def test_pixel_errors_normalise_each_face_by_its_own_mask():
+    rng = np.random.default_rng(3)
+    images, renders = rng.uniform(size=(2, 4, 4, 3)), rng.uniform(size=(2, 4, 4, 3))
+    mask = (rng.uniform(size=(2, 4, 4)) > 0.4).astype(np.float64)
+    mask[1] = 0.0  # an empty face scores 0
+    distance = np.sqrt(((images - renders) ** 2).sum(-1))
+    errors = photometric.pixel_errors(images, renders, mask).numpy()
+    np.testing.assert_allclose(errors, [(mask[0] * distance[0]).sum() / mask[0].sum(), 0.0], rtol=1e-6)

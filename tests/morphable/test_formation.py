@@ -206,3 +206,13 @@ def test_deng_chain_from_257_coefficients_matches_numpy():
         albedo_ref = (mean_albedo.reshape(-1) + albedo_basis @ c[144:224]).reshape(-1, 3)
         np.testing.assert_allclose(colours.numpy()[b], albedo_ref * (basis @ gamma.T),
                                    atol=1e-12)
+
+
+def test_landmark_shape_is_the_full_shape_at_the_landmarks():
+    from face_gcn.morphable import configured
+    model = configured.load_demo()
+    rng = np.random.default_rng(0)
+    identity, expression = rng.normal(size=(2, model.num_id)), rng.normal(size=(2, model.num_exp))
+    full = formation.shape_from_model(model, identity, expression).numpy()[:, model.landmark_indices]
+    np.testing.assert_allclose(formation.landmark_shape_from_model(model, identity, expression).numpy(), full,
+                               atol=1e-6)
