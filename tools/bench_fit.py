@@ -1,9 +1,17 @@
-"""Benchmark of `face-gcn fit` on CPU: seconds per image of the coarse fit and the test-time
-refinement, and masked PSNR / SSIM (face region x coverage, render composited into the crop)
-of the coarse vs the refined texture, on synthetic faces (detail albedo the 3DMM cannot
-represent, face_gcn.synthesis) and on skimage's astronaut photo.
+"""Benchmarks of the coarse fit on CPU.
 
-  python tools/bench_fit.py [--num_synthetic 4] [--refine_steps 150]
+--mode=batched: the regress-then-fit coarse stage (coarse_fit.refinement_stages, --fit_steps) on
+  synthetic faces whose start is the truth perturbed as a regressor would miss it (pose 5 degrees,
+  translation 0.03, shape/expression/albedo at 30%, light +-0.05): seconds per face at each batch
+  size, for the demo model at 96 px and a BFM-sized demo mesh (35.7k vertices) at 224 px, next to
+  the per-photo fit from the mean face (default_stages) at batch 1; and the pose and light errors
+  before and after the fit (5 and 68 landmarks).
+--mode=photo: `face-gcn fit` per photo: seconds per image of the coarse fit and the test-time
+  refinement, and masked PSNR / SSIM (face region x coverage, render composited into the crop)
+  of the coarse vs the refined texture, on synthetic faces and on skimage's astronaut photo.
+
+  python tools/bench_fit.py --mode=batched [--batch_sizes 1,16,64] [--fit_steps 20]
+  python tools/bench_fit.py --mode=photo [--num_synthetic 4] [--refine_steps 150]
 """
 
 from __future__ import annotations
@@ -17,6 +25,68 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_synthetic", 4, "Synthetic faces to fit.")
 flags.DEFINE_integer("refine_steps", 150, "Adam steps of the refinement.")
 flags.DEFINE_integer("seed", 11, "Synthetic set seed.")
+flags.DEFINE_enum("mode", "batched", ["batched", "photo"], "Which benchmark (module docstring).")
+flags.DEFINE_list("batch_sizes", ["1", "16", "64"], "Batch sizes of the batched fit.")
+flags.DEFINE_integer("fit_steps", 20, "Rendered steps of the regress-then-fit stage.")
+flags.DEFINE_list("meshes", ["demo:96", "bfm:224"], "MESH:CROP pairs; demo = the built-in model, bfm = the demo "
+                  "generator at BFM density (35.7k vertices).")
+
+
+def _perturbed(truth, rng):
+    from face_gcn.morphable import coefficients as coeff_lib  # pylint: disable=import-outside-toplevel
+    start = truth.copy()
+    start[:, coeff_lib.BLOCK_SLICES["angles"]] += rng.normal(0.0, np.deg2rad(5.0), (len(truth), 3))
+    start[:, coeff_lib.BLOCK_SLICES["translation"]] += rng.normal(0.0, 0.03, (len(truth), 3))
+    for block in ("id", "exp", "tex"):
+        start[:, coeff_lib.BLOCK_SLICES[block]] *= 0.3
+    start[:, coeff_lib.BLOCK_SLICES["gamma"]] += rng.normal(0.0, 0.05, (len(truth), 27))
+    return start.astype(np.float32)
+
+
+def _errors(coefficients, truth):
+    """(angle RMSE over faces and axes in degrees, light RMSE over the 27 SH coefficients)."""
+    from face_gcn.morphable import coefficients as coeff_lib  # pylint: disable=import-outside-toplevel
+    angles, gamma = coeff_lib.BLOCK_SLICES["angles"], coeff_lib.BLOCK_SLICES["gamma"]
+    return (float(np.sqrt(np.mean(np.rad2deg(coefficients[:, angles] - truth[:, angles]) ** 2))),
+            float(np.sqrt(np.mean((coefficients[:, gamma] - truth[:, gamma]) ** 2))))
+
+
+def batched_benchmark():
+    from face_gcn.fit import coarse_fit  # pylint: disable=import-outside-toplevel
+    from face_gcn.morphable import configured, demo  # pylint: disable=import-outside-toplevel
+    from face_gcn.synthesis import dataset  # pylint: disable=import-outside-toplevel
+
+    batch_sizes = [int(b) for b in FLAGS.batch_sizes]
+    print(f"regress-then-fit: {FLAGS.fit_steps} rendered steps + {coarse_fit.LANDMARK_STAGE_STEPS} landmark steps")
+    print(f"{'mesh':<8}{'V':>7}{'crop':>6}{'batch':>7}{'s/face':>9}{'vs photo fit':>14}")
+    for entry in FLAGS.meshes:
+        name, crop = entry.split(":")
+        crop = int(crop)
+        model = configured.load_demo() if name == "demo" else demo.build_demo_model(spacing=0.00894)
+        count = max(batch_sizes)
+        faces = dataset.generate_batch(model, FLAGS.seed, "heldout", range(count),
+                                       dataset.SyntheticConfig(image_size=crop, detail_scale=3.0))
+        start = _perturbed(faces.coefficients, np.random.default_rng(FLAGS.seed))
+        photo_fitter = coarse_fit.CoarseFitter(model, crop)
+        photo_fitter.fit_batch(faces.images[:1], faces.masks[:1], faces.landmarks[:1])  # trace
+        photo = photo_fitter.fit_batch(faces.images[:1], faces.masks[:1], faces.landmarks[:1]).seconds
+        fitters = {k: coarse_fit.CoarseFitter(model, crop, coarse_fit.refinement_config(FLAGS.fit_steps, k))
+                   for k in (5, 68)}
+        points = {5: faces.landmarks, 68: faces.landmarks68}
+        for k, fitter in fitters.items():  # trace once (any batch size reuses it)
+            fitter.fit_batch(faces.images[:1], faces.masks[:1], points[k][:1], start[:1])
+        for size in batch_sizes:
+            result = fitters[5].fit_batch(faces.images[:size], faces.masks[:size], faces.landmarks[:size],
+                                          start[:size])
+            per_face = result.seconds / size
+            print(f"{name:<8}{model.num_vertices:>7}{crop:>6}{size:>7}{per_face:>9.3f}{photo / per_face:>13.1f}x")
+        print(f"{name:<8}{model.num_vertices:>7}{crop:>6}{1:>7}{photo:>9.3f}   (per-photo fit from the mean face)")
+        before = _errors(start, faces.coefficients)
+        for k, fitter in fitters.items():
+            after = _errors(fitter.fit_batch(faces.images, faces.masks, points[k], start).coefficients,
+                            faces.coefficients)
+            print(f"  {count} faces, {k} landmarks: angle RMSE {before[0]:.2f} -> {after[0]:.2f} deg, "
+                  f"light RMSE {before[1]:.4f} -> {after[1]:.4f}")
 
 
 def _evaluate(model, crop_uint8, mask, coefficients, refined):
@@ -32,6 +102,13 @@ def _evaluate(model, crop_uint8, mask, coefficients, refined):
 
 def main(argv):
     del argv
+    if FLAGS.mode == "batched":
+        batched_benchmark()
+    else:
+        photo_benchmark()
+
+
+def photo_benchmark():
     import skimage.data  # pylint: disable=import-outside-toplevel
 
     from face_gcn.data import alignment, detection, masks  # pylint: disable=import-outside-toplevel

@@ -5,6 +5,9 @@ Two configurations, one table:
          3,643-vertex demo model, 1 critic update per step;
   paper  experiments/celeba_224.yaml: 224 px, batch 4, ResNet-50 regressor, paper GCN widths,
          5 critic updates per step, on a BFM-sized mesh (the demo generator at 35.6k vertices).
+Each runs twice: on the plain synthetic records (the regressor, FaceNet when configured, and the
+coarse fit when coarse.fit_steps > 0 run inside every step) and on a coarse cache of them
+(face-gcn prepare-coarse: the step starts from stored coefficients and embeddings).
 Steps/s exclude the first (tracing) step; images/s count generator and critic batches.
 
 Usage: python tools/bench_train.py [--steps 6] [--paper_steps 3] [--skip_paper]
@@ -28,25 +31,33 @@ flags.DEFINE_float("paper_spacing", 0.0089, "demo-generator edge length for the 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
 
 
-def _run(name, yaml, morphable_path, size, steps, scratch, extra=()):
+def _run(name, yaml, morphable_path, size, steps, scratch, cached: bool, extra=()):
     from face_gcn.morphable import configured
     from face_gcn.synthesis import dataset as synthetic
     from face_gcn.train import config as config_lib, texture
 
     model = configured.load_configured(morphable_path) if morphable_path else configured.load_demo()
     data = os.path.join(scratch, f"{name}_data")
-    synthetic.write_dataset(data, model, 32, seed=0, config=synthetic.SyntheticConfig(image_size=size))
+    if not os.path.isdir(data):
+        synthetic.write_dataset(data, model, 32, seed=0, config=synthetic.SyntheticConfig(image_size=size))
     overrides = [f"data.train={data}", f"data.crop_size={size}", f"train.steps={steps + 1}",
                  f"model.path={morphable_path or ''}", "train.checkpoint_every=100000",
-                 "train.summary_every=100000", "data.shuffle_buffer=16", *extra]
+                 "train.summary_every=100000", "data.shuffle_buffer=16", "data.augment=false", *extra]
     config = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, yaml), overrides)
+    cache_seconds = 0.0
+    if cached:
+        cache = os.path.join(scratch, f"{name}_cache")
+        manifest = texture.prepare_coarse(config, data, cache, batch_size=16, log=lambda *_: None)
+        cache_seconds = manifest["seconds"] / manifest["num_images"]
+        config = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, yaml),
+                                         overrides + [f"data.train={cache}"])
     started = time.perf_counter()
     run, dataset = texture.setup_texture_training(config, os.path.join(scratch, name), log=lambda *_: None)
     setup = time.perf_counter() - started
     run.loop.run(dataset, steps + 1, log=lambda *_: None)
     batch = config["data"]["batch_size"]
     per_step = batch * run.loop.batches_per_step
-    return {"config": name, "image": size, "vertices": run.nets.morphable.num_vertices, "batch": batch,
+    return {"config": name + (" cached" if cached else ""), "cache_s": cache_seconds, "image": size, "vertices": run.nets.morphable.num_vertices, "batch": batch,
             "critic": config["train"]["critic_steps"], "setup_s": setup, "steps_s": run.loop.steps_per_second,
             "images_s": run.loop.steps_per_second * per_step}
 
@@ -59,17 +70,19 @@ def main(argv):
     scratch = tempfile.mkdtemp(prefix="bench_train_")
     rows = []
     try:
-        rows.append(_run("demo", "demo.yaml", None, 96, FLAGS.steps, scratch))
+        for cached in (False, True):
+            rows.append(_run("demo", "demo.yaml", None, 96, FLAGS.steps, scratch, cached))
         if not FLAGS.skip_paper:
             path = os.path.join(scratch, "bfm_sized.npz")
             model_lib.save(demo.build_demo_model(0, spacing=FLAGS.paper_spacing), path)
-            rows.append(_run("paper", "celeba_224.yaml", path, 224, FLAGS.paper_steps, scratch))
+            for cached in (False, True):
+                rows.append(_run("paper", "celeba_224.yaml", path, 224, FLAGS.paper_steps, scratch, cached))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"{'config':<7}{'image':>6}{'vertices':>10}{'batch':>6}{'critic':>7}{'setup s':>9}{'steps/s':>9}"
-          f"{'img/s':>8}")
+    print(f"{'config':<14}{'image':>6}{'vertices':>10}{'batch':>6}{'critic':>7}{'cache s/img':>12}{'setup s':>9}"
+          f"{'steps/s':>9}{'img/s':>8}")
     for r in rows:
-        print(f"{r['config']:<7}{r['image']:>6}{r['vertices']:>10}{r['batch']:>6}{r['critic']:>7}"
+        print(f"{r['config']:<14}{r['image']:>6}{r['vertices']:>10}{r['batch']:>6}{r['critic']:>7}{r['cache_s']:>12.3f}"
               f"{r['setup_s']:>9.1f}{r['steps_s']:>9.3f}{r['images_s']:>8.2f}")
 
 

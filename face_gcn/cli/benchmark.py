@@ -115,7 +115,7 @@ def stage_functions(nets, backend: str = "auto"):
 
     @tf.function(reduce_retracing=True)
     def python(images, masks):
-        result = forward.reconstruct(nets, images, face_mask=masks, backend=backend)
+        result = forward.reconstruct(nets, images, face_mask=masks, backend=backend, fit_steps=0)
         return result.refined_albedo, result.refined_image
 
     @tf.function(reduce_retracing=True)

@@ -23,6 +23,10 @@ flags.DEFINE_integer("image_size", defaults.IMAGE_SIZE, "Crop size (a multiple o
 flags.DEFINE_integer("coarse_steps", defaults.COARSE_STEPS, "Coarse-stage training steps.", lower_bound=1)
 flags.DEFINE_integer("texture_steps", defaults.TEXTURE_STEPS, "Texture-stage (GCN) training steps.",
                      lower_bound=1)
+flags.DEFINE_integer("fit_steps", defaults.FIT_STEPS, "Rendered steps of the coarse fit after the regressor "
+                     "(0: the regressor alone).", lower_bound=0)
+flags.DEFINE_float("detail_scale", defaults.DETAIL_SCALE, "Amplitude of the synthetic albedo detail (1: the "
+                   "sensor-noise level).", lower_bound=0.0)
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic faces and the training order.")
 
 
@@ -33,7 +37,8 @@ def main(argv):
     try:
         settings = run.DemoSettings(num_train=FLAGS.num_train, num_heldout=FLAGS.num_heldout,
                                     image_size=FLAGS.image_size, coarse_steps=FLAGS.coarse_steps,
-                                    texture_steps=FLAGS.texture_steps, seed=FLAGS.seed)
+                                    texture_steps=FLAGS.texture_steps, fit_steps=FLAGS.fit_steps,
+                                    detail_scale=FLAGS.detail_scale, seed=FLAGS.seed)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     result = run.run_demo(FLAGS.workdir, settings, log=logging.info)

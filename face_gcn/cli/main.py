@@ -20,6 +20,8 @@ SUBCOMMANDS = {
                      "detect, align, mask and crop photos into sharded TFRecords"),
     "train-coarse": ("face_gcn.cli.train_coarse",
                      "train the coarse stage (ResNet-50 -> 257 coefficients) with Deng's losses"),
+    "prepare-coarse": ("face_gcn.cli.prepare_coarse",
+                       "run the fixed coarse stage (regressor + fit) once per training face: a coarse cache"),
     "train": ("face_gcn.cli.train",
               "train the paper's method (texture GCNs on a fixed regressor) from a YAML config"),
     "evaluate": ("face_gcn.cli.evaluate",

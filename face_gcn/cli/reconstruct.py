@@ -5,7 +5,8 @@
 
 Per photo: MTCNN detection (the largest face), Deng's alignment to the model's crop size, the
 built-in face mask (or a face-parsing SavedModel by path), then the trained networks on batches
-of crops (face_gcn.reconstruction.forward: coefficients, T_p, texture GCN, refined albedo) and
+of crops (face_gcn.reconstruction.forward: regressed coefficients, then --fit_steps of the batched
+coarse fit to the 5 detected landmarks and the pixels, T_p, texture GCN, refined albedo) and
 the files of face_gcn.fit.outputs: meshes with the refined colours (OBJ albedo, PLY lit), the
 coarse meshes, the overlay on the original photo, NAME.json (coefficients, pose, camera,
 alignment transform) and the coarse/ refined/ folders `face-gcn evaluate` reads. Photos that
@@ -30,6 +31,9 @@ flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or th
                     "face-parsing SavedModel.")
 flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
 flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.")
+flags.DEFINE_integer("fit_steps", 20, "Rendered steps of the coarse fit after the regressor, per batch "
+                     "(face_gcn.fit.coarse_fit.refinement_stages); 0: the regressor alone, as the paper.",
+                     lower_bound=0, upper_bound=1000)
 flags.DEFINE_enum("backend", "auto", ["auto", "op", "fallback"], "Rasterizer: the compiled op when "
                   "built (auto), or the pure-TF fallback.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
@@ -41,18 +45,21 @@ def _fail(message: str):
     _photos.fail(PROG, message)
 
 
-def batch_inference(nets, backend: str = "auto"):
-    """A tf.function: (uint8 [B, S, S, 3] crops, float32 [B, S, S] masks) -> dict of numpy-ready tensors
-    coefficients [B, 257], coarse_albedo / refined_albedo [B, V, 3] in [0, 1], visibility [B, V]."""
+def batch_inference(nets, backend: str = "auto", fit_steps: int = 0):
+    """A tf.function: (uint8 [B, S, S, 3] crops, float32 [B, S, S] masks, float32 [B, 5, 2] landmarks) ->
+    dict of numpy-ready tensors coefficients [B, 257], coarse_albedo / refined_albedo [B, V, 3] in
+    [0, 1], visibility [B, V]. fit_steps: of the coarse fit (0: the regressor alone)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from face_gcn.reconstruction import forward  # pylint: disable=import-outside-toplevel
     size = nets.image_size
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8),
-                                  tf.TensorSpec([None, size, size], tf.float32)])
-    def run(images, masks):
-        result = forward.reconstruct(nets, images, face_mask=masks, backend=backend)
+                                  tf.TensorSpec([None, size, size], tf.float32),
+                                  tf.TensorSpec([None, 5, 2], tf.float32)])
+    def run(images, masks, landmarks):
+        result = forward.reconstruct(nets, images, face_mask=masks, backend=backend, landmarks=landmarks,
+                                     fit_steps=fit_steps)
         return {"coefficients": result.coefficients,
                 "coarse_albedo": tf.clip_by_value(result.coarse.albedo, 0.0, 1.0),
                 "refined_albedo": tf.clip_by_value(result.refined_albedo, 0.0, 1.0),
@@ -64,10 +71,11 @@ def batch_inference(nets, backend: str = "auto"):
 class Reconstructor:
     """Aligns photos one by one, runs the networks on full batches, writes each photo's files."""
 
-    def __init__(self, nets, out_dir: str, batch_size: int, aligner, backend: str = "auto", source: str = ""):
+    def __init__(self, nets, out_dir: str, batch_size: int, aligner, backend: str = "auto", source: str = "",
+                 fit_steps: int = 0):
         self.nets, self.out_dir, self.batch_size, self.aligner = nets, out_dir, batch_size, aligner
         self.backend, self.source = backend, source
-        self.infer = batch_inference(nets, backend)
+        self.infer = batch_inference(nets, backend, fit_steps)
         self.pending = []          # (name, path, AlignedPhoto, seconds to align)
         self.done, self.failed = [], []
 
@@ -95,7 +103,8 @@ class Reconstructor:
         started = time.perf_counter()
         try:
             result = self.infer(np.stack([photo.crop for _, _, photo, _ in batch]),
-                                np.stack([photo.mask for _, _, photo, _ in batch]).astype(np.float32))
+                                np.stack([photo.mask for _, _, photo, _ in batch]).astype(np.float32),
+                                np.stack([photo.landmarks for _, _, photo, _ in batch]).astype(np.float32))
             result = {key: value.numpy() for key, value in result.items()}
         except Exception as error:  # pylint: disable=broad-except
             for _, path, _, _ in batch:
@@ -152,7 +161,7 @@ def main(argv):
     os.makedirs(FLAGS.out, exist_ok=True)
     started = time.perf_counter()
     runner = Reconstructor(nets, FLAGS.out, FLAGS.batch_size, aligner, FLAGS.backend,
-                           source=os.path.abspath(FLAGS.model))
+                           source=os.path.abspath(FLAGS.model), fit_steps=FLAGS.fit_steps)
     used = set()
     for path in _photos.progress(paths, "reconstruct", FLAGS.progress):
         runner.add(path, _photos.unique_name(path, used))
@@ -162,7 +171,7 @@ def main(argv):
                "seconds": round(time.perf_counter() - started, 3),
                "settings": {"image_size": nets.image_size, "batch_size": FLAGS.batch_size,
                             "uses_facenet": nets.facenet is not None, "segmenter": FLAGS.segmenter,
-                            "backend": FLAGS.backend}}
+                            "backend": FLAGS.backend, "fit_steps": FLAGS.fit_steps}}
     fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
     print(f"reconstruct: {len(runner.done)} reconstructed, {len(runner.failed)} skipped "
           f"({_photos.reason_counts(runner.failed)}) in {summary['seconds']:.1f} s; results in {FLAGS.out}")

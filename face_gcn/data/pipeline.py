@@ -92,6 +92,7 @@ def augment_example(example, seed, aug: Augmentation):
 
 def _to_float(example):
     return {
+        **{key: example[key] for key in ("coarse_coefficients", "embedding") if key in example},
         "image": tf.cast(example["image"], tf.float32),
         "mask": tf.cast(example["mask"], tf.float32),
         "landmarks": example["landmarks"],
@@ -106,7 +107,8 @@ def _to_float(example):
 def make_dataset(shards, crop_size: int, batch_size: int, training: bool = True,
                  augmentation: Augmentation | None = None, seed: int = 0,
                  shuffle_buffer: int = 256, repeat: bool | None = None,
-                 num_parallel_calls=tf.data.AUTOTUNE, drop_remainder: bool | None = None):
+                 num_parallel_calls=tf.data.AUTOTUNE, drop_remainder: bool | None = None,
+                 embedding_size: int = 0):
     """The input pipeline (module docstring).
 
     Args:
@@ -114,7 +116,13 @@ def make_dataset(shards, crop_size: int, batch_size: int, training: bool = True,
       training: shuffle (files and examples, with ``seed``), repeat and augment (when
         ``augmentation`` is given); otherwise one pass in file order.
       repeat, drop_remainder: default to ``training``.
+      embedding_size: E > 0 reads a coarse cache (face-gcn prepare-coarse): batches also hold
+        coarse_coefficients [B, 257] and embedding [B, E]; augmentation is refused (it would no
+        longer match the cached coarse stage).
     """
+    if embedding_size > 0 and training and augmentation is not None:
+        raise ValueError("a coarse cache cannot be augmented: shifts and colour changes would no longer match "
+                         "its stored coarse coefficients (set data.augment=false)")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     files = shard_files(shards) if isinstance(shards, str) else list(shards)
@@ -130,7 +138,7 @@ def make_dataset(shards, crop_size: int, batch_size: int, training: bool = True,
         dataset = tf.data.TFRecordDataset(files)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.map(lambda record: _to_float(tfrecords.parse(record, crop_size)),
+    dataset = dataset.map(lambda record: _to_float(tfrecords.parse(record, crop_size, embedding_size)),
                           num_parallel_calls=num_parallel_calls, deterministic=True)
     if training and augmentation is not None:
         dataset = dataset.enumerate().map(

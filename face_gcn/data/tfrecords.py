@@ -18,6 +18,10 @@ Optional ground truth (synthetic faces; absent for prepare-data photos):
 Both are written together or not at all. The parser fills absent fields with zeros and sets
 has_ground_truth to 0.0 (1.0 when present), so batches of mixed origin stack, and files written
 before these fields existed stay readable.
+Optional coarse stage (a coarse cache, `face-gcn prepare-coarse`; parsed when asked for):
+  coarse/coefficients  float  [257] the fixed coarse stage's coefficients (regressor + fit)
+  coarse/embedding     float  [E] the texture GCN's image embedding (regressor pool features
+                              [+ FaceNet's]), E recorded in the cache's manifest
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ IMAGE_KEY = "image/encoded"
 MASK_KEY = "mask/encoded"
 NUM_COEFFICIENTS = 257
 NUM_LANDMARKS68 = 68
+COARSE_COEFFICIENTS_KEY = "coarse/coefficients"
+EMBEDDING_KEY = "coarse/embedding"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +51,8 @@ class FaceExample:
     source: str
     coefficients: np.ndarray | None = None  # [257] float32 ground truth (synthetic only)
     landmarks68: np.ndarray | None = None   # [68, 2] float32 crop pixel indices (synthetic only)
+    coarse_coefficients: np.ndarray | None = None  # [257] float32 (coarse cache only)
+    embedding: np.ndarray | None = None            # [E] float32 (coarse cache only)
 
     def __post_init__(self):
         size = self.image.shape[0]
@@ -65,6 +73,13 @@ class FaceExample:
             if np.shape(self.landmarks68) != (NUM_LANDMARKS68, 2):
                 raise ValueError(f"landmarks68 must be [{NUM_LANDMARKS68}, 2], got "
                                  f"{np.shape(self.landmarks68)}")
+
+        if (self.coarse_coefficients is None) != (self.embedding is None):
+            raise ValueError("coarse_coefficients and embedding must be given together (coarse cache)")
+        if self.coarse_coefficients is not None and (
+                np.shape(self.coarse_coefficients) != (NUM_COEFFICIENTS,) or np.ndim(self.embedding) != 1):
+            raise ValueError(f"coarse_coefficients must be [{NUM_COEFFICIENTS}] and embedding [E], got "
+                             f"{np.shape(self.coarse_coefficients)} and {np.shape(self.embedding)}")
 
     @property
     def has_ground_truth(self) -> bool:
@@ -113,13 +128,19 @@ def serialize(example: FaceExample) -> bytes:
     if example.has_ground_truth:
         features["coefficients"] = float_feature(example.coefficients)
         features["landmarks68"] = float_feature(example.landmarks68)
+    if example.coarse_coefficients is not None:
+        features[COARSE_COEFFICIENTS_KEY] = float_feature(example.coarse_coefficients)
+        features[EMBEDDING_KEY] = float_feature(example.embedding)
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
-def feature_spec():
-    """The tf.io.parse_single_example spec of the schema (optional fields as VarLenFeature)."""
+def feature_spec(embedding_size: int = 0):
+    """The tf.io.parse_single_example spec of the schema (optional fields as VarLenFeature; the
+    coarse-cache fields required when embedding_size > 0)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return {
+    coarse = {COARSE_COEFFICIENTS_KEY: tf.io.FixedLenFeature([NUM_COEFFICIENTS], tf.float32),
+              EMBEDDING_KEY: tf.io.FixedLenFeature([embedding_size], tf.float32)} if embedding_size > 0 else {}
+    return {**coarse,
         IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
         MASK_KEY: tf.io.FixedLenFeature([], tf.string),
         "landmarks": tf.io.FixedLenFeature([10], tf.float32),
@@ -147,16 +168,18 @@ def _optional(sparse, size: int, name: str):
     return dense, present
 
 
-def parse(serialized, crop_size: int):
+def parse(serialized, crop_size: int, embedding_size: int = 0):
     """Graph-mode parser of one serialized example.
 
     Returns a dict: image [S, S, 3] uint8, mask [S, S, 1] uint8, landmarks [5, 2] float32,
     transform [2, 3] float32, original_size [2] int64, num_faces [] int64, source [] string,
     coefficients [257] float32, landmarks68 [68, 2] float32 (zeros when absent) and
-    has_ground_truth [] float32 (1.0 when both are present, else 0.0).
+    has_ground_truth [] float32 (1.0 when both are present, else 0.0). With embedding_size > 0
+    (a coarse cache, where the fields must be present): also coarse_coefficients [257] and
+    embedding [E].
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    parsed = tf.io.parse_single_example(serialized, feature_spec())
+    parsed = tf.io.parse_single_example(serialized, feature_spec(embedding_size))
     image = tf.io.decode_png(parsed[IMAGE_KEY], channels=3)
     mask = tf.io.decode_png(parsed[MASK_KEY], channels=1)
     image = tf.ensure_shape(image, [crop_size, crop_size, 3])
@@ -169,7 +192,10 @@ def parse(serialized, crop_size: int):
     zero = tf.zeros_like(coefficients)
     coefficients = tf.where(has_ground_truth, coefficients, zero)
     landmarks68 = tf.where(has_ground_truth, landmarks68, tf.zeros_like(landmarks68))
+    coarse = {"coarse_coefficients": parsed[COARSE_COEFFICIENTS_KEY],
+              "embedding": parsed[EMBEDDING_KEY]} if embedding_size > 0 else {}
     return {
+        **coarse,
         "image": image,
         "mask": mask,
         "landmarks": tf.reshape(parsed["landmarks"], [5, 2]),

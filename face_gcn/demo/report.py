@@ -85,6 +85,40 @@ def _read_back_note(result: dict) -> str:
             f"and light errors, not the texture stage, bound the refined albedo.</p>")
 
 
+def _coarse_note(result: dict) -> str:
+    """A sentence on the coarse stage's pose and light against the truth, when the run measured them."""
+    if "coarse_angle_rmse_deg" not in result:
+        return ""
+    steps = result["settings"].get("fit_steps", 0)
+    return (f"<p>Coarse stage: the regressor, then {steps} steps of the batched fit. Pose error against the truth "
+            f"(RMS over faces and Euler angles): {result['regressor_angle_rmse_deg']:.2f}&deg; from the regressor, "
+            f"{result['coarse_angle_rmse_deg']:.2f}&deg; after the fit; light error (RMS of the 27 SH coefficients) "
+            f"{result['regressor_light_error']:.4f} &rarr; {result['coarse_light_error']:.4f}.</p>")
+
+
+def _albedo_rows(workdir: str, names: list, scores: dict) -> str:
+    """Per face: true | 3DMM | refined albedo (frontal, one light) and the face's numbers."""
+    index = {name: i for i, name in enumerate(scores["names"])}
+    rows = []
+    for name in names:
+        if not os.path.isfile(os.path.join(workdir, "heldout", "albedo", f"{name}.true.png")):
+            continue
+        i = index[name]
+        numbers = "<br>".join(
+            f"{label} {scores[f'{key}_coarse'][i]:.4g} &rarr; {scores[f'{key}_refined'][i]:.4g}"
+            for label, key in (("albedo error", "albedo_error"), ("PSNR", "psnr"), ("SSIM", "ssim")))
+        if "coarse_angle_error_deg" in scores:
+            numbers += f"<br>pose error {scores['coarse_angle_error_deg'][i]:.2f}&deg;"
+        cells = "".join(f'<td><img src="heldout/albedo/{name}.{tag}.png"></td>' for tag in ("true", "coarse", "refined"))
+        rows.append(f"<tr><td>{html.escape(name)}</td>{cells}<td style='text-align:left'>{numbers}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Albedo: true | 3DMM (coarse) | refined</h2><p>Each albedo on the face's true geometry, facing the "
+            "camera under one fixed light (not the photo's). Numbers: coarse &rarr; refined.</p>"
+            "<table><tr><th>image</th><th>true</th><th>3DMM</th><th>refined</th><th>numbers</th></tr>"
+            + "".join(rows) + "</table>")
+
+
 def write_report(workdir: str, result: dict, scores: dict, curves: dict) -> str:
     """Writes workdir/report.html (images are the files under workdir/heldout); returns its path."""
     names = [n for n in scores["names"] if os.path.isfile(os.path.join(workdir, "heldout", f"{n}.input.png"))]
@@ -106,13 +140,14 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:center}} img{{width:160p
 <h1>face-gcn demo</h1>
 <p>The method of Lin et al. (CVPR 2020) trained on {result['settings']['num_train']} synthetic faces of the built-in
 demo morphable model, whose albedo carries detail (moles, freckles, brow and lip texture) the 3DMM albedo basis
-cannot represent; scored on {result['n_images']} held-out faces. Coarse: the regressor's 3DMM albedo lit by its SH
+cannot represent; scored on {result['n_images']} held-out faces. Coarse: the coarse stage's 3DMM albedo lit by its SH
 light; refined: the GCN texture with the same geometry and light. Render vs input inside the face region (face mask
 and coverage); albedo error: mean Euclidean RGB distance (linear, 0-1) to the ground truth over front-face vertices.
 Total {result['seconds']:.0f} s ({html.escape(stages)}).</p>
-<h2>Metrics</h2>{_metric_table(result, scores)}{_read_back_note(result)}
+<h2>Metrics</h2>{_metric_table(result, scores)}{_coarse_note(result)}{_read_back_note(result)}
 <h2>Held-out faces: input | coarse | refined</h2>
 <table><tr><th>image</th><th>input</th><th>coarse</th><th>refined</th></tr>{image_rows}</table>
+{_albedo_rows(workdir, names, scores)}
 <h2>Loss curves</h2><div class="charts">{''.join(charts)}</div>
 <p>Numbers: <a href="metrics.json">metrics.json</a>. Trained model: {html.escape(result['model_dir'])}.</p>
 </body></html>

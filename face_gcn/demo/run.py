@@ -3,8 +3,10 @@
 1. build the demo morphable model (cached) and render a synthetic training set and a held-out set
    whose albedo carries detail the 3DMM cannot represent (ground truth kept);
 2. coarse stage: train a compact regressor (a stand-in for Deng's released network) with Deng's
-   losses plus supervision from the synthetic coefficients;
-3. the paper's stage: train the texture GCNs (Eq. 4-8) on the fixed regressor (experiments/demo.yaml);
+   losses plus supervision from the synthetic coefficients; the coarse stage is that regressor
+   followed by a short batched fit (coarse.fit_steps) to the 68 landmarks and the pixels, run once
+   per training face into a coarse cache (data/train_coarse);
+3. the paper's stage: train the texture GCNs (Eq. 4-8) on the fixed coarse stage (experiments/demo.yaml);
 4. write the model directory, load it back and reconstruct the held-out faces;
 5. metrics (masked PSNR / SSIM of render vs input, albedo error vs ground truth; coarse vs refined),
    DIR/metrics.json and DIR/report.html.
@@ -23,14 +25,18 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from face_gcn import fileio
 from face_gcn.data import pipeline
 from face_gcn.demo import defaults, report
 from face_gcn.evaluation import albedo as albedo_lib, metrics as metrics_lib
 from face_gcn.mesh import io as mesh_io
-from face_gcn.morphable import coefficients as coeff_lib, configured
-from face_gcn.reconstruction import forward, model_dir
+from face_gcn.mesh import normals as normals_lib
+from face_gcn.morphable import coefficients as coeff_lib, configured, formation
+from face_gcn.nets import regressor as regressor_lib
+from face_gcn.reconstruction import coarse_cache, forward, model_dir
+from face_gcn.render import camera, face_renderer, lighting
 from face_gcn.synthesis import dataset as synthetic
 from face_gcn.train import coarse, texture
 from face_gcn.train import config as config_lib
@@ -41,6 +47,11 @@ TEXTURE_OVERRIDES = {
     "loss.schedule": "paper", "train.steps": defaults.TEXTURE_STEPS, "train.epoch_steps": 40,
     "train.learning_rate": 1e-3, "train.decay_steps": 1000,
     "train.decay_rate": 0.5, "train.critic_steps": 1, "train.checkpoint_every": 500, "train.summary_every": 50,
+    # not the paper's: Refiner skips at every level carry full-resolution detail; the coarse stage is
+    # regress-then-fit against the synthetic set's true 68 landmarks (a 68-point detector's stand-in),
+    # read from a coarse cache (which cannot be augmented)
+    "nets.refiner_skip_levels": 4, "coarse.fit_steps": defaults.FIT_STEPS, "coarse.landmarks": "ground_truth68",
+    "data.augment": False,
 }
 COARSE_OVERRIDES = {
     "data.batch_size": 8, "nets.backbone": "compact", "loss.coefficients": 1.0,
@@ -58,6 +69,8 @@ class DemoSettings:
     image_size: int = defaults.IMAGE_SIZE
     coarse_steps: int = defaults.COARSE_STEPS
     texture_steps: int = defaults.TEXTURE_STEPS
+    fit_steps: int = defaults.FIT_STEPS
+    detail_scale: float = defaults.DETAIL_SCALE
     seed: int = 0
     report_images: int = 8
 
@@ -68,6 +81,8 @@ class DemoSettings:
         for name in ("num_train", "num_heldout", "coarse_steps", "texture_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.fit_steps < 0 or self.detail_scale < 0:
+            raise ValueError(f"fit_steps and detail_scale must be >= 0, got {self.fit_steps}, {self.detail_scale}")
 
 
 def _overrides(mapping: dict) -> list[str]:
@@ -83,7 +98,7 @@ def texture_config(data: str, regressor: str, settings: DemoSettings = DemoSetti
     """The demo's texture config; ``extra``: further "key=value" overrides (experiments on top of it)."""
     overrides = _overrides(TEXTURE_OVERRIDES) + [
         f"data.train={data}", f"nets.regressor={regressor}", f"data.crop_size={settings.image_size}",
-        f"train.steps={settings.texture_steps}", f"data.seed={settings.seed}",
+        f"train.steps={settings.texture_steps}", f"data.seed={settings.seed}", f"coarse.fit_steps={settings.fit_steps}",
         f"train.summary_every={_summary_every(settings.texture_steps, TEXTURE_OVERRIDES)}"] + list(extra)
     return config_lib.build_config(texture.SCHEMA, None, overrides)
 
@@ -95,15 +110,44 @@ def coarse_config(data: str, settings: DemoSettings = DemoSettings()) -> dict:
     return config_lib.build_config(coarse.SCHEMA, None, overrides)
 
 
+FRONTAL_LIGHT_Z = 0.2  # SH gamma of the frontal views: Deng's ambient plus a mild light along the view axis
+
+
+def frontal_albedo_views(morphable, coefficients, albedos: dict, image_size: int) -> tuple[dict, np.ndarray]:
+    """Albedos [V, 3] shown on one face's coarse geometry, facing the camera under one fixed light.
+
+    coefficients: [257] (identity and expression give the geometry; pose and light are replaced).
+    Returns ({name: [S, S, 3] render in [0, 1]}, coverage [S, S]).
+    """
+    blocks = coeff_lib.split_coefficients(tf.constant(coefficients[None], tf.float32))
+    shape = formation.shape_from_model(morphable, blocks.id, blocks.exp)
+    tensors = formation.model_tensors(morphable)
+    normals = normals_lib.vertex_normals(shape, tensors.triangles, tensors.vertex_triangles)
+    gamma = np.zeros((1, 27), np.float32)
+    gamma[0, [2, 11, 20]] = FRONTAL_LIGHT_Z
+    posed = camera.rigid_transform(shape, tf.zeros([1, 3]), tf.zeros([1, 3]))
+    views, coverage = {}, None
+    for name, albedo in albedos.items():
+        lit = lighting.illuminate(tf.constant(np.asarray(albedo, np.float32)[None]), normals, gamma)
+        image, alpha = face_renderer.render_posed(posed, tensors.triangles, lit, image_size)
+        views[name], coverage = np.clip(image.numpy()[0], 0.0, 1.0), alpha.numpy()[0]
+    return views, coverage
+
+
 def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep_images: int = 8,
-                     batch_size: int = 8, coarse_coefficients: str = "regressor") -> dict:
+                     batch_size: int = 8, coarse_coefficients: str = "regressor",
+                     landmarks: str = "ground_truth68") -> dict:
     """Reconstructs the held-out set and scores coarse vs refined. Returns per-image metric arrays.
 
     Besides the metrics.json keys: albedo_error_photo (T_p / shading through the coarse stage, at
     visible front vertices: what a texture fitted to the photo tends to) and
     albedo_error_photo_true_coefficients (the same through the ground-truth coefficients).
-    coarse_coefficients: "regressor" (the method) or "ground_truth" (the held-out set's coefficients
-    as a perfect coarse stage, see nets.coarse_coefficients of the texture config).
+    coarse_coefficients: "regressor" (the method: the regressor, then nets.fit_steps of the fit) or
+    "ground_truth" (the held-out set's coefficients as a perfect coarse stage, see
+    nets.coarse_coefficients of the texture config). landmarks: those the fit uses (coarse.landmarks).
+    Per face also: coarse_angle_error_deg / regressor_angle_error_deg (RMS over the three Euler angles
+    against the truth, degrees, through the coarse stage and through the regressor alone) and
+    coarse_light_error / regressor_light_error (RMS over the 27 SH coefficients).
     """
     if coarse_coefficients not in texture.COARSE_SOURCES:
         raise ValueError(f"coarse_coefficients must be one of {texture.COARSE_SOURCES}, got {coarse_coefficients!r}")
@@ -113,15 +157,24 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
     dataset = pipeline.make_dataset(heldout_dir, nets.image_size, batch_size, training=False)
     scores = {key: [] for key in ("psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined",
                                   "albedo_error_coarse", "albedo_error_refined", "albedo_error_photo",
-                                  "albedo_error_photo_true_coefficients")}
+                                  "albedo_error_photo_true_coefficients", "coarse_angle_error_deg",
+                                  "regressor_angle_error_deg", "coarse_light_error", "regressor_light_error")}
     names, index = [], 0
-    for sub in ("coarse", "refined"):
+    for sub in ("coarse", "refined", "albedo"):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
     for batch in dataset:
         rows = slice(index, index + int(batch["image"].shape[0]))
         true_albedo, true_coefficients = truth["albedo"][rows], truth["coefficients"][rows]
         given = true_coefficients if coarse_coefficients == "ground_truth" else None
-        result = forward.reconstruct(nets, batch["image"], face_mask=batch["mask"], coefficients=given)
+        inputs = {"coefficients": given} if given is not None else texture.coarse_inputs(batch, landmarks=landmarks)
+        result = forward.reconstruct(nets, batch["image"], face_mask=batch["mask"], **inputs)
+        regressed = regressor_lib.regress(nets.regressor, batch["image"]).coefficients.numpy()
+        for tag, coefficients in (("coarse", result.coefficients.numpy()), ("regressor", regressed)):
+            angles, light = coeff_lib.BLOCK_SLICES["angles"], coeff_lib.BLOCK_SLICES["gamma"]
+            scores[f"{tag}_angle_error_deg"] += list(np.rad2deg(np.sqrt(np.mean(
+                (coefficients[:, angles] - true_coefficients[:, angles]) ** 2, axis=1))))
+            scores[f"{tag}_light_error"] += list(np.sqrt(np.mean(
+                (coefficients[:, light] - true_coefficients[:, light]) ** 2, axis=1)))
         photo = batch["image"].numpy() / 255.0
         face_mask = batch["mask"].numpy()[..., 0]
         alpha = result.coarse.alpha.numpy()
@@ -157,6 +210,12 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
             for tag, render in renders.items():
                 fileio.write_png(os.path.join(out_dir, tag, f"{name}.render.png"),
                                  render[b] * alpha[b, ..., None] + photo[b] * (1 - alpha[b, ..., None]))
+            views, coverage = frontal_albedo_views(nets.morphable, true_coefficients[b], {
+                "true": true_albedo[b], "coarse": coarse_albedo[b], "refined": np.clip(refined_albedo[b], 0, 1)},
+                nets.image_size)
+            for tag, view in views.items():
+                fileio.write_png(os.path.join(out_dir, "albedo", f"{name}.{tag}.png"),
+                                 view * coverage[..., None] + (1.0 - coverage[..., None]))
             mesh_io.write_ply(os.path.join(out_dir, f"{name}_refined.ply"), posed[b], triangles,
                               np.clip(refined_albedo[b], 0, 1))
             mesh_io.write_ply(os.path.join(out_dir, f"{name}_coarse.ply"), posed[b], triangles, coarse_albedo[b])
@@ -173,7 +232,7 @@ def run_demo(workdir: str, settings: DemoSettings = DemoSettings(), log=logging.
     stage_started = time.perf_counter()
     morphable = configured.load_demo()
     train_dir, heldout_dir = os.path.join(workdir, "data", "train"), os.path.join(workdir, "data", "heldout")
-    config = synthetic.SyntheticConfig(image_size=settings.image_size)
+    config = synthetic.SyntheticConfig(image_size=settings.image_size, detail_scale=settings.detail_scale)
     for path, count, split in ((train_dir, settings.num_train, "train"), (heldout_dir, settings.num_heldout, "heldout")):
         if not os.path.isfile(os.path.join(path, synthetic.MANIFEST_FILE)):
             log(f"rendering {count} synthetic {split} faces into {path}")
@@ -190,15 +249,25 @@ def run_demo(workdir: str, settings: DemoSettings = DemoSettings(), log=logging.
     texture_dir = os.path.join(workdir, "texture")
     log(f"texture stage (the paper's method): {settings.texture_steps} steps")
     regressor = os.path.join(coarse_dir, coarse.REGRESSOR_FILE)
-    texture_summary = texture.train_texture(texture_config(train_dir, regressor, settings), texture_dir, log=log)
+    cache_dir = os.path.join(workdir, "data", "train_coarse")
+    config = texture_config(cache_dir, regressor, settings)
+    if coarse_cache.read_manifest(cache_dir) is None:
+        log(f"coarse cache: regressor + {settings.fit_steps} fit steps for {settings.num_train} faces")
+        texture.prepare_coarse(config, train_dir, cache_dir, progress=True, log=log)
+    timings["coarse_cache"] = time.perf_counter() - stage_started
+    stage_started = time.perf_counter()
+    texture_summary = texture.train_texture(config, texture_dir, log=log)
     timings["texture"] = time.perf_counter() - stage_started
 
     stage_started = time.perf_counter()
     nets = model_dir.load_model_dir(os.path.join(texture_dir, texture.MODEL_SUBDIR))
-    scores = evaluate_heldout(nets, heldout_dir, os.path.join(workdir, "heldout"), settings.report_images)
+    scores = evaluate_heldout(nets, heldout_dir, os.path.join(workdir, "heldout"), settings.report_images,
+                              landmarks=config["coarse"]["landmarks"])
     timings["evaluate"] = time.perf_counter() - stage_started
 
     summary = {key: float(np.nanmean(values)) for key, values in scores.items() if key != "names"}
+    for tag in ("coarse", "regressor"):  # RMS over faces and angles
+        summary[f"{tag}_angle_rmse_deg"] = float(np.sqrt(np.mean(scores[f"{tag}_angle_error_deg"] ** 2)))
     result = {**summary, "n_images": len(scores["names"]), "seconds": round(time.perf_counter() - started, 1),
               "stage_seconds": {k: round(v, 1) for k, v in timings.items()},
               "coarse_steps_per_second": coarse_summary.get("steps_per_second"),

@@ -3,6 +3,11 @@
 TF Serving (and `saved_model_cli run`) cannot load our compiled rasterizer op, so every function
 here calls forward.reconstruct(..., backend="fallback"): the graph holds stock TensorFlow ops only.
 
+The coarse stage here is the regressor alone (fit_steps=0), whatever the model was trained with:
+the regress-then-fit stage needs landmarks that an aligned crop does not carry, and each of its
+rendered steps costs a forward and backward pass of the pure-TF rasterizer (about 0.1 s per 224-px
+image on a CPU, so 20 steps would take seconds per request). `face-gcn reconstruct` runs the fit.
+
 Signatures (S = the model's image size, V vertices, T triangles):
   serving_default(images: uint8 [B, S, S, 3])   aligned RGB crops (face_gcn.data.alignment)
   serve_masked(images: uint8 [B, S, S, 3], face_mask: float32 [B, S, S])
@@ -100,7 +105,7 @@ class ServingModule(tf.Module):
     def outputs(self, images, face_mask=None) -> dict:
         """images: uint8 [B, S, S, 3], face_mask: None or [B, S, S] -> the outputs of the module docstring."""
         tf.debugging.assert_positive(tf.shape(images)[0], message="empty batch: give at least one image")
-        result = forward.reconstruct(self._nets, images, face_mask=face_mask, backend="fallback")
+        result = forward.reconstruct(self._nets, images, face_mask=face_mask, backend="fallback", fit_steps=0)
         tensors = formation.model_tensors(self._nets.morphable)
         coarse = result.coarse
         return {

@@ -1,8 +1,9 @@
 """One photo batch through the whole method (Lin et al. 2020, Fig. 2).
 
-images -> regressor (coefficients, pool5 features) -> coarse render (3DMM albedo T lit by the
-SH light) -> T_p (photo colours at visible vertices) -> texture GCN (embedding + per-vertex
-albedo / T_p / visibility) -> refined albedo T' -> lit T~' -> refined render R'.
+images -> regressor (coefficients, pool5 features) [-> a short batched fit of the coefficients to
+the landmarks and pixels, face_gcn.fit.coarse_fit, when fit_steps > 0] -> coarse render (3DMM
+albedo T lit by the SH light) -> T_p (photo colours at visible vertices) -> texture GCN (embedding
++ per-vertex albedo / T_p / visibility) -> refined albedo T' -> lit T~' -> refined render R'.
 
 The regressor stands for Deng's pretrained network and is never trained here: its outputs are
 held constant (stop_gradient, batch-norm in inference mode). Colours are linear RGB in [0, 1].
@@ -16,6 +17,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from face_gcn.fit import coarse_fit
 from face_gcn.morphable import coefficients as coeff_lib
 from face_gcn.morphable import formation
 from face_gcn.morphable.model import MorphableModel
@@ -32,6 +34,8 @@ class FaceGCN:
     regressor: images [B, S, S, 3] (RGB 0-255) -> {"coefficients" [B, 257], "features" [B, F]}.
     texture_gcn: [embedding [B, E], vertex features [B, V, 7]] -> colours [B, V, 3] in [-1, 1].
     facenet: None, or the frozen FaceNet whose 1792-d features join the embedding (E = F + 1792).
+    fit_steps: rendered steps of the coarse fit after the regressor (coarse_fit.refinement_stages;
+      0: the regressor alone, as the paper).
     """
 
     morphable: MorphableModel
@@ -39,8 +43,11 @@ class FaceGCN:
     texture_gcn: keras.Model
     facenet: keras.Model | None
     image_size: int
+    fit_steps: int = 0
 
     def __post_init__(self):
+        if self.fit_steps < 0:
+            raise ValueError(f"fit_steps must be >= 0, got {self.fit_steps}")
         expected = embedding_size(self.regressor.output["features"].shape[-1], self.facenet is not None)
         embedding, features = self.texture_gcn.inputs
         if embedding.shape[-1] != expected:
@@ -70,8 +77,44 @@ class Reconstruction(NamedTuple):
     refined_alpha: tf.Tensor    # [B, S, S] coverage
 
 
+def coarse_coefficients(morphable: MorphableModel, images, regressed, fit_steps: int, face_mask=None,
+                        landmarks=None, backend: str = "auto") -> tf.Tensor:
+    """The coarse stage's coefficients: the regressor's, then ``fit_steps`` of the batched fit
+    (coarse_fit.refinement_stages).
+
+    Args:
+      images: [B, S, S, 3] float RGB 0-255.
+      regressed: [B, 257] the regressor's coefficients (the fit's start).
+      fit_steps: rendered fit steps; 0: the regressor's coefficients as they are.
+      face_mask: None (the whole crop) or [B, S, S] in [0, 1].
+      landmarks: [B, 5 or 68, 2] crop pixel indices; needed when fit_steps > 0.
+    Returns:
+      [B, 257] float32, constant w.r.t. training (stop_gradient).
+    """
+    regressed = tf.stop_gradient(tf.cast(regressed, tf.float32))
+    if fit_steps == 0:
+        return regressed
+    if landmarks is None:
+        raise ValueError(f"the coarse fit ({fit_steps} steps) needs landmarks; pass fit_steps=0 for the "
+                         "regressor alone")
+    landmarks = tf.cast(tf.convert_to_tensor(landmarks), tf.float32)
+    mask = tf.ones_like(images[..., 0]) if face_mask is None else face_mask
+    config = coarse_fit.refinement_config(int(fit_steps), int(landmarks.shape[1]))
+    fitted, _ = coarse_fit.fit_batch(morphable, images / 255.0, mask, landmarks, regressed, config, backend=backend)
+    return tf.stop_gradient(fitted)
+
+
+def image_embedding(regressed_features, facenet, images) -> tf.Tensor:
+    """[B, E] the texture GCN's embedding: the regressor's pool features [+ FaceNet's], float32, constant."""
+    features = [tf.cast(regressed_features, tf.float32)]
+    if facenet is not None:
+        features.append(tf.cast(facenet_lib.embed(facenet, images).features, tf.float32))
+    return tf.stop_gradient(tf.concat(features, axis=-1))
+
+
 def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
-                backend: str = "auto", coefficients=None) -> Reconstruction:
+                backend: str = "auto", coefficients=None, landmarks=None, fit_steps=None,
+                embedding=None) -> Reconstruction:
     """Runs the method on aligned crops.
 
     Args:
@@ -81,9 +124,13 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
         face region (as the input pipeline gives it).
       training: runs the texture GCN in training mode (the regressor and FaceNet never are).
       backend: rasterizer backend ("auto", "op", "fallback"; export uses "fallback").
-      coefficients: None (the regressor's), or [B, 257] coarse coefficients to use instead, e.g. a
-        synthetic set's ground truth for an experiment with a perfect coarse stage (the regressor
-        still gives the image embedding).
+      coefficients: None (the regressor's, then the fit's), or [B, 257] coarse coefficients to use
+        instead: a coarse cache's, or a synthetic set's ground truth for an experiment with a
+        perfect coarse stage.
+      landmarks: [B, 5 or 68, 2] crop pixel indices, for the coarse fit.
+      fit_steps: None: nets.fit_steps; 0: the regressor alone.
+      embedding: None (from the regressor and FaceNet), or [B, E] a coarse cache's; then the
+        CNNs do not run at all and ``coefficients`` must be given too.
     Returns:
       Reconstruction.
     """
@@ -95,20 +142,23 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
         face_mask = tf.cast(tf.convert_to_tensor(face_mask), tf.float32)
         if face_mask.shape.rank == 4 and face_mask.shape[-1] == 1:
             face_mask = face_mask[..., 0]
-    regressed = regressor_lib.regress(nets.regressor, images, training=False)
-    if coefficients is None:
-        # float32 whatever the CNNs compute in (mixed precision runs them in float16)
-        coefficients = tf.stop_gradient(tf.cast(regressed.coefficients, tf.float32))
+    if embedding is not None:
+        if coefficients is None:
+            raise ValueError("a given embedding needs the coarse coefficients too (a coarse cache holds both)")
+        embedding = tf.stop_gradient(tf.cast(tf.convert_to_tensor(embedding), tf.float32))
     else:
-        coefficients = tf.stop_gradient(tf.cast(tf.convert_to_tensor(coefficients), tf.float32))
-        if coefficients.shape.rank != 2 or coefficients.shape[1] != coeff_lib.NUM_COEFFICIENTS \
-                or coefficients.shape[0] != images.shape[0]:
-            raise ValueError(f"coefficients must be [{images.shape[0]}, {coeff_lib.NUM_COEFFICIENTS}], "
-                             f"got {coefficients.shape}")
-    features = [tf.stop_gradient(tf.cast(regressed.features, tf.float32))]
-    if nets.facenet is not None:
-        features.append(tf.stop_gradient(tf.cast(facenet_lib.embed(nets.facenet, images).features, tf.float32)))
-    embedding = tf.concat(features, axis=-1)
+        regressed = regressor_lib.regress(nets.regressor, images, training=False)
+        embedding = image_embedding(regressed.features, nets.facenet, images)
+        if coefficients is None:
+            # float32 whatever the CNNs compute in (mixed precision runs them in float16)
+            coefficients = coarse_coefficients(nets.morphable, images, regressed.coefficients,
+                                               nets.fit_steps if fit_steps is None else int(fit_steps),
+                                               face_mask, landmarks, backend)
+    coefficients = tf.stop_gradient(tf.cast(tf.convert_to_tensor(coefficients), tf.float32))
+    if coefficients.shape.rank != 2 or coefficients.shape[1] != coeff_lib.NUM_COEFFICIENTS \
+            or coefficients.shape[0] != images.shape[0]:
+        raise ValueError(f"coefficients must be [{images.shape[0]}, {coeff_lib.NUM_COEFFICIENTS}], "
+                         f"got {coefficients.shape}")
 
     coarse = face_renderer.render_coefficients(nets.morphable, coefficients, image_size=size, backend=backend)
     tensors = formation.model_tensors(nets.morphable)

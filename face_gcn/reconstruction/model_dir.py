@@ -1,6 +1,6 @@
 """The trained-model directory: what `face-gcn train` writes and inference, export and the demo read.
 
-    DIR/face_model.json     format, version, image size, file names, training summary
+    DIR/face_model.json     format, version, image size, coarse fit steps, file names, training summary
     DIR/morphable.npz       the morphable model the networks were trained for
     DIR/regressor.keras     coefficient regressor (Keras)
     DIR/texture_gcn.keras   Decoder + Refiner + Combiner (Keras; sparse matrices inside)
@@ -52,6 +52,7 @@ def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
         meta = {"format": FORMAT, "version": VERSION, "image_size": int(nets.image_size),
                 "files": {k: v for k, v in FILES.items() if k != "facenet" or nets.facenet is not None},
                 "uses_facenet": nets.facenet is not None, "num_vertices": int(nets.morphable.num_vertices),
+                "coarse_fit_steps": int(nets.fit_steps),
                 "training": info or {}}
         with open(os.path.join(staging, META_FILE), "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=2, sort_keys=True, default=str)
@@ -76,6 +77,9 @@ def read_meta(path: str) -> dict:
     size = meta.get("image_size")
     if not isinstance(size, int) or not 16 <= size <= 2048:
         raise ModelDirError(f"{meta_path}: image_size must be an integer in [16, 2048], got {size!r}")
+    steps = meta.get("coarse_fit_steps", 0)
+    if not isinstance(steps, int) or not 0 <= steps <= 10000:
+        raise ModelDirError(f"{meta_path}: coarse_fit_steps must be an integer in [0, 10000], got {steps!r}")
     return meta
 
 
@@ -100,6 +104,7 @@ def load_model_dir(path: str) -> FaceGCN:
         facenet = facenet_lib.build_facenet(weights=os.path.join(path, files["facenet"]))
     try:
         return FaceGCN(morphable=morphable, regressor=loaded["regressor"], texture_gcn=loaded["texture_gcn"],
-                       facenet=facenet, image_size=meta["image_size"])
+                       facenet=facenet, image_size=meta["image_size"],
+                       fit_steps=int(meta.get("coarse_fit_steps", 0)))
     except ValueError as error:
         raise ModelDirError(f"{path}: inconsistent model ({error})") from None

@@ -26,7 +26,7 @@ from face_gcn.losses import adversarial, identity as identity_losses, photometri
 from face_gcn.morphable import configured
 from face_gcn.nets import baselines, discriminator, facenet as facenet_lib, gcn
 from face_gcn.nets import regressor as regressor_lib
-from face_gcn.reconstruction import forward, model_dir
+from face_gcn.reconstruction import coarse_cache, forward, model_dir
 from face_gcn.train.loop import Objective, TrainLoop, exponential_decay, image_grid, select_strategy
 
 REFINERS = ("gcn", "fc", "uv_cnn")
@@ -54,6 +54,11 @@ SCHEMA = {
         # coarse stage, for experiments that separate texture quality from coarse-stage error.
         "coarse_coefficients": "regressor",
     },
+    # The coarse stage: the regressor, then fit_steps rendered steps of the batched fit
+    # (face_gcn.fit.coarse_fit.refinement_stages; 0 = the regressor alone, as the paper) against the
+    # landmarks: "detected" (the records' 5) or "ground_truth68" (a synthetic set's true 68). A coarse
+    # cache (face-gcn prepare-coarse) as data.train supplies both precomputed; its values must match.
+    "coarse": {"fit_steps": 0, "landmarks": "detected"},
     "loss": {"schedule": "authors", "identity": True, "adversarial": True, "vertex": True,
              "s2": schedule.S2_IDENTITY, "s3": schedule.S3_ADVERSARIAL},
     "train": {"steps": 1000, "epoch_steps": 0, "learning_rate": 1e-4, "decay_steps": 10000, "decay_rate": 0.98,
@@ -121,13 +126,19 @@ def build_texture_gcn(morphable, nets_config: dict, embedding_size: int) -> kera
 COARSE_SOURCES = ("regressor", "ground_truth")
 
 
-def _given_coefficients(batch, coarse_source: str):
-    """The batch's ground-truth coefficients when the config asks for them, else None (the regressor's)."""
-    return batch["coefficients"] if coarse_source == "ground_truth" else None
+def coarse_inputs(batch, coarse_source: str = "regressor", landmarks: str = "detected") -> dict:
+    """The keyword arguments of forward.reconstruct that give a batch its coarse stage: a coarse
+    cache's coefficients and embedding, the ground truth (nets.coarse_coefficients=ground_truth), or
+    the landmarks the fit needs."""
+    if "embedding" in batch:
+        return {"coefficients": batch["coarse_coefficients"], "embedding": batch["embedding"]}
+    if coarse_source == "ground_truth":
+        return {"coefficients": batch["coefficients"]}
+    return {"landmarks": batch["landmarks68" if landmarks == "ground_truth68" else "landmarks"]}
 
 
 def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.Variable, s4: tf.Variable,
-                      coarse_source: str = "regressor"):
+                      coarse_source: str = "regressor", landmarks: str = "detected"):
     """batch {"image" [B,S,S,3] 0-255, "mask" [B,S,S] 0-1[, "coefficients" [B, 257]]} -> dict of loss
     terms, "total" and "critic"."""
     use_identity = loss_config["identity"] and nets.facenet is not None
@@ -141,7 +152,7 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
         if mask.shape.rank == 4:
             mask = mask[..., 0]
         result = forward.reconstruct(nets, images, face_mask=mask, training=True,
-                                     coefficients=_given_coefficients(batch, coarse_source))
+                                     **coarse_inputs(batch, coarse_source, landmarks))
         photo = images / 255.0
         alpha = result.refined_alpha[..., tf.newaxis]
         composite = result.refined_image * alpha + photo * (1.0 - alpha)
@@ -175,11 +186,12 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
     return step_fn
 
 
-def previews(nets: forward.FaceGCN, coarse_source: str = "regressor"):
+def previews(nets: forward.FaceGCN, coarse_source: str = "regressor", landmarks: str = "detected"):
     """batch -> {"input | coarse | refined": [B, S, 3S, 3]} (renders composited over the photo)."""
     def image_fn(batch):
         images = tf.cast(batch["image"], tf.float32)
-        result = forward.reconstruct(nets, images, coefficients=_given_coefficients(batch, coarse_source))
+        mask = batch["mask"][..., 0] if batch["mask"].shape.rank == 4 else batch["mask"]
+        result = forward.reconstruct(nets, images, face_mask=mask, **coarse_inputs(batch, coarse_source, landmarks))
         photo = images / 255.0
         over = lambda render, alpha: render * alpha[..., None] + photo * (1.0 - alpha[..., None])
         return {"input | coarse | refined": image_grid([
@@ -203,6 +215,23 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     if coarse_source == "ground_truth" and data["augment"]:
         raise ValueError("nets.coarse_coefficients=ground_truth needs data.augment=false: colour jitter and "
                          "shifts would no longer match the stored coefficients")
+    coarse = config["coarse"]
+    if coarse["landmarks"] not in coarse_cache.LANDMARK_SOURCES:
+        raise ValueError(f"coarse.landmarks must be one of {coarse_cache.LANDMARK_SOURCES}, got {coarse['landmarks']!r}")
+    if coarse["fit_steps"] < 0:
+        raise ValueError(f"coarse.fit_steps must be >= 0, got {coarse['fit_steps']}")
+    cache = coarse_cache.read_manifest(data["train"]) if os.path.isdir(data["train"]) else None
+    if cache is not None:
+        if data["augment"]:
+            raise ValueError(f"{data['train']} is a coarse cache: set data.augment=false (an augmented photo no longer "
+                             "matches its cached coarse stage)")
+        for key in ("fit_steps", "landmarks"):
+            if cache[key] != coarse[key]:
+                raise ValueError(f"{data['train']} was cached with {key}={cache[key]!r} but the config has "
+                                 f"coarse.{key}={coarse[key]!r}")
+        if coarse_source == "ground_truth":
+            raise ValueError("nets.coarse_coefficients=ground_truth reads the synthetic set itself, not a coarse cache")
+        log(f"coarse cache: {cache['num_images']} faces with precomputed coarse coefficients and embeddings")
     size = data["crop_size"]
     files = pipeline.shard_files(data["train"])
     morphable = configured.load_configured(config["model"]["path"]) if config["model"]["path"] \
@@ -229,7 +258,10 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
             keras.mixed_precision.set_global_policy(previous_policy)
         embedding = forward.embedding_size(regressor.output["features"].shape[-1], facenet is not None)
         texture_gcn = build_texture_gcn(morphable, nets_config, embedding)
-        nets = forward.FaceGCN(morphable, regressor, texture_gcn, facenet, size)
+        if cache is not None and cache["embedding_size"] != embedding:
+            raise ValueError(f"{data['train']} caches {cache['embedding_size']}-d embeddings; the regressor"
+                             f"{' and FaceNet' if facenet is not None else ''} give {embedding}")
+        nets = forward.FaceGCN(morphable, regressor, texture_gcn, facenet, size, fit_steps=coarse["fit_steps"])
 
         def optimizer(rate, **kwargs):
             made = keras.optimizers.Adam(exponential_decay(rate, train["decay_steps"], train["decay_rate"]), **kwargs)
@@ -252,14 +284,15 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     extra = [Objective("critic", critic.trainable_variables, critic_optimizer,
                        updates_before=train["critic_steps"] - 1)] if critic is not None else []
     trackables = {"texture_gcn": texture_gcn, **({"critic": critic} if critic is not None else {})}
-    loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4, coarse_source),
+    loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4, coarse_source, coarse["landmarks"]),
                      texture_gcn.trainable_variables,
                      generator_optimizer, workdir, checkpoint_every=train["checkpoint_every"],
-                     summary_every=train["summary_every"], trackables=trackables, image_fn=previews(nets, coarse_source),
+                     summary_every=train["summary_every"], trackables=trackables, image_fn=previews(nets, coarse_source, coarse["landmarks"]),
                      path_key="source", strategy=strategy, extra_objectives=extra, on_step_start=set_weights)
     augmentation = pipeline.Augmentation() if data["augment"] else None
     dataset = pipeline.make_dataset(files, size, data["batch_size"], training=True, augmentation=augmentation,
-                                    seed=data["seed"], shuffle_buffer=data["shuffle_buffer"], repeat=True)
+                                    seed=data["seed"], shuffle_buffer=data["shuffle_buffer"], repeat=True,
+                                    embedding_size=cache["embedding_size"] if cache is not None else 0)
     if coarse_source == "ground_truth":
         first = next(iter(dataset))
         if float(tf.reduce_min(first["has_ground_truth"])) < 1.0:
@@ -277,3 +310,22 @@ def train_texture(config: dict, workdir: str, log=logging.info) -> dict:
     model_dir.save_model_dir(os.path.join(workdir, MODEL_SUBDIR), run.nets, {"config": config, **summary})
     log(f"model written to {os.path.join(workdir, MODEL_SUBDIR)}")
     return summary
+
+
+def prepare_coarse(config: dict, data: str, out_dir: str, batch_size: int = 16, progress: bool = False,
+                   log=logging.info) -> dict:
+    """`face-gcn prepare-coarse`: the config's fixed coarse stage (nets.regressor, nets.facenet_weights,
+    coarse.fit_steps, coarse.landmarks, model.path, data.crop_size) run once over ``data`` into a coarse
+    cache at ``out_dir`` (face_gcn.reconstruction.coarse_cache). Returns its manifest."""
+    nets_config, coarse = config["nets"], config["coarse"]
+    morphable = configured.load_configured(config["model"]["path"]) if config["model"]["path"] \
+        else configured.load_demo()
+    regressor = load_regressor(nets_config, config["data"]["crop_size"], log)
+    facenet = facenet_lib.build_facenet(weights=nets_config["facenet_weights"]) if nets_config["facenet_weights"] \
+        else None
+    manifest = coarse_cache.write_coarse_cache(
+        data, out_dir, morphable, regressor, facenet, fit_steps=coarse["fit_steps"], landmarks=coarse["landmarks"],
+        batch_size=batch_size, progress=progress,
+        describe={"regressor": nets_config["regressor"], "facenet_weights": nets_config["facenet_weights"]})
+    log(f"coarse cache of {manifest['num_images']} faces written to {out_dir} in {manifest['seconds']:.1f} s")
+    return manifest

@@ -43,6 +43,7 @@ def test_folder_end_to_end(model, tmp_path, run_subcommand):
     failed = {os.path.basename(item["source"]): item["reason"] for item in summary["failed"]}
     assert failed["grey.png"] == "no_face" and failed["broken.jpg"] == "unreadable"
     assert summary["settings"]["batch_size"] == 2 and summary["settings"]["image_size"] == SIZE
+    assert summary["settings"]["fit_steps"] == 20
     for name in ("astronaut", "mirrored"):
         for suffix in ("_coarse.obj", "_coarse.ply", "_refined.obj", "_refined.ply", "_overlay.png", ".json",
                        ".input.png", ".mask.png"):
@@ -57,15 +58,23 @@ def test_folder_end_to_end(model, tmp_path, run_subcommand):
         record = json.loads((out / f"{name}.json").read_text())
         crop = read_rgb(out / f"{name}.input.png")
         mask = (cv2.imread(str(out / f"{name}.mask.png"), cv2.IMREAD_GRAYSCALE) > 127).astype(np.float32)
-        alone = forward.reconstruct(nets, crop[None], face_mask=mask[None])
-        np.testing.assert_allclose(record["coefficients"], alone.coefficients.numpy()[0], rtol=1e-4, atol=1e-4)
+        landmarks = np.asarray(record["landmarks_5_crop_px"], np.float32)[None]
+        alone = forward.reconstruct(nets, crop[None], face_mask=mask[None], landmarks=landmarks, fit_steps=20)
+        # the fit amplifies float rounding a little: a face fits alike alone and in a batch, not bit for bit
+        np.testing.assert_allclose(record["coefficients"], alone.coefficients.numpy()[0], rtol=1e-3, atol=2e-3)
+        # the default coarse fit (20 steps) brings the model's landmarks closer to the detected ones
+        regressed = forward.reconstruct(nets, crop[None], face_mask=mask[None], fit_steps=0)
+        from face_gcn.losses import coarse as coarse_losses
+        def landmark_error(result):
+            return float(np.abs(coarse_losses.five_from_68(result.coarse.landmarks).numpy() - 0.5 - landmarks).mean())
+        assert landmark_error(alone) < 0.8 * landmark_error(regressed), (landmark_error(alone), landmark_error(regressed))
         assert record["camera"]["image_size"] == SIZE and record["model"] == os.path.abspath(model_path)
         assert set(record["seconds"]) == {"detect_align_mask", "inference"}
         np.testing.assert_allclose(record["pose"]["angles_xyz_radians"], record["coefficients"][224:227], atol=1e-6)
         assert 0.0 < record["visible_vertex_fraction"] <= 1.0
         from face_gcn.mesh import io as mesh_io
         vertices, triangles, colors = mesh_io.read_obj(str(out / f"{name}_refined.obj"))
-        np.testing.assert_allclose(vertices, alone.coarse.posed.numpy()[0], atol=1e-4)
+        np.testing.assert_allclose(vertices, alone.coarse.posed.numpy()[0], atol=2e-3)
         np.testing.assert_allclose(colors, np.clip(alone.refined_albedo.numpy()[0], 0, 1), atol=2e-3)
         np.testing.assert_array_equal(triangles, nets.morphable.triangles)
 

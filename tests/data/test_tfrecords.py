@@ -134,3 +134,20 @@ def test_ground_truth_fields_are_validated():
     del proto.features.feature["coefficients"].float_list.value[-1]
     with pytest.raises(tf.errors.InvalidArgumentError, match="coefficients must have 0 or 257"):
         tfrecords.parse(tf.constant(proto.SerializeToString()), 24)
+
+
+def test_coarse_cache_fields_round_trip_and_are_required_when_asked_for():
+    import dataclasses
+    base = _with_truth(2)
+    cached = dataclasses.replace(base, coarse_coefficients=np.arange(257, dtype=np.float32),
+                                 embedding=np.linspace(-1, 1, 6, dtype=np.float32))
+    parsed = tfrecords.parse(tf.constant(tfrecords.serialize(cached)), 24, embedding_size=6)
+    np.testing.assert_array_equal(parsed["coarse_coefficients"].numpy(), cached.coarse_coefficients)
+    np.testing.assert_array_equal(parsed["embedding"].numpy(), cached.embedding)
+    assert "embedding" not in tfrecords.parse(tf.constant(tfrecords.serialize(cached)), 24)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tfrecords.parse(tf.constant(tfrecords.serialize(base)), 24, embedding_size=6)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tfrecords.parse(tf.constant(tfrecords.serialize(cached)), 24, embedding_size=5)
+    with pytest.raises(ValueError, match="together"):
+        dataclasses.replace(base, coarse_coefficients=np.zeros(257, np.float32))

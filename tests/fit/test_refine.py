@@ -17,7 +17,9 @@ def masked_error(image, render, mask):
 @pytest.fixture(scope="module")
 def refined_sample(demo_model):
     # a face whose albedo carries detail the 3DMM basis cannot represent, over a background
-    batch = dataset.generate_batch(demo_model, 7, "train", [0], dataset.SyntheticConfig(noise_std=0.0))
+    # detail three times the default: above what the 3DMM albedo basis and the fit can absorb
+    batch = dataset.generate_batch(demo_model, 7, "train", [0],
+                                   dataset.SyntheticConfig(noise_std=0.0, detail_scale=3.0))
     image, mask, landmarks = batch.images[0], batch.masks[0], batch.landmarks[0]
     fit = coarse_fit.fit_coefficients(demo_model, image, mask, landmarks)
     refiner = refine.TextureRefiner(demo_model, 224, refine.RefineConfig(steps=120))

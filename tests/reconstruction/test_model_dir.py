@@ -71,6 +71,11 @@ def test_bad_directories_are_named(nets, tmp_path):
     (path / model_dir.META_FILE).write_text(json.dumps(dict(meta, version=99)))
     with pytest.raises(model_dir.ModelDirError, match="version 99"):
         model_dir.load_model_dir(str(path))
+    (path / model_dir.META_FILE).write_text(json.dumps(dict(meta, coarse_fit_steps=-1)))
+    with pytest.raises(model_dir.ModelDirError, match="coarse_fit_steps"):
+        model_dir.load_model_dir(str(path))
+    (path / model_dir.META_FILE).write_text(json.dumps(dict(meta, coarse_fit_steps=7)))
+    assert model_dir.load_model_dir(str(path)).fit_steps == 7
     (path / model_dir.META_FILE).write_text(json.dumps(dict(meta, image_size=128)))
     with pytest.raises(model_dir.ModelDirError, match="inconsistent.*image_size 128"):
         model_dir.load_model_dir(str(path))

@@ -209,3 +209,76 @@ def test_same_seed_same_run(data_dir, tmp_path):
     assert first == second
     config["data"]["seed"] = 1
     assert texture.train_texture(config, str(tmp_path / "c"), log=lambda *_: None)["losses"] != first
+
+
+def test_coarse_cache_holds_the_fixed_coarse_stage_and_trains_without_the_cnns(data_dir, tmp_path):
+    """prepare-coarse stores the regressor's embedding and the fitted coefficients next to the original records;
+    training on the cache gives the same losses as training that runs the regressor and the fit per step."""
+    from face_gcn.data import pipeline
+    from face_gcn.fit import coarse_fit
+    from face_gcn.nets import regressor as regressor_lib
+    from face_gcn.reconstruction import coarse_cache
+    regressor_path = str(tmp_path / "regressor.keras")
+    regressor_lib.build_regressor((SIZE, SIZE, 3), backbone="compact").save(regressor_path)
+    fixed = ["coarse.fit_steps=3", "coarse.landmarks=ground_truth68", f"nets.regressor={regressor_path}"]
+    config = make_config(data_dir, *fixed, "train.critic_steps=1", "loss.adversarial=false")
+    cache = str(tmp_path / "cache")
+    manifest = texture.prepare_coarse(config, data_dir, cache, batch_size=3, log=lambda *_: None)
+    assert manifest["num_images"] == 8 and manifest["fit_steps"] == 3 and manifest["landmarks"] == "ground_truth68"
+    assert coarse_cache.read_manifest(cache)["embedding_size"] == manifest["embedding_size"]
+
+    run, _ = texture.setup_texture_training(config, str(tmp_path / "run"), log=lambda *_: None)
+    source = next(iter(pipeline.make_dataset(data_dir, SIZE, 8, training=False)))
+    cached = next(iter(pipeline.make_dataset(cache, SIZE, 8, training=False,
+                                             embedding_size=manifest["embedding_size"])))
+    np.testing.assert_array_equal(cached["image"].numpy(), source["image"].numpy())
+    np.testing.assert_array_equal(cached["landmarks68"].numpy(), source["landmarks68"].numpy())
+    regressed = regressor_lib.regress(run.nets.regressor, source["image"])
+    np.testing.assert_allclose(cached["embedding"].numpy(), regressed.features.numpy(), atol=1e-5)
+    # The cached coefficients are the regressor's after the fit: the fit's objective is lower there.
+    objective = coarse_fit.refinement_config(3, 68)
+    start, fitted = regressed.coefficients.numpy(), cached["coarse_coefficients"].numpy()
+    assert not np.allclose(start, fitted)
+
+    def total(coefficients):
+        terms = coarse_fit.stage_terms(run.nets.morphable, tf.constant(coefficients), source["image"] / 255.0,
+                                       source["mask"][..., 0], (source["landmarks68"] + 0.5) * (224 / SIZE),
+                                       SIZE, True)
+        return sum(objective.weights[name] * value.numpy() for name, value in terms.items())
+
+    assert np.all(total(fitted) < total(start)), (total(start), total(fitted))
+
+    # Same losses from the cache as from the regressor + fit run inside the step.
+    s1, s4 = tf.Variable(0.5), tf.Variable(0.5)
+    step = texture.make_texture_step(run.nets, None, config["loss"], s1, s4, landmarks="ground_truth68")
+    from_cache, per_step = step(cached), step(source)
+    for key in ("pixel", "vertex_albedo", "vertex_projected", "total"):
+        assert from_cache[key].numpy() == pytest.approx(per_step[key].numpy(), rel=2e-3, abs=1e-5), key
+
+    summary = texture.train_texture(make_config(cache, *fixed, "train.steps=2"), str(tmp_path / "cached_run"),
+                                    log=lambda *_: None)
+    assert np.isfinite(summary["losses"]["total"])
+    meta = model_dir.read_meta(str(tmp_path / "cached_run" / texture.MODEL_SUBDIR))
+    assert meta["coarse_fit_steps"] == 3
+
+
+def test_coarse_cache_errors(data_dir, tmp_path):
+    cache = str(tmp_path / "cache")
+    texture.prepare_coarse(make_config(data_dir, "coarse.fit_steps=1"), data_dir, cache, log=lambda *_: None)
+    with pytest.raises(ValueError, match="augment=false"):
+        texture.setup_texture_training(make_config(cache, "coarse.fit_steps=1", "data.augment=true"),
+                                       str(tmp_path / "a"), log=lambda *_: None)
+    with pytest.raises(ValueError, match="fit_steps"):
+        texture.setup_texture_training(make_config(cache, "coarse.fit_steps=2"), str(tmp_path / "b"),
+                                       log=lambda *_: None)
+    with pytest.raises(ValueError, match="coarse.landmarks must be"):
+        texture.setup_texture_training(make_config(data_dir, "coarse.landmarks=eyes"), str(tmp_path / "c"),
+                                       log=lambda *_: None)
+    with pytest.raises(ValueError, match="own"):
+        texture.prepare_coarse(make_config(data_dir), data_dir, data_dir, log=lambda *_: None)
+    run, _ = texture.setup_texture_training(make_config(data_dir, "coarse.fit_steps=1"), str(tmp_path / "d"),
+                                            log=lambda *_: None)
+    with pytest.raises(ValueError, match="needs landmarks"):
+        forward.reconstruct(run.nets, first_batch(data_dir)["image"])
+    with pytest.raises(ValueError, match="coefficients too"):
+        forward.reconstruct(run.nets, first_batch(data_dir)["image"], embedding=np.zeros((2, 8), np.float32))
