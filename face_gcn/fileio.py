@@ -107,6 +107,18 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(handle.fileno())
 
 
+def read_format_json(path: str | os.PathLike, expected_format: str, what: str = "file") -> dict:
+    """A JSON object whose "format" field is ``expected_format``; ValueError naming the file otherwise."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable ({error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        raise ValueError(f"{path}: not a {expected_format} {what}")
+    return payload
+
+
 def write_json(path: str | os.PathLike, payload) -> None:
     """Writes ``payload`` (JSON-serialisable; NumPy scalars and arrays allowed) atomically."""
     with atomic_write(path, "w") as handle:

@@ -76,3 +76,17 @@ def test_atomic_directory_replaces_whole_and_keeps_the_old_on_failure(tmp_path):
         (Path(staging) / "c.txt").write_text("three")
     assert sorted(os.listdir(target)) == ["c.txt"]
     assert sorted(os.listdir(tmp_path)) == ["out"]  # no staging or old copies left
+
+
+def test_read_format_json_checks_the_format_and_names_the_file(tmp_path):
+    good, other, broken = tmp_path / "good.json", tmp_path / "other.json", tmp_path / "broken.json"
+    good.write_text('{"format": "thing v1", "n": 3}')
+    other.write_text('{"format": "thing v2"}')
+    broken.write_text("{not json")
+    assert fileio.read_format_json(good, "thing v1") == {"format": "thing v1", "n": 3}
+    with pytest.raises(ValueError, match="other.json: not a thing v1 manifest"):
+        fileio.read_format_json(other, "thing v1", "manifest")
+    with pytest.raises(ValueError, match="broken.json: unreadable"):
+        fileio.read_format_json(broken, "thing v1")
+    with pytest.raises(ValueError, match="unreadable"):
+        fileio.read_format_json(tmp_path / "missing.json", "thing v1")

@@ -12,7 +12,6 @@ coarse stage (the pipeline checks).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -35,13 +34,7 @@ def read_manifest(path: str) -> dict | None:
     manifest_path = os.path.join(path, MANIFEST_FILE)
     if not os.path.isfile(manifest_path):
         return None
-    try:
-        with open(manifest_path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{manifest_path}: unreadable ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{manifest_path}: not a {FORMAT} manifest")
+    manifest = fileio.read_format_json(manifest_path, FORMAT, "manifest")
     size = manifest.get("embedding_size")
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"{manifest_path}: embedding_size must be a positive integer, got {size!r}")

@@ -12,6 +12,8 @@ held constant (stop_gradient, batch-norm in inference mode). Colours are linear 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import weakref
 from typing import NamedTuple
 
 import keras
@@ -98,10 +100,29 @@ def coarse_coefficients(morphable: MorphableModel, images, regressed, fit_steps:
         raise ValueError(f"the coarse fit ({fit_steps} steps) needs landmarks; pass fit_steps=0 for the "
                          "regressor alone")
     landmarks = tf.cast(tf.convert_to_tensor(landmarks), tf.float32)
-    mask = tf.ones_like(images[..., 0]) if face_mask is None else face_mask
-    config = coarse_fit.refinement_config(int(fit_steps), int(landmarks.shape[1]))
-    fitted, _ = coarse_fit.fit_batch(morphable, images / 255.0, mask, landmarks, regressed, config, backend=backend)
-    return tf.stop_gradient(fitted)
+    mask = tf.ones_like(images[..., 0]) if face_mask is None else tf.cast(face_mask, tf.float32)
+    fit = _compiled_fit(morphable, int(fit_steps), int(landmarks.shape[1]), backend) if tf.executing_eagerly() \
+        else functools.partial(_fit, morphable, int(fit_steps), backend=backend)
+    return tf.stop_gradient(fit(images / 255.0, mask, landmarks, regressed))
+
+
+def _fit(morphable, fit_steps, images, masks, landmarks, initial, backend="auto"):
+    config = coarse_fit.refinement_config(fit_steps, int(landmarks.shape[1]))
+    return coarse_fit.fit_batch(morphable, images, masks, landmarks, initial, config, backend=backend)[0]
+
+
+_COMPILED_FITS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _compiled_fit(morphable, fit_steps: int, num_landmarks: int, backend: str):
+    """The fit as one tf.function per (model, steps, landmark count, backend), for eager callers: run op
+    by op, its while loops would cost seconds per step."""
+    functions = _COMPILED_FITS.setdefault(morphable, {})
+    key = (fit_steps, num_landmarks, backend)
+    if key not in functions:
+        functions[key] = tf.function(functools.partial(_fit, morphable, fit_steps, backend=backend),
+                                     reduce_retracing=True)
+    return functions[key]
 
 
 def image_embedding(regressed_features, facenet, images) -> tf.Tensor:

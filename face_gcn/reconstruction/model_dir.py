@@ -66,12 +66,9 @@ def read_meta(path: str) -> dict:
     if not os.path.isfile(meta_path):
         raise ModelDirError(f"{path} is not a face-gcn model directory (no {META_FILE})")
     try:
-        with open(meta_path, encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ModelDirError(f"{meta_path}: unreadable ({error})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelDirError(f"{meta_path}: not a {FORMAT} description")
+        meta = fileio.read_format_json(meta_path, FORMAT, "description")
+    except ValueError as error:
+        raise ModelDirError(str(error)) from None
     if meta.get("version") != VERSION:
         raise ModelDirError(f"{meta_path}: format version {meta.get('version')!r}, this face_gcn reads {VERSION}")
     size = meta.get("image_size")

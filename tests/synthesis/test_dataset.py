@@ -231,9 +231,12 @@ def test_dataset_files_read_by_the_training_pipeline(model, batch, tmp_path):
     assert element["image"].shape == (5, SIZE, SIZE, 3)
     assert element["mask"].shape == (5, SIZE, SIZE, 1)
     assert [s.decode() for s in element["source"].numpy()] == list(truth["sources"])
-    np.testing.assert_array_equal(element["image"].numpy()[:4].astype(np.uint8), batch.images)
+    # rendered in batches of 2 here and of 4 in `batch`: pixels may differ by float rounding in the batched
+    # matrix products (module docstring), by one 8-bit level at most and rarely
+    difference = np.abs(element["image"].numpy()[:4] - batch.images.astype(np.float32))
+    assert difference.max() <= 1.0 and np.mean(difference > 0) < 1e-3, (difference.max(), np.mean(difference > 0))
     np.testing.assert_array_equal(element["mask"].numpy()[:4, ..., 0], batch.masks)
-    np.testing.assert_allclose(element["landmarks"].numpy()[:4], batch.landmarks)
+    np.testing.assert_allclose(element["landmarks"].numpy()[:4], batch.landmarks, rtol=0, atol=1e-4)  # pixels
     np.testing.assert_array_equal(element["transform"].numpy(),
                                   np.tile([[1.0, 0, 0], [0, 1.0, 0]], (5, 1, 1)))
     # The ground truth travels in the records (optional schema fields) and matches the npz.
