@@ -57,7 +57,8 @@ def _run(name, yaml, morphable_path, size, steps, scratch, cached: bool, extra=(
     run.loop.run(dataset, steps + 1, log=lambda *_: None)
     batch = config["data"]["batch_size"]
     per_step = batch * run.loop.batches_per_step
-    return {"config": name + (" cached" if cached else ""), "cache_s": cache_seconds, "image": size, "vertices": run.nets.morphable.num_vertices, "batch": batch,
+    return {"config": name + (" cached" if cached else ""), "cache_s": cache_seconds, "image": size,
+            "vertices": run.nets.morphable.num_vertices, "batch": batch,
             "critic": config["train"]["critic_steps"], "setup_s": setup, "steps_s": run.loop.steps_per_second,
             "images_s": run.loop.steps_per_second * per_step}
 

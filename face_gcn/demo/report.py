@@ -109,7 +109,8 @@ def _albedo_rows(workdir: str, names: list, scores: dict) -> str:
             for label, key in (("albedo error", "albedo_error"), ("PSNR", "psnr"), ("SSIM", "ssim")))
         if "coarse_angle_error_deg" in scores:
             numbers += f"<br>pose error {scores['coarse_angle_error_deg'][i]:.2f}&deg;"
-        cells = "".join(f'<td><img src="heldout/albedo/{name}.{tag}.png"></td>' for tag in ("true", "coarse", "refined"))
+        cells = "".join(f'<td><img src="heldout/albedo/{name}.{tag}.png"></td>'
+                        for tag in ("true", "coarse", "refined"))
         rows.append(f"<tr><td>{html.escape(name)}</td>{cells}<td style='text-align:left'>{numbers}</td></tr>")
     if not rows:
         return ""

@@ -355,8 +355,8 @@ class CoarseFitter:
         if init.shape != (count, coeff_lib.NUM_COEFFICIENTS):
             raise ValueError(f"initial must be [{count}, {coeff_lib.NUM_COEFFICIENTS}], got {init.shape}")
         start = time.perf_counter()
-        coefficients, losses = self._function(landmarks.shape[1])(tf.constant(images), tf.constant(masks), tf.constant(landmarks),
-                                              tf.constant(init))
+        fit = self._function(landmarks.shape[1])
+        coefficients, losses = fit(tf.constant(images), tf.constant(masks), tf.constant(landmarks), tf.constant(init))
         coefficients = coefficients.numpy()
         seconds = time.perf_counter() - start
         if not np.all(np.isfinite(coefficients)):

@@ -43,14 +43,10 @@ def read_manifest(path: str) -> dict | None:
 
 def fit_landmarks(batch, source: str):
     """The landmarks the fit uses: "detected" (the 5 of every record) or "ground_truth68" (a
-    synthetic set's true 68, standing for a 68-point detector; every face must carry them)."""
+    synthetic set's true 68, standing for a 68-point detector)."""
     if source not in LANDMARK_SOURCES:
         raise ValueError(f"landmark source must be one of {LANDMARK_SOURCES}, got {source!r}")
-    if source == "detected":
-        return batch["landmarks"]
-    if float(tf.reduce_min(batch["has_ground_truth"])) < 1.0:
-        raise ValueError("landmarks=ground_truth68 needs every face to carry its 68 landmarks (synthetic data)")
-    return batch["landmarks68"]
+    return batch["landmarks68" if source == "ground_truth68" else "landmarks"]
 
 
 def coarse_function(morphable: MorphableModel, regressor, facenet, fit_steps: int, backend: str = "auto"):
@@ -98,6 +94,9 @@ def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regre
             def records(raw=raw, parsed=parsed):
                 nonlocal count, embedding_size
                 for serialized, batch in zip(raw, parsed):
+                    if landmarks == "ground_truth68" and float(tf.reduce_min(batch["has_ground_truth"])) < 1.0:
+                        raise ValueError(f"{path}: landmarks=ground_truth68 needs every face to carry its 68 "
+                                         "landmarks (synthetic data)")
                     coefficients, embedding = run(batch["image"], batch["mask"][..., 0],
                                                   fit_landmarks(batch, landmarks))
                     coefficients, embedding = coefficients.numpy(), embedding.numpy()

@@ -87,6 +87,11 @@ def precision_policy(requested: bool, num_gpus: int) -> str:
     return "mixed_float16" if requested and num_gpus > 0 else "float32"
 
 
+def config_morphable(config: dict):
+    """The config's morphable model: model.path, or the built-in demo model when empty."""
+    return configured.load_configured(config["model"]["path"]) if config["model"]["path"] else configured.load_demo()
+
+
 def load_regressor(nets_config: dict, image_size: int, log=logging.info) -> keras.Model:
     """The fixed coarse regressor of the config (a .keras model or a weights file; none: untrained)."""
     path = nets_config["regressor"]
@@ -134,7 +139,7 @@ def coarse_inputs(batch, coarse_source: str = "regressor", landmarks: str = "det
         return {"coefficients": batch["coarse_coefficients"], "embedding": batch["embedding"]}
     if coarse_source == "ground_truth":
         return {"coefficients": batch["coefficients"]}
-    return {"landmarks": batch["landmarks68" if landmarks == "ground_truth68" else "landmarks"]}
+    return {"landmarks": coarse_cache.fit_landmarks(batch, landmarks)}
 
 
 def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.Variable, s4: tf.Variable,
@@ -217,7 +222,8 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
                          "shifts would no longer match the stored coefficients")
     coarse = config["coarse"]
     if coarse["landmarks"] not in coarse_cache.LANDMARK_SOURCES:
-        raise ValueError(f"coarse.landmarks must be one of {coarse_cache.LANDMARK_SOURCES}, got {coarse['landmarks']!r}")
+        raise ValueError(f"coarse.landmarks must be one of {coarse_cache.LANDMARK_SOURCES}, "
+                         f"got {coarse['landmarks']!r}")
     if coarse["fit_steps"] < 0:
         raise ValueError(f"coarse.fit_steps must be >= 0, got {coarse['fit_steps']}")
     cache = coarse_cache.read_manifest(data["train"]) if os.path.isdir(data["train"]) else None
@@ -234,8 +240,7 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
         log(f"coarse cache: {cache['num_images']} faces with precomputed coarse coefficients and embeddings")
     size = data["crop_size"]
     files = pipeline.shard_files(data["train"])
-    morphable = configured.load_configured(config["model"]["path"]) if config["model"]["path"] \
-        else configured.load_demo()
+    morphable = config_morphable(config)
     policy = precision_policy(train["mixed_precision"], len(tf.config.list_physical_devices("GPU")))
     if train["mixed_precision"] and policy == "float32":
         log("train.mixed_precision needs a GPU; training in float32")
@@ -287,7 +292,8 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4, coarse_source, coarse["landmarks"]),
                      texture_gcn.trainable_variables,
                      generator_optimizer, workdir, checkpoint_every=train["checkpoint_every"],
-                     summary_every=train["summary_every"], trackables=trackables, image_fn=previews(nets, coarse_source, coarse["landmarks"]),
+                     summary_every=train["summary_every"], trackables=trackables,
+                     image_fn=previews(nets, coarse_source, coarse["landmarks"]),
                      path_key="source", strategy=strategy, extra_objectives=extra, on_step_start=set_weights)
     augmentation = pipeline.Augmentation() if data["augment"] else None
     dataset = pipeline.make_dataset(files, size, data["batch_size"], training=True, augmentation=augmentation,
@@ -318,8 +324,7 @@ def prepare_coarse(config: dict, data: str, out_dir: str, batch_size: int = 16, 
     coarse.fit_steps, coarse.landmarks, model.path, data.crop_size) run once over ``data`` into a coarse
     cache at ``out_dir`` (face_gcn.reconstruction.coarse_cache). Returns its manifest."""
     nets_config, coarse = config["nets"], config["coarse"]
-    morphable = configured.load_configured(config["model"]["path"]) if config["model"]["path"] \
-        else configured.load_demo()
+    morphable = config_morphable(config)
     regressor = load_regressor(nets_config, config["data"]["crop_size"], log)
     facenet = facenet_lib.build_facenet(weights=nets_config["facenet_weights"]) if nets_config["facenet_weights"] \
         else None

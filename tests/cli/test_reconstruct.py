@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from face_gcn.losses import coarse as coarse_losses
 from face_gcn.reconstruction import forward
 
 SIZE = 64
@@ -64,10 +65,10 @@ def test_folder_end_to_end(model, tmp_path, run_subcommand):
         np.testing.assert_allclose(record["coefficients"], alone.coefficients.numpy()[0], rtol=1e-3, atol=2e-3)
         # the default coarse fit (20 steps) brings the model's landmarks closer to the detected ones
         regressed = forward.reconstruct(nets, crop[None], face_mask=mask[None], fit_steps=0)
-        from face_gcn.losses import coarse as coarse_losses
         def landmark_error(result):
             return float(np.abs(coarse_losses.five_from_68(result.coarse.landmarks).numpy() - 0.5 - landmarks).mean())
-        assert landmark_error(alone) < 0.8 * landmark_error(regressed), (landmark_error(alone), landmark_error(regressed))
+        fitted, regressor_only = landmark_error(alone), landmark_error(regressed)
+        assert fitted < 0.8 * regressor_only, (fitted, regressor_only)
         assert record["camera"]["image_size"] == SIZE and record["model"] == os.path.abspath(model_path)
         assert set(record["seconds"]) == {"detect_align_mask", "inference"}
         np.testing.assert_allclose(record["pose"]["angles_xyz_radians"], record["coefficients"][224:227], atol=1e-6)
