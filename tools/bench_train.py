@@ -10,7 +10,7 @@ coarse fit when coarse.fit_steps > 0 run inside every step) and on a coarse cach
 (face-gcn prepare-coarse: the step starts from stored coefficients and embeddings).
 Steps/s exclude the first (tracing) step; images/s count generator and critic batches.
 
-Usage: python tools/bench_train.py [--steps 6] [--paper_steps 3] [--skip_paper]
+Usage: python tools/bench_train.py [--steps 6] [--paper_steps 3] [--skip_paper | --skip_demo]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 8, "timed steps of the demo configuration (+1 traced)")
 flags.DEFINE_integer("paper_steps", 3, "timed steps of the 224 / 35.6k-vertex configuration (+1 traced)")
 flags.DEFINE_bool("skip_paper", False, "only the demo configuration")
+flags.DEFINE_bool("skip_demo", False, "only the paper configuration")
 flags.DEFINE_float("paper_spacing", 0.0089, "demo-generator edge length for the BFM-sized mesh")
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
@@ -52,7 +53,8 @@ def _run(name, yaml, morphable_path, size, steps, scratch, cached: bool, extra=(
         config = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, yaml),
                                          overrides + [f"data.train={cache}"])
     started = time.perf_counter()
-    run, dataset = texture.setup_texture_training(config, os.path.join(scratch, name), log=lambda *_: None)
+    workdir = os.path.join(scratch, name + ("_cached" if cached else ""))
+    run, dataset = texture.setup_texture_training(config, workdir, log=lambda *_: None)
     setup = time.perf_counter() - started
     run.loop.run(dataset, steps + 1, log=lambda *_: None)
     batch = config["data"]["batch_size"]
@@ -71,7 +73,7 @@ def main(argv):
     scratch = tempfile.mkdtemp(prefix="bench_train_")
     rows = []
     try:
-        for cached in (False, True):
+        for cached in (False, True) if not FLAGS.skip_demo else ():
             rows.append(_run("demo", "demo.yaml", None, 96, FLAGS.steps, scratch, cached))
         if not FLAGS.skip_paper:
             path = os.path.join(scratch, "bfm_sized.npz")
