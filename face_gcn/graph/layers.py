@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from face_gcn.graph.products import chebyshev_filter, resample
 from face_gcn.graph.sparse import sparse_components
 
 PACKAGE = "face_gcn"
@@ -70,6 +71,15 @@ class _SparseOperand:
         self.values = layer.add_weight(name=f"{self.name}_values", shape=(self.nnz,), dtype="float32",
                                        initializer=initial(1, "float32"), trainable=False)
 
+    def is_symmetric(self, tolerance: float = 1e-6) -> bool:
+        """Whether the given matrix equals its transpose (True while only its shape is known)."""
+        if self.data is None:
+            return True
+        indices, values = self.data
+        matrix = sp.csr_matrix((values, (indices[:, 0], indices[:, 1])), shape=self.shape)
+        scale = max(1.0, float(np.abs(values).max(initial=0.0)))
+        return self.shape[0] == self.shape[1] and abs(matrix - matrix.T).max() <= tolerance * scale
+
     def tensor(self, dtype):
         """The matrix as a tf.SparseTensor of ``dtype``."""
         values = tf.cast(tf.convert_to_tensor(self.values), dtype)
@@ -84,42 +94,6 @@ def _check_input(x, num_vertices, layer_name):
         raise ValueError(f"{layer_name}: input must be [B, N, F], got shape {x.shape}")
     if x.shape[1] is not None and x.shape[1] != num_vertices:
         raise ValueError(f"{layer_name}: input has {x.shape[1]} vertices, the matrix expects {num_vertices}")
-
-
-def _sparse_apply(matrix, rows, x):
-    """M x for M [rows, N] sparse and x [B, N, F] -> [B, rows, F]."""
-    batch, channels = tf.shape(x)[0], tf.shape(x)[2]
-    columns = tf.reshape(tf.transpose(x, [1, 0, 2]), [tf.shape(x)[1], batch * channels])
-    product = tf.sparse.sparse_dense_matmul(matrix, columns)
-    return tf.transpose(tf.reshape(product, [rows, batch, channels]), [1, 0, 2])
-
-
-def chebyshev_filter(laplacian, x, kernel, order):
-    """sum_k T_k(L~) x theta_k, accumulated term by term (no [K, ...] stack is kept).
-
-    Args:
-      laplacian: tf.SparseTensor [N, N], the rescaled Laplacian L~ (unused when order == 1).
-      x: [B, N, F_in].
-      kernel: [F_in * K, F_out], row f_in * K + k holds theta_k[f_in, :].
-      order: K >= 1.
-    Returns:
-      [B, N, F_out].
-    """
-    batch, num_vertices, channels = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
-    thetas = tf.unstack(tf.reshape(kernel, [channels, order, -1]), axis=1)  # K x [F_in, F_out]
-    t0 = tf.reshape(tf.transpose(x, [1, 0, 2]), [num_vertices, batch * channels])  # [N, B*F_in]
-
-    def project(term, theta):  # [N, B*F_in] -> [N*B, F_out]
-        return tf.matmul(tf.reshape(term, [-1, channels]), theta)
-
-    y = project(t0, thetas[0])
-    if order > 1:
-        previous, current = t0, tf.sparse.sparse_dense_matmul(laplacian, t0)
-        y += project(current, thetas[1])
-        for k in range(2, order):
-            previous, current = current, 2.0 * tf.sparse.sparse_dense_matmul(laplacian, current) - previous
-            y += project(current, thetas[k])
-    return tf.transpose(tf.reshape(y, [num_vertices, batch, -1]), [1, 0, 2])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -153,6 +127,8 @@ class ChebConv(keras.layers.Layer):
             self.operand = _SparseOperand("laplacian", laplacian, laplacian_shape, laplacian_nnz)
             if self.operand.shape[0] != self.operand.shape[1]:
                 raise ValueError(f"laplacian must be square, got {self.operand.shape}")
+            if not self.operand.is_symmetric():
+                raise ValueError("laplacian must be symmetric (a rescaled Laplacian of an undirected mesh)")
 
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
@@ -216,7 +192,7 @@ class MeshResample(keras.layers.Layer):
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
         _check_input(x, self.operand.shape[1], self.name)
-        y = _sparse_apply(self.operand.tensor(x.dtype), self.operand.shape[0], x)
+        y = resample(self.operand.tensor(x.dtype), x)
         return tf.ensure_shape(y, [None, self.operand.shape[0], x.shape[-1]])
 
     def compute_output_shape(self, input_shape):

@@ -1,0 +1,87 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
+from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
+from face_gcn.graph.products import chebyshev_basis, resample, sparse_matmul  # noqa: E402
+from face_gcn.graph.sparse import to_sparse_tensor  # noqa: E402
+from .graph_test_meshes import icosphere  # noqa: E402
+
+
+def _dense_chebyshev(laplacian, order):
+    """T_k(L~) as dense float64 matrices from the closed form on the eigenvalues (no recursion)."""
+    lam, q = np.linalg.eigh(laplacian.toarray())
+    lam = np.clip(lam, -1.0, 1.0)
+    return [q @ np.diag(np.cos(k * np.arccos(lam))) @ q.T for k in range(order)]
+
+
+@pytest.fixture(scope="module")
+def laplacian():
+    vertices, triangles = icosphere(2, bump=0.1)  # 162 vertices
+    return chebyshev_operator(mesh_adjacency(triangles, len(vertices)), "exact")
+
+
+def test_sparse_matmul_and_its_gradient_match_dense():
+    rng = np.random.default_rng(0)
+    matrix = sp.random(7, 11, density=0.3, random_state=1, format="csr") + sp.eye(7, 11)  # not square
+    dense = rng.normal(size=(11, 5))
+    upstream = rng.normal(size=(7, 5))
+    block = tf.constant(dense)
+    with tf.GradientTape() as tape:
+        tape.watch(block)
+        product = sparse_matmul(to_sparse_tensor(matrix, "float64"), block)
+        loss = tf.reduce_sum(product * upstream)
+    np.testing.assert_allclose(product.numpy(), matrix.toarray() @ dense, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tape.gradient(loss, block).numpy(), matrix.toarray().T @ upstream,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_resample_per_example_matches_dense():
+    rng = np.random.default_rng(2)
+    matrix = sp.random(4, 9, density=0.4, random_state=3, format="csr")
+    x = rng.normal(size=(3, 9, 2))
+    got = resample(to_sparse_tensor(matrix, "float64"), tf.constant(x)).numpy()
+    np.testing.assert_allclose(got, np.einsum("rn,bnf->brf", matrix.toarray(), x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [2, 3, 6])
+def test_chebyshev_basis_and_its_gradient_match_closed_form(laplacian, order):
+    rng = np.random.default_rng(order)
+    x = rng.normal(size=(laplacian.shape[0], 4))
+    upstream = [rng.normal(size=x.shape) for _ in range(order)]
+    filters = _dense_chebyshev(laplacian, order)
+    block = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(block)
+        terms = chebyshev_basis(to_sparse_tensor(laplacian, "float64"), block, order)
+        loss = tf.add_n([tf.reduce_sum(t * g) for t, g in zip(terms, upstream)])
+    for got, t_k in zip(terms, filters):
+        np.testing.assert_allclose(got.numpy(), t_k @ x, rtol=1e-9, atol=1e-9)
+    expected = sum(t_k.T @ g for t_k, g in zip(filters, upstream))
+    np.testing.assert_allclose(tape.gradient(loss, block).numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_chebyshev_basis_gradient_with_unused_terms(laplacian):
+    """Terms that do not reach the loss (None upstream) count as zero in the backward recursion."""
+    x = np.random.default_rng(5).normal(size=(laplacian.shape[0], 2))
+    filters = _dense_chebyshev(laplacian, 4)
+    block = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(block)
+        terms = chebyshev_basis(to_sparse_tensor(laplacian, "float64"), block, 4)
+        loss = tf.reduce_sum(terms[2])
+    expected = filters[2].T @ np.ones_like(x)
+    np.testing.assert_allclose(tape.gradient(loss, block).numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_chebconv_refuses_an_asymmetric_laplacian():
+    from face_gcn.graph.layers import ChebConv  # pylint: disable=import-outside-toplevel
+
+    with pytest.raises(ValueError, match="symmetric"):
+        ChebConv(2, 3, sp.csr_matrix(np.array([[0.0, 1.0], [0.0, 0.0]])))
