@@ -36,10 +36,8 @@ def read_back(samples: vertex_sampling.VertexSamples, normals, gamma, min_shadin
       gamma: [B, 27] the coarse SH light.
       min_shading: shading values below it are raised to it before dividing.
     """
-    shading = lighting.illuminate(tf.ones_like(normals), normals, gamma)
-    quotient = tf.convert_to_tensor(samples.colors, tf.float32) / tf.maximum(shading, min_shading)
-    return PhotoAlbedo(quotient=np.clip(quotient.numpy(), 0.0, 1.0),
-                       visible=np.asarray(samples.visibility) > 0.5)
+    quotient = lighting.remove_shading(samples.colors, tf.cast(normals, tf.float32), gamma, min_shading)
+    return PhotoAlbedo(quotient=quotient.numpy(), visible=np.asarray(samples.visibility) > 0.5)
 
 
 def photo_albedo(morphable, coefficients, images, face_mask=None, min_shading: float = 1e-3) -> PhotoAlbedo:

@@ -29,6 +29,9 @@ from face_gcn.nets import regressor as regressor_lib
 from face_gcn.render import face_renderer, lighting, vertex_sampling
 
 
+REFINER_PHOTO_INPUTS = ("colors", "shading_removed")
+
+
 @dataclasses.dataclass(frozen=True)
 class FaceGCN:
     """The trained parts of the method for one morphable model and crop size.
@@ -38,6 +41,10 @@ class FaceGCN:
     facenet: None, or the frozen FaceNet whose 1792-d features join the embedding (E = F + 1792).
     fit_steps: rendered steps of the coarse fit after the regressor (coarse_fit.refinement_stages;
       0: the regressor alone, as the paper).
+    refiner_photo: what the Refiner reads of the photo (REFINER_PHOTO_INPUTS): "colors", T_p as
+      sampled (the paper), or "shading_removed", T_p divided by the coarse stage's SH shading (the
+      photo's albedo as the coarse light explains it; the Refiner has no input that tells it the
+      shading, so with T_p it must guess it).
     """
 
     morphable: MorphableModel
@@ -46,10 +53,13 @@ class FaceGCN:
     facenet: keras.Model | None
     image_size: int
     fit_steps: int = 0
+    refiner_photo: str = "colors"
 
     def __post_init__(self):
         if self.fit_steps < 0:
             raise ValueError(f"fit_steps must be >= 0, got {self.fit_steps}")
+        if self.refiner_photo not in REFINER_PHOTO_INPUTS:
+            raise ValueError(f"refiner_photo must be one of {REFINER_PHOTO_INPUTS}, got {self.refiner_photo!r}")
         expected = embedding_size(self.regressor.output["features"].shape[-1], self.facenet is not None)
         embedding, features = self.texture_gcn.inputs
         if embedding.shape[-1] != expected:
@@ -188,10 +198,13 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
         images / 255.0, coarse.posed, coarse.normals, tensors.triangles, tensors.vertex_triangles,
         face_mask=face_mask, focal=focal, center=center, backend=backend)
 
-    features = gcn.refiner_inputs(tf.clip_by_value(coarse.albedo, 0.0, 1.0), samples.colors, samples.visibility)
+    gamma = coeff_lib.split_coefficients(coefficients).gamma
+    photo = samples.colors
+    if nets.refiner_photo == "shading_removed":
+        photo = lighting.remove_shading(samples.colors, coarse.normals, gamma)
+    features = gcn.refiner_inputs(tf.clip_by_value(coarse.albedo, 0.0, 1.0), photo, samples.visibility)
     colors = nets.texture_gcn([embedding, features], training=training)
     refined_albedo = 0.5 * (tf.cast(colors, tf.float32) + 1.0)
-    gamma = coeff_lib.split_coefficients(coefficients).gamma
     refined_colors = lighting.illuminate(refined_albedo, coarse.normals, gamma)
     image, alpha = face_renderer.render_posed(coarse.posed, tensors.triangles, refined_colors, size, backend=backend)
     return Reconstruction(coefficients=coefficients, coarse=coarse, samples=samples, embedding=embedding,

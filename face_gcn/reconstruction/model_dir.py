@@ -22,7 +22,7 @@ import keras
 from face_gcn import fileio
 from face_gcn.morphable import model as model_lib
 from face_gcn.nets import facenet as facenet_lib
-from face_gcn.reconstruction.forward import FaceGCN
+from face_gcn.reconstruction.forward import REFINER_PHOTO_INPUTS, FaceGCN
 
 FORMAT = "face-gcn-model"
 VERSION = 1
@@ -52,7 +52,7 @@ def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
         meta = {"format": FORMAT, "version": VERSION, "image_size": int(nets.image_size),
                 "files": {k: v for k, v in FILES.items() if k != "facenet" or nets.facenet is not None},
                 "uses_facenet": nets.facenet is not None, "num_vertices": int(nets.morphable.num_vertices),
-                "coarse_fit_steps": int(nets.fit_steps),
+                "coarse_fit_steps": int(nets.fit_steps), "refiner_photo": nets.refiner_photo,
                 "training": info or {}}
         with open(os.path.join(staging, META_FILE), "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=2, sort_keys=True, default=str)
@@ -77,6 +77,9 @@ def read_meta(path: str) -> dict:
     steps = meta.get("coarse_fit_steps", 0)
     if not isinstance(steps, int) or not 0 <= steps <= 10000:
         raise ModelDirError(f"{meta_path}: coarse_fit_steps must be an integer in [0, 10000], got {steps!r}")
+    if meta.get("refiner_photo", "colors") not in REFINER_PHOTO_INPUTS:
+        raise ModelDirError(f"{meta_path}: refiner_photo must be one of {REFINER_PHOTO_INPUTS}, "
+                            f"got {meta.get('refiner_photo')!r}")
     return meta
 
 
@@ -102,6 +105,7 @@ def load_model_dir(path: str) -> FaceGCN:
     try:
         return FaceGCN(morphable=morphable, regressor=loaded["regressor"], texture_gcn=loaded["texture_gcn"],
                        facenet=facenet, image_size=meta["image_size"],
-                       fit_steps=int(meta.get("coarse_fit_steps", 0)))
+                       fit_steps=int(meta.get("coarse_fit_steps", 0)),
+                       refiner_photo=meta.get("refiner_photo", "colors"))
     except ValueError as error:
         raise ModelDirError(f"{path}: inconsistent model ({error})") from None

@@ -118,3 +118,19 @@ def illuminate(albedo, normals, gamma, ambient_offset: float = DENG_AMBIENT_OFFS
                                           albedo.shape[-1] not in (None, 3)):
         raise ValueError(f"albedo must have shape [B, V, 3], got {albedo.shape}")
     return albedo * sh_shading(normals, gamma, ambient_offset)
+
+
+def remove_shading(colors, normals, gamma, min_shading: float = 1e-3) -> tf.Tensor:
+    """Albedo that ``illuminate`` would light to ``colors``: colors / sh_shading, clipped to [0, 1].
+
+    Args:
+      colors: [B, V, 3] lit colours in [0, 1] (e.g. photo colours sampled at the vertices).
+      normals: [B, V, 3] unit normals; gamma: [B, 27] the light.
+      min_shading: shading below it is raised to it before dividing (grazing or dark vertices).
+    Returns:
+      [B, V, 3] in [0, 1].
+    """
+    normals = _normals_tensor(normals)
+    colors = tf.cast(tf.convert_to_tensor(colors), normals.dtype)
+    shading = sh_shading(normals, gamma)
+    return tf.clip_by_value(colors / tf.maximum(shading, min_shading), 0.0, 1.0)

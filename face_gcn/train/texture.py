@@ -46,6 +46,9 @@ SCHEMA = {
         "refiner_widths": list(gcn.REFINER_WIDTHS),
         "refiner_latent": gcn.REFINER_LATENT,
         "refiner_skip_levels": 2,  # DESIGN: skips at the two coarser levels
+        # What the Refiner reads of the photo: "colors" (T_p, the paper) or "shading_removed" (T_p
+        # divided by the coarse stage's SH shading; forward.FaceGCN.refiner_photo).
+        "refiner_photo": "colors",
         "chebyshev_order": 6,
         "hierarchy_factors": [4, 4, 4, 4],
         "critic_normalization": "layer",
@@ -214,6 +217,9 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
         raise ValueError(f"loss.schedule must be one of {schedule.SCHEDULES}, got {loss_config['schedule']!r}")
     if train["critic_steps"] < 1:
         raise ValueError(f"train.critic_steps must be >= 1, got {train['critic_steps']}")
+    if nets_config["refiner_photo"] not in forward.REFINER_PHOTO_INPUTS:
+        raise ValueError(f"nets.refiner_photo must be one of {forward.REFINER_PHOTO_INPUTS}, "
+                         f"got {nets_config['refiner_photo']!r}")
     coarse_source = nets_config["coarse_coefficients"]
     if coarse_source not in COARSE_SOURCES:
         raise ValueError(f"nets.coarse_coefficients must be one of {COARSE_SOURCES}, got {coarse_source!r}")
@@ -266,7 +272,8 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
         if cache is not None and cache["embedding_size"] != embedding:
             raise ValueError(f"{data['train']} caches {cache['embedding_size']}-d embeddings; the regressor"
                              f"{' and FaceNet' if facenet is not None else ''} give {embedding}")
-        nets = forward.FaceGCN(morphable, regressor, texture_gcn, facenet, size, fit_steps=coarse["fit_steps"])
+        nets = forward.FaceGCN(morphable, regressor, texture_gcn, facenet, size, fit_steps=coarse["fit_steps"],
+                               refiner_photo=nets_config["refiner_photo"])
 
         def optimizer(rate, **kwargs):
             made = keras.optimizers.Adam(exponential_decay(rate, train["decay_steps"], train["decay_rate"]), **kwargs)

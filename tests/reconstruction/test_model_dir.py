@@ -76,6 +76,12 @@ def test_bad_directories_are_named(nets, tmp_path):
         model_dir.load_model_dir(str(path))
     (path / model_dir.META_FILE).write_text(json.dumps(dict(meta, coarse_fit_steps=7)))
     assert model_dir.load_model_dir(str(path)).fit_steps == 7
+    (path / model_dir.META_FILE).write_text(json.dumps(dict(meta, refiner_photo="albedo")))
+    with pytest.raises(model_dir.ModelDirError, match="refiner_photo"):
+        model_dir.load_model_dir(str(path))
+    (path / model_dir.META_FILE).write_text(json.dumps(dict(meta, refiner_photo="shading_removed")))
+    assert model_dir.load_model_dir(str(path)).refiner_photo == "shading_removed"
+    assert meta["refiner_photo"] == "colors"  # written by save_model_dir
     (path / model_dir.META_FILE).write_text(json.dumps(dict(meta, image_size=128)))
     with pytest.raises(model_dir.ModelDirError, match="inconsistent.*image_size 128"):
         model_dir.load_model_dir(str(path))

@@ -110,3 +110,15 @@ def test_validation():
         lighting.sh_basis(np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"albedo must have shape \[B, V, 3\]"):
         lighting.illuminate(np.zeros((2, 3)), np.zeros((1, 2, 3)), np.zeros((1, 27)))
+
+
+def test_remove_shading_divides_by_the_reference_shading_and_clips():
+    rng = np.random.default_rng(4)
+    normals = _unit_normals(rng, (2, 5))
+    gamma = rng.normal(scale=0.1, size=(2, 27))
+    colors = rng.uniform(0.0, 1.0, size=(2, 5, 3))
+    expected = np.clip(colors / np.maximum(_reference_shading(normals, gamma), 1e-3), 0.0, 1.0)
+    got = lighting.remove_shading(colors, normals, gamma).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    dark = lighting.remove_shading(colors, normals, np.tile([-0.8] + [0.0] * 8, 3)[None].repeat(2, 0)).numpy()
+    np.testing.assert_array_equal(dark, np.where(colors > 0, 1.0, 0.0))  # shading 0: raised to 1e-3, clipped
