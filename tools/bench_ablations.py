@@ -1,15 +1,17 @@
 """Table 2 on the demo's synthetic set: each ablation row trained and scored like `face-gcn demo`.
 
-Reuses a finished demo workdir (its synthetic data and coarse regressor), trains the texture stage
-once per experiments/ablation_*.yaml row (the row's own keys on top of the demo's texture config)
-and prints masked PSNR / SSIM of render vs input and albedo error vs ground truth on the held-out
-faces, with the coarse 3DMM texture as the first row.
+Reuses a finished demo workdir (its synthetic data, coarse regressor and coarse cache), trains the
+texture stage once per experiments/ablation_*.yaml row (the row's own keys on top of the demo's
+texture config) and prints masked PSNR / SSIM of render vs input and albedo error vs ground truth
+on the held-out faces. The first two rows are the coarse 3DMM texture through the regressor alone
+("coarse, no fit") and through the demo's coarse stage (regressor + fit).
 
 Usage: python tools/bench_ablations.py --demo_dir demo_out [--steps 300] [--uv_resolution 64]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import time
@@ -41,11 +43,11 @@ def main(argv):
     from face_gcn.reconstruction import model_dir
     from face_gcn.train import coarse, config as config_lib, texture
 
-    data = os.path.join(FLAGS.demo_dir, "data", "train")
+    data = os.path.join(FLAGS.demo_dir, "data", "train_coarse")  # the demo's coarse cache
     heldout = os.path.join(FLAGS.demo_dir, "data", "heldout")
     regressor = os.path.join(FLAGS.demo_dir, "coarse", coarse.REGRESSOR_FILE)
-    if not os.path.isfile(regressor):
-        raise SystemExit(f"{FLAGS.demo_dir} is not a finished demo workdir (no {regressor})")
+    if not os.path.isfile(regressor) or not os.path.isdir(data):
+        raise SystemExit(f"{FLAGS.demo_dir} is not a finished demo workdir (no {regressor} or {data})")
     rows = []
     for path in sorted(glob.glob(os.path.join(EXPERIMENTS, "ablation_*.yaml"))):
         name = os.path.basename(path)[len("ablation_"):-len(".yaml")]
@@ -59,7 +61,10 @@ def main(argv):
         scores = run.evaluate_heldout(nets, heldout, os.path.join(workdir, "heldout"), keep_images=0)
         rows.append((name, scores, summary["steps_per_second"], time.perf_counter() - started))
         if not rows[:-1]:
-            rows.insert(0, ("coarse (3DMM)", {k.replace("coarse", "refined"): v for k, v in scores.items()
+            unfitted = run.evaluate_heldout(dataclasses.replace(nets, fit_steps=0), heldout,
+                                            os.path.join(workdir, "heldout_no_fit"), keep_images=0)
+            for position, (label, source) in enumerate((("coarse, no fit", unfitted), ("coarse (3DMM)", scores))):
+                rows.insert(position, (label, {k.replace("coarse", "refined"): v for k, v in source.items()
                                                if k.endswith("coarse")}, float("nan"), 0.0))
     print(f"{'row':<16}{'PSNR dB':>9}{'SSIM':>8}{'albedo err':>12}{'steps/s':>9}{'seconds':>9}")
     for name, scores, rate, seconds in rows:

@@ -5,9 +5,11 @@ Measures
      face-like mesh (a deterministic Delaunay disc lifted onto a head-like surface; the BFM
      itself is never used here);
   2. ChebConv (K = 6) forward + backward time at every level, batch 16, 16->16 and 32->32
-     channels, against a dense-matmul baseline where the dense L~ fits (--dense_max_vertices).
+     channels, against the previous layer (tf.sparse.sparse_dense_matmul per product) and a
+     dense-matmul baseline where the dense L~ fits (--dense_max_vertices); the sparse products'
+     achieved bytes/s against a measured memory bandwidth.
 
-Usage: python tools/bench_graph.py [--vertices 35709] [--batch 16] [--repeats 3]
+Usage: python tools/bench_graph.py [--vertices 35709] [--batch 16] [--repeats 3] [--notime_hierarchy]
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ from absl import app, flags  # noqa: E402
 from scipy.spatial import Delaunay  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("vertices", 35709, "vertex count of the synthetic face mesh")
+flags.DEFINE_enum("mesh", "sunflower", ["sunflower", "demo_bfm"], "sunflower: a face-like Delaunay disc of "
+                  "--vertices; demo_bfm: the demo generator at BFM density (35,576 vertices, the mesh of "
+                  "bench_train and bench_fit)")
+flags.DEFINE_integer("vertices", 35709, "vertex count of the sunflower mesh")
 flags.DEFINE_integer("batch", 16, "batch size of the convolution benchmark")
 flags.DEFINE_integer("order", 6, "Chebyshev K")
 flags.DEFINE_integer("repeats", 3, "timed repeats (median reported) after one warm-up")
 flags.DEFINE_integer("dense_max_vertices", 10000, "largest level for the dense baseline")
 flags.DEFINE_list("channels", ["16", "32"], "F_in = F_out values")
+flags.DEFINE_bool("time_hierarchy", True, "time the hierarchy build (twice: plain and under tracemalloc); "
+                  "false: load it from the hierarchy cache ($FACE_GCN_CACHE), building it once if missing")
 
 
 def face_like_mesh(num_vertices: int):
@@ -104,7 +111,12 @@ def bench_convolutions(hierarchy):
     order, batch = FLAGS.order, FLAGS.batch
     print(f"\n== ChebConv K={order}, batch {batch}, forward + backward (median of {FLAGS.repeats}), "
           f"{os.cpu_count()} CPU cores, TF {tf.__version__} ==")
-    print(f"{'vertices':>9} {'F':>4} {'sparse ms':>10} {'dense ms':>10} {'speed-up':>9}")
+    bandwidth = memory_bandwidth()
+    print(f"memory bandwidth (one-thread NumPy copy, read + write): {bandwidth / 1e9:.1f} GB/s")
+    print("sparse: the layer (CSR products, fused recursion); COO: the previous layer "
+          "(tf.sparse.sparse_dense_matmul per product); GB/s: the sparse products' least traffic / layer time")
+    print(f"{'vertices':>9} {'F':>4} {'sparse ms':>10} {'COO ms':>8} {'vs COO':>7} {'GB/s':>6} {'of bw':>6} "
+          f"{'dense ms':>10} {'vs dense':>9}")
     for level in range(hierarchy.num_levels):
         operator = hierarchy.chebyshev(level, "exact")
         num_vertices = operator.shape[0]
@@ -122,6 +134,11 @@ def bench_convolutions(hierarchy):
                 return tape.gradient(loss, [inputs, layer.kernel])
 
             sparse_ms = _median_ms(sparse_step, x)
+            coo_ms = _median_ms(coo_step(operator, layer.kernel.numpy(), order, channels), x)
+            # each of the 2 (K - 1) products reads L~ (4-byte value + 8-byte column per non-zero) and
+            # an [N, B F] block, and writes one
+            traffic = 2 * (order - 1) * (12 * operator.nnz + 2 * 4 * num_vertices * batch * channels)
+            achieved = traffic / (sparse_ms / 1000.0)
             dense_ms = float("nan")
             if num_vertices <= FLAGS.dense_max_vertices:
                 dense = tf.constant(operator.toarray(), tf.float32)
@@ -148,7 +165,46 @@ def bench_convolutions(hierarchy):
             speedup = dense_ms / sparse_ms if np.isfinite(dense_ms) else float("nan")
             dense_text = f"{dense_ms:10.1f}" if np.isfinite(dense_ms) else f"{'(no fit)':>10}"
             speed_text = f"{speedup:8.1f}x" if np.isfinite(speedup) else f"{'-':>9}"
-            print(f"{num_vertices:9d} {channels:4d} {sparse_ms:10.1f} {dense_text} {speed_text}")
+            print(f"{num_vertices:9d} {channels:4d} {sparse_ms:10.1f} {coo_ms:8.1f} {coo_ms / sparse_ms:6.1f}x "
+                  f"{achieved / 1e9:6.1f} {achieved / bandwidth:6.2f} {dense_text} {speed_text}")
+
+
+def memory_bandwidth(megabytes: int = 256) -> float:
+    """Bytes per second of a one-thread copy of a large float32 array (read + write), best of 5."""
+    source = np.ones(megabytes * 2**20 // 4, np.float32)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - start)
+    return 2 * source.nbytes / best
+
+
+def coo_step(operator, kernel, order, channels):
+    """Forward + backward of the previous ChebConv: tf.sparse.sparse_dense_matmul for each product,
+    autodiff through the recursion (the baseline of the speed-up column)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from face_gcn.graph.sparse import to_sparse_tensor  # pylint: disable=import-outside-toplevel
+
+    matrix, kernel = to_sparse_tensor(operator), tf.Variable(kernel)
+    num_vertices = operator.shape[0]
+
+    @tf.function
+    def step(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            cols = tf.reshape(tf.transpose(inputs, [1, 0, 2]), [num_vertices, -1])
+            thetas = tf.unstack(tf.reshape(kernel, [channels, order, -1]), axis=1)
+            terms = [cols, tf.sparse.sparse_dense_matmul(matrix, cols)]
+            for _ in range(2, order):
+                terms.append(2.0 * tf.sparse.sparse_dense_matmul(matrix, terms[-1]) - terms[-2])
+            y = tf.add_n([tf.reshape(t, [-1, channels]) @ theta for t, theta in zip(terms, thetas)])
+            loss = tf.reduce_sum(tf.square(y))
+        return tape.gradient(loss, [inputs, kernel])
+
+    return step
 
 
 def _median_ms(function, *args):
@@ -164,13 +220,23 @@ def _median_ms(function, *args):
 
 def main(argv):
     del argv
-    vertices, triangles = face_like_mesh(FLAGS.vertices)
-    print(f"synthetic face-like mesh: {len(vertices)} vertices, {len(triangles)} triangles")
-    hierarchy = bench_hierarchy(vertices, triangles)
+    if FLAGS.mesh == "demo_bfm":
+        from face_gcn.morphable import demo  # pylint: disable=import-outside-toplevel
+        model = demo.build_demo_model(0, spacing=0.0089)
+        vertices, triangles = model.mean_shape, model.triangles  # as texture training passes them (cache key)
+        print(f"demo generator at BFM density: {len(vertices)} vertices, {len(triangles)} triangles")
+    else:
+        vertices, triangles = face_like_mesh(FLAGS.vertices)
+        print(f"synthetic face-like mesh: {len(vertices)} vertices, {len(triangles)} triangles")
+    if FLAGS.time_hierarchy:
+        hierarchy = bench_hierarchy(vertices, triangles)
+    else:
+        from face_gcn.graph.hierarchy import load_or_build_hierarchy  # pylint: disable=import-outside-toplevel
+        hierarchy = load_or_build_hierarchy(vertices, triangles, (4, 4, 4, 4))
     bench_convolutions(hierarchy)
-    dense_bytes = 4 * FLAGS.vertices ** 2
-    print(f"\ndense L~ at {FLAGS.vertices} vertices would need {dense_bytes / 2**30:.1f} GiB (float32) "
-          f"and ~{2 * FLAGS.vertices ** 2 * FLAGS.batch * 32 * (FLAGS.order - 1) * 2 / 1e12:.0f} TFLOP per "
+    count = len(vertices)
+    print(f"\ndense L~ at {count} vertices would need {4 * count ** 2 / 2**30:.1f} GiB (float32) "
+          f"and ~{2 * count ** 2 * FLAGS.batch * 32 * (FLAGS.order - 1) * 2 / 1e12:.0f} TFLOP per "
           "32-channel step: not run here")
 
 

@@ -47,10 +47,12 @@ TEXTURE_OVERRIDES = {
     "loss.schedule": "paper", "train.steps": defaults.TEXTURE_STEPS, "train.epoch_steps": 40,
     "train.learning_rate": 1e-3, "train.decay_steps": 1000,
     "train.decay_rate": 0.5, "train.critic_steps": 1, "train.checkpoint_every": 500, "train.summary_every": 50,
-    # not the paper's: Refiner skips at every level carry full-resolution detail; the coarse stage is
-    # regress-then-fit against the synthetic set's true 68 landmarks (a 68-point detector's stand-in),
-    # read from a coarse cache (which cannot be augmented)
-    "nets.refiner_skip_levels": 4, "coarse.fit_steps": defaults.FIT_STEPS, "coarse.landmarks": "ground_truth68",
+    # not the paper's: Refiner skips at every level carry full-resolution detail, and the Refiner reads
+    # the photo with the coarse shading divided out; the coarse stage is regress-then-fit against the
+    # synthetic set's true 68 landmarks (a 68-point detector's stand-in), read from a coarse cache
+    # (which cannot be augmented)
+    "nets.refiner_skip_levels": 4, "nets.refiner_photo": "shading_removed",
+    "coarse.fit_steps": defaults.FIT_STEPS, "coarse.landmarks": "ground_truth68",
     "data.augment": False,
 }
 COARSE_OVERRIDES = {
