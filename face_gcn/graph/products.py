@@ -56,7 +56,7 @@ def chebyshev_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
     pass, which is Clenshaw's recursion for sum_k T_k(L~) g_k (L~ symmetric, so every T_k(L~) is).
 
     Args:
-      laplacian: [N, N] symmetric SparseTensor, indices in row-major order.
+      laplacian: [N, N] symmetric SparseTensor, indices in row-major order (unused when K = 1).
       x: [N, C].
       order: K >= 1.
     Returns:
@@ -114,6 +114,6 @@ def chebyshev_filter(laplacian, x, kernel, order):
     def project(term, theta):  # [N, B*F_in] -> [N*B, F_out]
         return tf.matmul(tf.reshape(term, [-1, channels]), theta)
 
-    terms = chebyshev_basis(laplacian, t0, order) if order > 1 else [t0]
+    terms = chebyshev_basis(laplacian, t0, order)
     y = tf.add_n([project(term, theta) for term, theta in zip(terms, thetas)])
     return tf.transpose(tf.reshape(y, [num_vertices, batch, -1]), [1, 0, 2])
