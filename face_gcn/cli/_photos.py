@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -74,7 +75,8 @@ def reason_counts(failed: list[dict]) -> str:
 @dataclasses.dataclass(frozen=True)
 class AlignedPhoto:
     """original: [H, W, 3] uint8 photo. crop: [S, S, 3] uint8. mask: [S, S] uint8 {0, 1}.
-    landmarks: [5, 2] crop pixels. transform: [2, 3] original pixels -> crop pixels."""
+    landmarks: [5, 2] crop pixels. transform: [2, 3] original pixels -> crop pixels. source: the
+    file; seconds: spent reading, detecting, aligning and masking it."""
 
     original: np.ndarray
     crop: np.ndarray
@@ -83,6 +85,8 @@ class AlignedPhoto:
     transform: np.ndarray
     num_faces: int
     detection_score: float
+    source: str = ""
+    seconds: float = 0.0
 
 
 class PhotoAligner:
@@ -101,6 +105,7 @@ class PhotoAligner:
 
     def align(self, path: str) -> AlignedPhoto:
         from face_gcn.data import alignment, images  # pylint: disable=import-outside-toplevel
+        started = time.perf_counter()
         try:
             loaded = images.load_image(path)
         except images.ImageRejected as rejected:
@@ -114,4 +119,5 @@ class PhotoAligner:
         landmarks = alignment.apply_transform(transform, face.landmarks)
         mask = np.asarray(self.segmenter.segment(crop, landmarks), np.uint8)
         return AlignedPhoto(original=loaded.rgb, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
-                            num_faces=found.num_faces, detection_score=face.score)
+                            num_faces=found.num_faces, detection_score=face.score, source=path,
+                            seconds=time.perf_counter() - started)

@@ -5,8 +5,8 @@
 
 Per photo: MTCNN detection (the largest face), Deng's alignment to a 224 crop, the built-in
 face mask (or a face-parsing SavedModel by path), analysis-by-synthesis fitting of the 257
-coefficients (face_gcn.fit.coarse_fit), test-time GCN texture refinement (face_gcn.fit.refine),
-then the files of face_gcn.fit.outputs. Folders are searched recursively for images. Photos
+coefficients (face_gcn.fit.coarse_fit; --batch_size photos are fitted together as one batch),
+test-time GCN texture refinement (face_gcn.fit.refine), then the files of face_gcn.fit.outputs. Folders are searched recursively for images. Photos
 without a face (or unreadable) are skipped and listed with the reason in DIR/summary.json.
 """
 
@@ -35,6 +35,8 @@ flags.DEFINE_integer("appearance_steps", 140, "Adam steps of the albedo + light 
 flags.DEFINE_integer("low_resolution", 112, "Render size of the shape stage (0: the crop size).")
 flags.DEFINE_integer("refine_steps", 150, "Adam steps of the test-time GCN refinement (0: none).")
 flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.")
+flags.DEFINE_integer("batch_size", 8, "Photos whose coarse fits run together as one batch (each face is "
+                     "fitted as if alone; the texture refinement runs per photo).")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 PROG = "face-gcn fit"
@@ -58,22 +60,39 @@ class FitPipeline:
         self.refiner = refine.TextureRefiner(model, crop_size, refine_config, facenet=facenet) \
             if refine_config.steps > 0 else None
 
-    def run(self, path: str, name: str, out_dir: str) -> dict:
-        """Fits one photo and writes its files; returns the JSON record. Raises SkipImage when
-        the photo cannot be read or shows no face."""
+    def fit(self, photos: list) -> list:
+        """The coarse fits of aligned photos, one batch (faces are fitted independently, so a batch
+        gives each face its own fit; tested). If the batch fails, each photo is fitted alone, so one
+        bad photo does not lose the others: [(coefficients [257], {stage: {term: float}}, seconds per
+        face) or the exception of that photo]."""
+        import numpy as np  # pylint: disable=import-outside-toplevel
+        try:
+            result = self.fitter.fit_batch(np.stack([p.crop for p in photos]), np.stack([p.mask for p in photos]),
+                                           np.stack([p.landmarks for p in photos]))
+        except Exception:  # pylint: disable=broad-except
+            return [self._fit_alone(photo) for photo in photos]
+        return [(result.coefficients[b], {stage: {name: float(value[b]) for name, value in terms.items()}
+                                          for stage, terms in result.losses.items()}, result.seconds / len(photos))
+                for b in range(len(photos))]
+
+    def _fit_alone(self, photo):
+        try:
+            fit = self.fitter.fit(photo.crop, photo.mask, photo.landmarks)
+        except Exception as error:  # pylint: disable=broad-except
+            return error
+        return fit.coefficients, fit.losses, fit.seconds
+
+    def finish(self, photo, coefficients, fit_losses, fit_seconds: float, name: str, out_dir: str) -> dict:
+        """Refines the texture of one fitted photo and writes its files; returns the JSON record."""
         from face_gcn.fit import outputs  # pylint: disable=import-outside-toplevel
         started = time.perf_counter()
-        photo = self.aligner.align(path)
-        crop, mask, landmarks = photo.crop, photo.mask, photo.landmarks
-        prepared = time.perf_counter()
-        fit = self.fitter.fit(crop, mask, landmarks)
-        coarse_albedo = _coarse_albedo(self.model, fit.coefficients)
+        coarse_albedo = _coarse_albedo(self.model, coefficients)
         albedo = {"coarse": coarse_albedo}
-        seconds = {"detect_align_mask": prepared - started, "coarse_fit": fit.seconds}
-        extra = {"source": path, "num_faces": photo.num_faces, "detection_score": photo.detection_score,
-                 "fit_losses": fit.losses}
+        seconds = {"detect_align_mask": photo.seconds, "coarse_fit": fit_seconds}
+        extra = {"source": photo.source, "num_faces": photo.num_faces, "detection_score": photo.detection_score,
+                 "fit_losses": fit_losses}
         if self.refiner is not None:
-            refined = self.refiner.refine(crop, mask, fit.coefficients)
+            refined = self.refiner.refine(photo.crop, photo.mask, coefficients)
             albedo["refined"] = refined.albedo
             seconds["refine"] = refined.seconds
             extra["refine_losses"] = refined.losses
@@ -81,12 +100,10 @@ class FitPipeline:
         else:
             albedo["refined"] = coarse_albedo
             seconds["refine"] = 0.0
-        seconds["fit_total"] = time.perf_counter() - prepared
-        record = outputs.write_reconstruction(out_dir, self.model, outputs.FaceReconstruction(
-            name=name, crop=crop, mask=mask, landmarks=landmarks, transform=photo.transform,
-            original=photo.original, coefficients=fit.coefficients, albedo=albedo, seconds=seconds,
-            extra=extra))
-        return record
+        seconds["fit_total"] = fit_seconds + time.perf_counter() - started
+        return outputs.write_reconstruction(out_dir, self.model, outputs.FaceReconstruction(
+            name=name, crop=photo.crop, mask=photo.mask, landmarks=photo.landmarks, transform=photo.transform,
+            original=photo.original, coefficients=coefficients, albedo=albedo, seconds=seconds, extra=extra))
 
 
 def _coarse_albedo(model, coefficients):
@@ -107,6 +124,8 @@ def main(argv):
     for flag in ("pose_steps", "shape_steps", "appearance_steps", "refine_steps", "low_resolution"):
         if getattr(FLAGS, flag) < 0:
             raise app.UsageError(f"--{flag} must be >= 0")
+    if not 1 <= FLAGS.batch_size <= 256:
+        raise app.UsageError(f"--batch_size must be in [1, 256], got {FLAGS.batch_size}")
     if not 64 <= FLAGS.crop_size <= 1024:
         raise app.UsageError(f"--crop_size must be in [64, 1024], got {FLAGS.crop_size}")
     if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
@@ -143,23 +162,46 @@ def main(argv):
     os.makedirs(FLAGS.out, exist_ok=True)
     started = time.perf_counter()
     fitted, failed, used = [], [], set()
+
+    def failure(path, error):
+        if isinstance(error, _photos.SkipImage):
+            return {"source": path, "reason": error.reason, "detail": error.detail}
+        return {"source": path, "reason": "error", "detail": f"{type(error).__name__}: {error}"}
+
+    def fit_and_write(aligned):
+        """aligned: [AlignedPhoto] fitted as one batch, then refined and written one by one."""
+        for photo, fit in zip(aligned, pipeline.fit(aligned)):
+            if isinstance(fit, Exception):
+                failed.append(failure(photo.source, fit))
+                continue
+            name = _photos.unique_name(photo.source, used)
+            try:
+                record = pipeline.finish(photo, *fit, name, FLAGS.out)
+            except Exception as error:  # pylint: disable=broad-except
+                failed.append(failure(photo.source, error))
+                continue
+            fitted.append({"name": name, "source": photo.source, **{key: record[key] for key in (
+                "psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined")}, "seconds": record["seconds"]})
+
+    aligned = []
     for path in _photos.progress(paths, "fit", FLAGS.progress):
-        name = _photos.unique_name(path, used)
         try:
-            record = pipeline.run(path, name, FLAGS.out)
-        except _photos.SkipImage as skip:
-            failed.append({"source": path, "reason": skip.reason, "detail": skip.detail})
-            continue
+            photo = pipeline.aligner.align(path)
         except Exception as error:  # pylint: disable=broad-except
-            failed.append({"source": path, "reason": "error", "detail": f"{type(error).__name__}: {error}"})
+            failed.append(failure(path, error))
             continue
-        fitted.append({"name": name, "source": path, **{key: record[key] for key in (
-            "psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined")}, "seconds": record["seconds"]})
+        aligned.append(photo)
+        if len(aligned) == FLAGS.batch_size:
+            fit_and_write(aligned)
+            aligned = []
+    if aligned:
+        fit_and_write(aligned)
     summary = {"morphable_model": model.name, "num_images": len(paths), "fitted": fitted,
                "failed": failed, "seconds": round(time.perf_counter() - started, 3),
                "settings": {"crop_size": FLAGS.crop_size, "pose_steps": FLAGS.pose_steps,
                             "shape_steps": FLAGS.shape_steps, "appearance_steps": FLAGS.appearance_steps,
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
+                            "batch_size": FLAGS.batch_size,
                             "identity_loss": facenet is not None}}
     fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
     reasons = _photos.reason_counts(failed)

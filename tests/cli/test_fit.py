@@ -6,22 +6,26 @@ import cv2
 import numpy as np
 import skimage.data
 
+from face_gcn.morphable import coefficients as coeff_lib
+
 
 def test_folder_end_to_end(tmp_path, run_subcommand):
     photos = tmp_path / "photos"
     photos.mkdir()
     face = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "astronaut_mirrored.png"), cv2.cvtColor(face[:, ::-1], cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(photos / "grey.png"), np.full((128, 160, 3), 128, np.uint8))
     out = tmp_path / "out"
     result = run_subcommand("fit", str(photos), "--out", str(out), "--pose_steps", "30", "--shape_steps", "30",
                             "--appearance_steps", "40", "--refine_steps", "40", "--noprogress",
                             cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "1 fitted, 1 skipped (no_face 1)" in result.stdout
+    assert "2 fitted, 1 skipped (no_face 1)" in result.stdout  # the two faces fitted as one batch
 
     summary = json.loads((out / "summary.json").read_text())
-    assert [item["name"] for item in summary["fitted"]] == ["astronaut"]
+    assert [item["name"] for item in summary["fitted"]] == ["astronaut", "astronaut_mirrored"]
+    assert summary["settings"]["batch_size"] == 8
     assert summary["failed"] == [{"source": str(photos / "grey.png"), "reason": "no_face",
                                   "detail": "MTCNN found no face"}]
     for name in ("astronaut_coarse.obj", "astronaut_coarse.ply", "astronaut_refined.obj",
@@ -32,6 +36,11 @@ def test_folder_end_to_end(tmp_path, run_subcommand):
         for suffix in (".input.png", ".mask.png", ".render.png", ".alpha.png"):
             assert (out / method / f"astronaut{suffix}").is_file(), (method, suffix)
     assert not any(path.name.startswith("grey") for path in out.rglob("*"))
+    mirrored = json.loads((out / "astronaut_mirrored.json").read_text())
+    yaw = coeff_lib.BLOCK_SLICES["angles"].start + 1
+    # the mirror image is turned less to that side (0.005 vs 0.10 rad): the batch kept each face's own fit
+    original = json.loads((out / "astronaut.json").read_text())
+    assert mirrored["coefficients"][yaw] < original["coefficients"][yaw] - 0.05
 
     record = json.loads((out / "astronaut.json").read_text())
     assert len(record["coefficients"]) == 257
