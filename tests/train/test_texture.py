@@ -223,7 +223,9 @@ def test_coarse_cache_holds_the_fixed_coarse_stage_and_trains_without_the_cnns(d
     fixed = ["coarse.fit_steps=3", "coarse.landmarks=ground_truth68", f"nets.regressor={regressor_path}"]
     config = make_config(data_dir, *fixed, "train.critic_steps=1", "loss.adversarial=false")
     cache = str(tmp_path / "cache")
-    manifest = texture.prepare_coarse(config, data_dir, cache, batch_size=3, log=lambda *_: None)
+    # cached in batches of the step's size: the fit's float32 sums (the light solve's normal equations)
+    # depend a little on the batch's make-up (2.7e-3 relative in vertex_albedo at batch 3)
+    manifest = texture.prepare_coarse(config, data_dir, cache, batch_size=8, log=lambda *_: None)
     assert manifest["num_images"] == 8 and manifest["fit_steps"] == 3 and manifest["landmarks"] == "ground_truth68"
     assert coarse_cache.read_manifest(cache)["embedding_size"] == manifest["embedding_size"]
 
