@@ -6,8 +6,9 @@
 Per photo: MTCNN detection (the largest face), Deng's alignment to a 224 crop, the built-in
 face mask (or a face-parsing SavedModel by path), analysis-by-synthesis fitting of the 257
 coefficients (face_gcn.fit.coarse_fit; --batch_size photos are fitted together as one batch),
-test-time GCN texture refinement (face_gcn.fit.refine), then the files of face_gcn.fit.outputs. Folders are searched recursively for images. Photos
-without a face (or unreadable) are skipped and listed with the reason in DIR/summary.json.
+test-time GCN texture refinement (face_gcn.fit.refine), then the files of face_gcn.fit.outputs.
+Folders are searched recursively for images. Photos without a face (or unreadable) are skipped
+and listed with the reason in DIR/summary.json.
 """
 
 from __future__ import annotations
