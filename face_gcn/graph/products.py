@@ -86,13 +86,19 @@ def chebyshev_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
                  tf.convert_to_tensor(x, laplacian.values.dtype))
 
 
+def _to_columns(x):
+    """[B, N, F] -> [N, B * F]: the batch folded into the columns of one product."""
+    return tf.reshape(tf.transpose(x, [1, 0, 2]), [tf.shape(x)[1], -1])
+
+
+def _from_columns(columns, batch):
+    """[N, B * F] -> [B, N, F]."""
+    return tf.transpose(tf.reshape(columns, [tf.shape(columns)[0], batch, -1]), [1, 0, 2])
+
+
 def resample(matrix: tf.SparseTensor, x):
     """M x per example: M [R, N] sparse, x [B, N, F] -> [B, R, F]."""
-    rows = matrix.shape[0] if matrix.shape[0] is not None else tf.cast(matrix.dense_shape[0], tf.int32)
-    batch, num_vertices, channels = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-    columns = tf.reshape(tf.transpose(x, [1, 0, 2]), [num_vertices, batch * channels])
-    product = sparse_matmul(matrix, columns)
-    return tf.transpose(tf.reshape(product, [rows, batch, channels]), [1, 0, 2])
+    return _from_columns(sparse_matmul(matrix, _to_columns(x)), tf.shape(x)[0])
 
 
 def chebyshev_filter(laplacian, x, kernel, order):
@@ -107,13 +113,12 @@ def chebyshev_filter(laplacian, x, kernel, order):
     Returns:
       [B, N, F_out].
     """
-    batch, num_vertices, channels = tf.shape(x)[0], tf.shape(x)[1], x.shape[-1]
+    channels, num_vertices = x.shape[-1], tf.shape(x)[1]
     thetas = tf.unstack(tf.reshape(kernel, [channels, order, -1]), axis=1)  # K x [F_in, F_out]
-    t0 = tf.reshape(tf.transpose(x, [1, 0, 2]), [num_vertices, batch * channels])  # [N, B*F_in]
 
     def project(term, theta):  # [N, B*F_in] -> [N*B, F_out]
         return tf.matmul(tf.reshape(term, [-1, channels]), theta)
 
-    terms = chebyshev_basis(laplacian, t0, order)
-    y = tf.add_n([project(term, theta) for term, theta in zip(terms, thetas)])
-    return tf.transpose(tf.reshape(y, [num_vertices, batch, -1]), [1, 0, 2])
+    terms = chebyshev_basis(laplacian, _to_columns(x), order)
+    y = tf.add_n([project(term, theta) for term, theta in zip(terms, thetas)])  # [N*B, F_out]
+    return _from_columns(tf.reshape(y, [num_vertices, -1]), tf.shape(x)[0])
