@@ -3,6 +3,9 @@
 Tensor names as in microsoft/Deep3DFaceReconstruction's demo: input `input_imgs:0`
 ([B, 224, 224, 3] float32, BGR, 0-255), outputs `coeff:0` [B, 257] and
 `resnet_v1_50/pool5:0` [B, 1, 1, 2048]. Our API takes RGB in [0, 255] like build_regressor.
+
+The training and inference pipelines take Keras regressors: `face-gcn convert-deng` rebuilds this
+graph as one (face_gcn.nets.deng_keras) and checks it against the graph run through this wrapper.
 """
 
 from __future__ import annotations
@@ -47,9 +50,14 @@ class DengFrozenRegressor:
       coefficients, features = regressor(images)  # [B, 257], [B, 2048]
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, graph_def: tf.compat.v1.GraphDef | None = None,
+                 feature_size: int | None = FEATURE_SIZE):
+        """path: the .pb file (read unless `graph_def`, its parsed contents, is given; then only
+        named in messages). feature_size: the pool5 width required (None: any)."""
         self.path = os.fspath(path)
-        graph_def = read_graph_def(self.path)
+        self.feature_size = feature_size
+        if graph_def is None:
+            graph_def = read_graph_def(self.path)
         node_names = {node.name for node in graph_def.node}
         missing = [name for name in (INPUT_TENSOR, COEFF_TENSOR, POOL5_TENSOR)
                    if name.rsplit(":", 1)[0] not in node_names]
@@ -72,9 +80,10 @@ class DengFrozenRegressor:
         if coeff_shape.rank not in (None, 2) or coeff_shape[-1] not in (None, NUM_COEFFICIENTS):
             raise DengGraphError(f"{self.path}: {COEFF_TENSOR} has shape {coeff_shape}, "
                                  f"expected [B, {NUM_COEFFICIENTS}]")
-        if pool5_shape.rank is not None and pool5_shape[-1] not in (None, FEATURE_SIZE):
+        if (feature_size is not None and pool5_shape.rank is not None
+                and pool5_shape[-1] not in (None, feature_size)):
             raise DengGraphError(f"{self.path}: {POOL5_TENSOR} has shape {pool5_shape}, "
-                                 f"expected [B, 1, 1, {FEATURE_SIZE}]")
+                                 f"expected [B, 1, 1, {feature_size}]")
 
     def __call__(self, images) -> RegressorOutputs:
         """images: [B, 224, 224, 3] float32 RGB in [0, 255] -> coefficients [B, 257],
@@ -88,7 +97,8 @@ class DengFrozenRegressor:
         if coeff.shape[-1] != NUM_COEFFICIENTS:
             raise DengGraphError(f"{self.path}: {COEFF_TENSOR} gave shape {coeff.shape}")
         spatial = tuple(pool5.shape[1:-1])
-        if pool5.shape[-1] != FEATURE_SIZE or any(d not in (1, None) for d in spatial):
+        width = self.feature_size or pool5.shape[-1]
+        if pool5.shape[-1] != width or any(d not in (1, None) for d in spatial):
             raise DengGraphError(f"{self.path}: {POOL5_TENSOR} gave shape {pool5.shape}, "
-                                 f"expected [B, 1, 1, {FEATURE_SIZE}]")
-        return RegressorOutputs(coeff, tf.reshape(pool5, [batch, FEATURE_SIZE]))
+                                 f"expected [B, 1, 1, {width}]")
+        return RegressorOutputs(coeff, tf.reshape(pool5, [batch, width]))

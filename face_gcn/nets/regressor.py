@@ -11,6 +11,11 @@ Preprocessing (inside the model): the input is RGB in [0, 255]; it is flipped to
 ImageNet 'caffe' channel means are subtracted (B 103.939, G 116.779, R 123.68), which is what
 keras.applications.ResNet50 expects and close to Deng's network, which takes BGR in [0, 255].
 Nothing is ever downloaded: the backbone starts random unless `weights` names a local file.
+
+Deng et al.'s released network (FaceReconModel.pb, a TF1 frozen graph) is used through
+`face-gcn convert-deng`, which rebuilds it in Keras (face_gcn.nets.deng_keras): the .keras file it
+writes takes and gives what build_regressor's models do and loads with load_regressor. The .pb
+itself is refused here with a message naming that command.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ COMPACT_WIDTHS = (32, 64, 128, 256, 256)
 COMPACT_BN_MOMENTUM = 0.9
 INPUT_SIZE = 224
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+CONVERT_DENG_HINT = ("a frozen TF1 graph (.pb) is not a Keras regressor; convert Deng's FaceReconModel.pb "
+                     "once with `face-gcn convert-deng --frozen_graph FaceReconModel.pb --out deng_regressor.keras` "
+                     "and use the .keras file")
 
 
 class RegressorOutputs(NamedTuple):
@@ -47,6 +55,19 @@ class RgbToCaffeBgr(keras.layers.Layer):
     def call(self, images):
         bgr = tf.reverse(tf.cast(images, tf.float32), axis=[-1])
         return bgr - tf.constant(CAFFE_BGR_MEAN, tf.float32)
+
+
+@keras.saving.register_keras_serializable(package="face_gcn")
+class RgbToBgr(keras.layers.Layer):
+    """[B, H, W, 3] RGB -> [B, H, W, 3] BGR, values unchanged (Deng's network takes BGR in [0, 255])."""
+
+    def call(self, images):
+        return tf.reverse(tf.cast(images, tf.float32), axis=[-1])
+
+
+def _refuse_frozen_graph(path: str) -> None:
+    if path.endswith(".pb"):
+        raise ValueError(f"{path}: {CONVERT_DENG_HINT}")
 
 
 def feature_size(backbone: str = "resnet50") -> int:
@@ -77,7 +98,9 @@ def build_regressor(input_shape=(INPUT_SIZE, INPUT_SIZE, 3), weights: str | None
     Args:
       input_shape: (H, W, 3) of the RGB input; Deng uses 224 x 224.
       weights: optional local `.weights.h5` file written by `model.save_weights` of a model
-        built by this function (same backbone and input shape).
+        built by this function (same backbone and input shape), or a whole regressor `.keras`
+        file (train-coarse's regressor.keras, convert-deng's output), which is loaded as it is:
+        its own layers, whatever `backbone` says; its input shape must be `input_shape`.
       name: model name.
       backbone: "resnet50" (default; nested layer named "resnet50") or "compact" (nested layer
         named "compact"; see the module docstring).
@@ -92,6 +115,14 @@ def build_regressor(input_shape=(INPUT_SIZE, INPUT_SIZE, 3), weights: str | None
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ValueError(f"input_shape must be (H, W, 3), got {input_shape}")
     feature_size(backbone)  # validates the name
+    if weights is not None:
+        _refuse_frozen_graph(weights)
+        if weights.endswith(".keras"):
+            model = load_regressor(weights)
+            if tuple(model.input.shape[1:]) != input_shape:
+                raise ValueError(f"{weights}: the regressor takes {tuple(model.input.shape[1:])} images, "
+                                 f"expected {input_shape}")
+            return model
     images = keras.Input(shape=input_shape, name="images")
     preprocessed = RgbToCaffeBgr(name="rgb_to_caffe_bgr")(images)
     if backbone == "resnet50":
@@ -113,11 +144,12 @@ def build_regressor(input_shape=(INPUT_SIZE, INPUT_SIZE, 3), weights: str | None
 def load_regressor(path: str) -> keras.Model:
     """Loads a whole regressor saved with ``model.save(path)`` (a ``.keras`` file, e.g. the
     ``regressor.keras`` that train-coarse writes in its workdir)."""
+    _refuse_frozen_graph(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"regressor file not found: {path}")
     if not path.endswith(".keras"):
         raise ValueError(f"expected a .keras file, got {path}")
-    return keras.saving.load_model(path, custom_objects={"RgbToCaffeBgr": RgbToCaffeBgr})
+    return keras.saving.load_model(path, custom_objects={"RgbToCaffeBgr": RgbToCaffeBgr, "RgbToBgr": RgbToBgr})
 
 
 def regress(model: keras.Model, images, training: bool = False) -> RegressorOutputs:
