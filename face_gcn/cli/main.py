@@ -16,6 +16,8 @@ SUBCOMMANDS = {
                     "convert a user's Basel Face Model files into a face_gcn model (.npz)"),
     "convert-facenet": ("face_gcn.cli.convert_facenet",
                         "convert Sandberg's FaceNet checkpoint (given by path) to Keras weights"),
+    "convert-deng": ("face_gcn.cli.convert_deng",
+                     "convert Deng et al.'s FaceReconModel.pb (given by path) to a Keras regressor (.keras)"),
     "prepare-data": ("face_gcn.cli.prepare_data",
                      "detect, align, mask and crop photos into sharded TFRecords"),
     "train-coarse": ("face_gcn.cli.train_coarse",
