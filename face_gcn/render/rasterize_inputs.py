@@ -7,15 +7,25 @@ and raise tf.errors.InvalidArgumentError.
 
 from __future__ import annotations
 
+import operator
+
 import tensorflow as tf
 
 MAX_IMAGE_SIDE = 8192  # pixels, per side (the compiled op enforces the same bound)
 
 
 def check_image_size(name: str, value) -> int:
-    """Returns ``value`` if it is a Python int in [1, MAX_IMAGE_SIDE]."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a Python int, got {value!r}")
+    """``value`` as a Python int if it is an integer in [1, MAX_IMAGE_SIDE].
+
+    Python ints and anything integral that implements ``__index__`` (NumPy integer scalars, 0-D
+    integer arrays) are accepted; bools, floats and strings raise TypeError.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
     if not 1 <= value <= MAX_IMAGE_SIDE:
         raise ValueError(f"{name} must be in [1, {MAX_IMAGE_SIDE}], got {value}")
     return value
@@ -27,9 +37,9 @@ def check_static_inputs(clip_vertices, triangles, image_width, image_height):
     Args:
       clip_vertices: [B, V, 4] float32.
       triangles: [T, 3] int32.
-      image_width, image_height: Python ints in [1, MAX_IMAGE_SIDE].
+      image_width, image_height: ints (Python or NumPy) in [1, MAX_IMAGE_SIDE].
     Returns:
-      (clip_vertices, triangles, image_width, image_height) as tensors and ints.
+      (clip_vertices, triangles, image_width, image_height) as tensors and Python ints.
     """
     image_width = check_image_size("image_width", image_width)
     image_height = check_image_size("image_height", image_height)

@@ -3,8 +3,11 @@
 Both backends share one contract (see rasterize_op / rasterize_fallback) and one input policy:
 wrong ranks, last dims or dtypes raise ValueError/TypeError in Python when shapes are static;
 triangle indices outside [0, V) and NaN/Inf vertices raise tf.errors.InvalidArgumentError; image
-sides outside [1, 8192] raise ValueError; a mesh with no triangles renders empty images and a
-batch of 0 gives empty outputs.
+sides (Python or NumPy ints) outside [1, 8192] raise ValueError and non-integer sides TypeError;
+a mesh with no triangles renders empty images and a batch of 0 gives empty outputs.
+
+This is face_gcn's own rasterizer API (batched, triangle id -1 where empty). Genova's raw op
+(one mesh, id 0 where empty) is face_gcn.render.rasterize_triangles.rasterize_triangles_module.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def rasterize(clip_vertices, triangles, image_width: int, image_height: int,
     Args:
       clip_vertices: [B, V, 4] float32 clip coordinates (x, y, z, w).
       triangles: [T, 3] int32 vertex indices in [0, V).
-      image_width, image_height: W, H in pixels.
+      image_width, image_height: W, H in pixels (Python or NumPy ints).
       backend: "auto" (op when built, else fallback), "op" (RuntimeError if not built) or
         "fallback".
     Returns:
