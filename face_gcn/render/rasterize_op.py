@@ -54,6 +54,24 @@ def rasterize(clip_vertices, triangles, image_width: int, image_height: int):
         clip_vertices, triangles, image_width=image_width, image_height=image_height)
 
 
+def rasterize_grad(clip_vertices, triangles, barycentrics, triangle_ids, d_barycentrics,
+                   image_width: int, image_height: int):
+    """The backward op: d loss / d clip_vertices from d loss / d barycentrics.
+
+    Args:
+      clip_vertices: [B, V, 4] and triangles: [T, 3], the forward inputs.
+      barycentrics: [B, H, W, 3] and triangle_ids: [B, H, W], the forward outputs. Pixels whose
+        barycentrics sum below 0.9 get no gradient, so their id may be anything in [-1, T).
+      d_barycentrics: [B, H, W, 3] float32.
+      image_width, image_height: the forward op's size.
+    Returns:
+      [B, V, 4] float32 gradient (x, y and w; the z column is 0).
+    """
+    return _ops().face_gcn_rasterize_triangles_grad(
+        clip_vertices, triangles, barycentrics, triangle_ids, d_barycentrics,
+        image_width=image_width, image_height=image_height)
+
+
 @tf.RegisterGradient(OP_NAME)
 def _rasterize_grad(op, d_barycentrics, d_triangle_ids, d_z_buffer):
     """d loss / d clip_vertices [B, V, 4] from d loss / d barycentrics only."""
@@ -61,7 +79,7 @@ def _rasterize_grad(op, d_barycentrics, d_triangle_ids, d_z_buffer):
     barycentrics, triangle_ids, _ = op.outputs
     if d_barycentrics is None:
         d_barycentrics = tf.zeros_like(barycentrics)
-    d_vertices = _ops().face_gcn_rasterize_triangles_grad(
+    d_vertices = rasterize_grad(
         op.inputs[0], op.inputs[1], barycentrics, triangle_ids, d_barycentrics,
-        image_width=op.get_attr("image_width"), image_height=op.get_attr("image_height"))
+        op.get_attr("image_width"), op.get_attr("image_height"))
     return d_vertices, None
