@@ -1,4 +1,6 @@
-"""Camera matrices with google/tf_mesh_renderer's camera_utils API (same names and arguments).
+"""Drop-in for google/tf_mesh_renderer's mesh_renderer/camera_utils.py (same names, arguments).
+
+As in his module, euler_matrices takes RADIANS (his tests pass -20, 60 and 45 as radians).
 
 Conventions (OpenGL): eye space is right-handed with the camera looking down -z; `perspective`
 maps it to clip space with NDC z in [-1, 1] between the near and far planes. Matrices act on

@@ -1,14 +1,21 @@
-"""Phong-shaded mesh rendering with google/tf_mesh_renderer's mesh_renderer API.
+"""Drop-in for google/tf_mesh_renderer's mesh_renderer/mesh_renderer.py.
 
-`mesh_renderer` takes Genova's arguments in Genova's order and returns [B, H, W, 4] RGBA with rows
+`mesh_renderer`, `phong_shader` and `tone_mapper` take Genova's arguments in Genova's order, with
+his defaults, and compute what his do: code written for his module runs unchanged once its import
+line names `face_gcn.render.mesh_renderer`. `mesh_renderer` returns [B, H, W, 4] RGBA with rows
 FLIPPED (row 0 = top of the image). Every vertex attribute is rasterized with background -1;
 alpha = 1 where any interpolated diffuse channel is >= 0, and RGB is 0 where alpha <= 0.5.
+Image sizes may be Python or NumPy integers.
 
-Specular term: `specular_mode="phong"` (our default) is textbook Phong,
-max(r . v, 0) ** shininess per pixel and light. `specular_mode="genova"` reproduces
-tf_mesh_renderer exactly: before clipping, the r . v values of each image and light are divided by
-their L2 norm over ALL pixels of the image, which makes highlights nearly vanish on large images;
-the conformance tests against Genova's golden images use it.
+Specular term, chosen by the extra keyword `specular_mode`:
+- "genova" (the default, his renderer's): before clipping, the r . v values of each image and
+  light are divided by their L2 norm over ALL pixels of the image, which makes highlights nearly
+  vanish on large images. His golden images (Colored_Cube_*) depend on it.
+- "phong": textbook Phong, max(r . v, 0) ** shininess per pixel and light. Pass it explicitly
+  wherever a physically meaningful highlight is wanted.
+
+The extra keyword `backend` picks the rasterizer ("auto", "op", "fallback"); None means
+face_gcn.render.rasterize_triangles.default_backend() (see use_backend there).
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import tensorflow as tf
 
 from face_gcn.render import camera_utils, rasterize_triangles
 
-SPECULAR_MODES = ("phong", "genova")
+SPECULAR_MODES = ("genova", "phong")
+DEFAULT_SPECULAR_MODE = "genova"  # Genova's; face_gcn code that wants true Phong passes "phong"
 
 
 def _l2_normalize(x, axis):
@@ -27,7 +35,8 @@ def _l2_normalize(x, axis):
 
 def phong_shader(normals, alphas, pixel_positions, light_positions, light_intensities,
                  diffuse_colors=None, camera_position=None, specular_colors=None,
-                 shininess_coefficients=None, ambient_color=None, specular_mode="phong"):
+                 shininess_coefficients=None, ambient_color=None,
+                 specular_mode=DEFAULT_SPECULAR_MODE):
     """Per-pixel Phong lighting of rasterized buffers.
 
     Args:
@@ -39,7 +48,7 @@ def phong_shader(normals, alphas, pixel_positions, light_positions, light_intens
       camera_position: [B, 3] or None (None: no specular term).
       specular_colors: [B, H, W, 3]; shininess_coefficients: broadcastable to [B, H, W].
       ambient_color: [B, 3] or None.
-      specular_mode: "phong" or "genova" (see the module docstring).
+      specular_mode: "genova" (default) or "phong" (see the module docstring).
     Returns:
       [B, H, W, 4] RGBA, rows flipped (row 0 = top).
     """
@@ -115,8 +124,8 @@ def _per_batch_vector(value, batch, name):
 def mesh_renderer(vertices, triangles, normals, diffuse_colors, camera_position, camera_lookat,
                   camera_up, light_positions, light_intensities, image_width, image_height,
                   specular_colors=None, shininess_coefficients=None, ambient_color=None,
-                  fov_y=40.0, near_clip=0.01, far_clip=10.0, specular_mode="phong",
-                  backend="auto"):
+                  fov_y=40.0, near_clip=0.01, far_clip=10.0,
+                  specular_mode=DEFAULT_SPECULAR_MODE, backend=None):
     """Renders meshes with Phong shading and point lights (Genova's argument order).
 
     Args:
@@ -124,13 +133,13 @@ def mesh_renderer(vertices, triangles, normals, diffuse_colors, camera_position,
       normals: [B, V, 3] unit vertex normals; diffuse_colors: [B, V, 3] in [0, 1].
       camera_position, camera_lookat, camera_up: [B, 3] or [3].
       light_positions: [B, L, 3]; light_intensities: [B, L, 3].
-      image_width, image_height: int pixels.
+      image_width, image_height: ints (Python or NumPy), pixels.
       specular_colors: [B, V, 3] or None; shininess_coefficients: scalar, [B] or [B, V]
         (required together with specular_colors).
       ambient_color: [B, 3] or None.
       fov_y: degrees; near_clip, far_clip: distances (float, 0-D or [B]).
-      specular_mode: "phong" (default) or "genova" (tf_mesh_renderer's normalised specular).
-      backend: rasterizer backend.
+      specular_mode: "genova" (default: tf_mesh_renderer's normalised specular) or "phong".
+      backend: rasterizer backend; None = rasterize_triangles.default_backend().
     Returns:
       [B, H, W, 4] float32 RGBA, rows flipped (row 0 = top); RGB unbounded above.
     """

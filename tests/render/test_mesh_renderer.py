@@ -95,3 +95,19 @@ def test_specular_needs_shininess_and_known_mode():
     with pytest.raises(ValueError):
         mesh_renderer.mesh_renderer(*args, specular_colors=np.ones_like(vertices),
                                     shininess_coefficients=2.0, specular_mode="blinn")
+
+
+def test_default_specular_is_genovas_and_phong_is_explicit():
+    vertices, triangles, normals = _upper_quad()
+    args = (vertices, triangles, normals, np.full_like(vertices, 0.5), [0.0, 0.0, 6.0],
+            [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], np.float32([[[0.5, 1.0, 6]]]),
+            np.ones((1, 1, 3), np.float32), np.int64(16), np.int64(12), np.ones_like(vertices),
+            4.0)
+    default = mesh_renderer.mesh_renderer(*args, backend="fallback").numpy()
+    genova = mesh_renderer.mesh_renderer(*args, specular_mode="genova", backend="fallback").numpy()
+    phong = mesh_renderer.mesh_renderer(*args, specular_mode="phong", backend="fallback").numpy()
+    np.testing.assert_array_equal(default, genova)
+    covered = phong[..., 3] > 0
+    # Per-pixel Phong keeps a highlight that Genova's normalisation over all pixels shrinks.
+    assert (phong[covered, :3] - genova[covered, :3]).max() > 0.1
+    assert mesh_renderer.DEFAULT_SPECULAR_MODE == "genova"
