@@ -48,8 +48,9 @@ def row(name, value):
 
 def bench_mesh(label, hierarchy, batch=4):
     row(f"{label}: hierarchy levels", str(hierarchy.num_vertices))
-    for variant, widths in (("default", gcn.DECODER_WIDTHS), ("wide", gcn.DECODER_WIDTHS_WIDE)):
-        config = gcn.GCNConfig(decoder_widths=widths)
+    configs = {"normal": gcn.GCNConfig(), "normal wide": gcn.GCNConfig(decoder_widths=gcn.DECODER_WIDTHS_WIDE["normal"]),
+               "resnet": gcn.GCNConfig(variant="resnet")}
+    for variant, config in configs.items():
         start = time.perf_counter()
         model = gcn.build_texture_gcn(hierarchy, config)
         built = time.perf_counter() - start

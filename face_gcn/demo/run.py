@@ -52,6 +52,10 @@ TEXTURE_OVERRIDES = {
     # synthetic set's true 68 landmarks (a 68-point detector's stand-in), read from a coarse cache
     # (which cannot be augmented)
     "nets.refiner_skip_levels": 4, "nets.refiner_photo": "shading_removed",
+    # our other named improvements on the authors' networks: exact-lmax Laplacians, a Combiner that
+    # starts at mid-grey, boundary-preserving decimation, a layer-norm critic with a per-sample penalty
+    "nets.lmax": "exact", "nets.combiner_init": "zeros", "nets.decimation": "boundary_preserving",
+    "nets.critic_normalization": "layer", "loss.penalty_mix": "per_sample",
     "coarse.fit_steps": defaults.FIT_STEPS, "coarse.landmarks": "ground_truth68",
     "data.augment": False,
 }

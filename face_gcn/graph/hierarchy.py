@@ -34,6 +34,16 @@ LOG = logging.getLogger(__name__)
 
 ALGORITHM_VERSION = 1
 ENV_CACHE = "FACE_GCN_CACHE"
+# Named decimations -> boundary_weight of build_hierarchy: CoMA's quadrics, or ours with
+# boundary-preserving planes (the open rim of a face mesh keeps its shape down the levels).
+DECIMATIONS = {"coma": 0.0, "boundary_preserving": 1.0}
+
+
+def decimation_boundary_weight(decimation: str) -> float:
+    """boundary_weight of a named decimation (DECIMATIONS)."""
+    if decimation not in DECIMATIONS:
+        raise ValueError(f"decimation must be one of {tuple(DECIMATIONS)}, got {decimation!r}")
+    return DECIMATIONS[decimation]
 
 
 class StaleCacheError(ValueError):

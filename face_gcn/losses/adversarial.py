@@ -10,6 +10,9 @@ import tensorflow as tf
 from face_gcn.losses._norms import safe_norm
 
 PENALTY_WEIGHT = 10.0
+# How the interpolation weights of the penalty are drawn: one per sample (Gulrajani et al.) or one
+# for the whole batch (the authors' code); a caller passes ``mix`` for the latter.
+PENALTY_MIXES = ("per_sample", "per_batch")
 
 
 def _scores(critic, images, training):

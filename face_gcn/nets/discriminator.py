@@ -3,13 +3,13 @@
 conv 1x1 -> 16, then 3x3 convs -> 32, 64, 128, 256; each of these five convs is followed by a
 2x2 max-pool (224 -> 112 -> 56 -> 28 -> 14 -> 7); a 3x3 conv -> 512; every conv so far is
 conv -> normalisation -> leaky ReLU(0.2) (then the pool); finally a (S/32)x(S/32) VALID conv
-(7x7 for 224) -> one score per image. Five pools are needed to reach 7x7, so the 1x1 conv is
-pooled too; the norm-before-activation order is the common one (the authors' source could not
-be re-read here).
+(7x7 for 224) -> one score per image. As the authors' image_disc: every conv has a bias and
+He-normal weights; their batch norm (tf.contrib.layers.batch_norm, decay 0.9) has an offset but
+no scale, epsilon 1e-3; trainable parameters at 224 px: 1,598,481.
 
-Normalisation: the authors used batch-norm in the WGAN-GP critic. The gradient penalty is
-defined per sample, and batch-norm couples the samples of a batch, so WGAN-GP practice
-(Gulrajani et al. 2017) is layer norm or none: ``normalization="layer"`` offers it.
+Normalisation: the authors used batch-norm in the WGAN-GP critic ("batch", the default). The
+gradient penalty is defined per sample, and batch-norm couples the samples of a batch, so WGAN-GP
+practice (Gulrajani et al. 2017) is layer norm or none: ``normalization="layer"`` offers it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ NORMALIZATIONS = ("batch", "layer", "none")
 
 def _normalization(kind: str, name: str):
     if kind == "batch":
-        return keras.layers.BatchNormalization(name=name)
+        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, scale=False, name=name)
     if kind == "layer":
         # one group: statistics over (H, W, C) of each sample, scale and offset per channel
         return keras.layers.GroupNormalization(groups=1, name=name)
@@ -49,14 +49,14 @@ def build_discriminator(image_size: int = 224, normalization: str = "batch", wid
     x = images
     for index, width in enumerate(widths):
         kernel = 1 if index == 0 else 3
-        x = keras.layers.Conv2D(width, kernel, padding="same", name=f"conv{index}")(x)
+        x = keras.layers.Conv2D(width, kernel, padding="same", kernel_initializer="he_normal", name=f"conv{index}")(x)
         x = _normalization(normalization, f"norm{index}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{index}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
-    x = keras.layers.Conv2D(top_width, 3, padding="same", name="conv_top")(x)
+    x = keras.layers.Conv2D(top_width, 3, padding="same", kernel_initializer="he_normal", name="conv_top")(x)
     x = _normalization(normalization, "norm_top")(x)
     x = keras.layers.LeakyReLU(0.2, name="lrelu_top")(x)
     side = image_size // reduction
-    x = keras.layers.Conv2D(1, side, padding="valid", name="score")(x)  # [B, 1, 1, 1]
+    x = keras.layers.Conv2D(1, side, padding="valid", kernel_initializer="he_normal", name="score")(x)  # [B,1,1,1]
     scores = keras.layers.Reshape((), name="flatten_score")(x)
     return keras.Model(images, scores, name=name)

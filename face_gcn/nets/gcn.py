@@ -1,12 +1,25 @@
-"""The three texture GCNs of Lin et al. 2020 (Sec. 3.3): Decoder, Refiner, Combiner.
+"""The three texture GCNs of Lin et al. 2020 (Sec. 3.3) as the authors build them.
 
-All three are Keras functional models built from a mesh hierarchy (face_gcn.graph.hierarchy),
-so they work for any mesh (the demo model's 3,643 vertices, BFM's 35,709). Level 0 is the full
-mesh, level L the coarsest; hierarchy.down[k] is D_k [V_{k+1}, V_k], hierarchy.up[k] is
-U_k [V_k, V_{k+1}]. Every graph layer stores its sparse matrix as non-trainable weights, so a
-`.keras` file of `build_texture_gcn(...)` loads back without the hierarchy.
+Layer by layer the authors' released code (FuxiCV/3D-Face-GCNs): "normal" = model_normal.py (the
+default), "resnet" = model_resnet.py (residual blocks, as the paper's text describes). Notation:
+cheb(a->b) is a Chebyshev conv of order K with kernel [a*K, b] and no bias; "+b ELU" a per-channel
+bias then ELU; U/D the hierarchy's up/down sampling. Level 0 is the full mesh, level L the
+coarsest; hierarchy.down[k] is D_k [V_{k+1}, V_k], hierarchy.up[k] is U_k [V_k, V_{k+1}].
 
-Tensors: vertex features are [B, V, F]; colours are [B, V, 3] in [-1, 1].
+normal Decoder: FC(E -> V_L * w0) ReLU, reshape; per level up to 0: U, cheb(->w), +b ELU; then
+  cheb(->3) +b ELU. Output: a 3-channel colour map.
+normal Refiner: cheb(7->r0) at level 0 (no bias, no activation); per level 1..L: D, cheb, +b ELU
+  (widths r0..r_{L-1}); flatten, FC(->latent) ReLU, FC(->V_L * r_{L-1}) ReLU; per level L-1..0:
+  U, [concat the encoder's features of that level], cheb(->r_level), +b ELU (skips at the
+  ``refiner_skip_levels`` coarsest of these levels: 2 in the authors' code, all of them is our
+  full-resolution variant); then cheb(->3) +b ELU.
+resnet Decoder: FC ReLU, reshape; per level: U, residual block (the last one to 3 channels).
+resnet Refiner: blocks r0 at level 0, D, r1 and r2 at level 1, U, r3 and 3 at level 0.
+Combiner: concat the two colour maps (6 channels), cheb(6->3) with no bias, tanh.
+
+Every graph layer stores its sparse matrix as non-trainable weights, so a `.keras` file of
+`build_texture_gcn(...)` loads back without the hierarchy. Tensors: vertex features [B, V, F];
+colours [B, V, 3] in [-1, 1].
 """
 
 from __future__ import annotations
@@ -21,40 +34,75 @@ import tensorflow as tf
 from face_gcn.graph.layers import BiasActivation, ChebConv, ChebResBlock, MeshResample
 
 DEFAULT_EMBEDDING_SIZE = 3840  # 2048 regressor pool5 + 1792 FaceNet AvgPool_1a_8x8
-DECODER_WIDTHS = (32, 16, 16, 16, 16)
-DECODER_WIDTHS_WIDE = (32, 32, 64, 128, 256)
-REFINER_WIDTHS = (16, 32, 64, 128)
-REFINER_LATENT = 512
+COLOR_CHANNELS = 3
 REFINER_INPUT_CHANNELS = 7
+REFINER_LATENT = 512
+VARIANTS = ("normal", "resnet")
+LMAX_MODES = ("fixed", "exact")
+# Widths per variant, as the authors' code sets them ("wide" is their --wide flag, Decoder only).
+DECODER_WIDTHS = {"normal": (32, 16, 16, 16, 16), "resnet": (32, 16, 16, 16)}
+DECODER_WIDTHS_WIDE = {"normal": (32, 32, 64, 128, 256), "resnet": (32, 64, 128, 256)}
+REFINER_WIDTHS = {"normal": (16, 32, 64, 128), "resnet": (16, 32, 32, 16)}
 
 
 @dataclasses.dataclass(frozen=True)
 class GCNConfig:
-    """Hyper-parameters of the texture GCNs.
+    """Hyper-parameters of the texture GCNs; the defaults build the authors' default model.
 
     embedding_size: E, size of the image embedding the Decoder reads.
-    decoder_widths: [F_coarsest, F_3, ..., F_0], one more than the number of levels below the
-      coarsest (widths[0] is the Dense output per coarsest vertex).
-    refiner_widths: encoder widths from the finest level down (decoder mirrors them).
-    refiner_latent: size of the Refiner's bottleneck.
-    refiner_skip_levels: how many of the coarsest encoder levels feed skip concatenations.
+    variant: "normal" (authors' default) or "resnet" (their residual-block model).
+    decoder_widths: None (the variant's), or normal: [w0 (FC output per coarsest vertex), one
+      width per up-step]; resnet: [w0, one width per up-step but the last, which is 3].
+    refiner_widths: None (the variant's); normal: widths at levels 0..L-1 (conv at level k+1
+      has width r_k); resnet: exactly 4 block widths.
+    refiner_latent: size of the normal Refiner's bottleneck.
+    refiner_skip_levels: normal Refiner: how many up-steps (from the coarsest) concatenate the
+      encoder's features of their level; 2 as the authors, L = full-resolution skips (ours).
     K: Chebyshev order everywhere.
-    lmax: Laplacian rescaling, "exact" (CoMA) or "fixed" (2, the authors' L - I).
-    residual: Decoder stages are residual blocks (paper) or single Chebyshev convs.
-    combiner_init: kernel initializer of the Combiner's Chebyshev conv. "zeros" (default) starts
-      every colour at tanh(0) = 0 (mid-grey albedo) with gradients flowing at once; a random start
-      can put the tanh deep in saturation, where training never recovers (seen on the demo).
+    lmax: Laplacian rescaling, "fixed" (lmax = 2, L~ = L - I: the authors, CoMA and cnn_graph) or
+      "exact" (the largest eigenvalue of each level; ours).
+    combiner_init: kernel initializer of the Combiner's conv: "he_normal" (authors) or "zeros"
+      (ours: every colour starts at tanh(0) = 0, mid-grey, and never starts saturated).
     """
 
     embedding_size: int = DEFAULT_EMBEDDING_SIZE
-    decoder_widths: Sequence[int] = DECODER_WIDTHS
-    refiner_widths: Sequence[int] = REFINER_WIDTHS
+    variant: str = "normal"
+    decoder_widths: Sequence[int] | None = None
+    refiner_widths: Sequence[int] | None = None
     refiner_latent: int = REFINER_LATENT
     refiner_skip_levels: int = 2
     K: int = 6
-    lmax: str = "exact"
-    residual: bool = True
-    combiner_init: str = "zeros"
+    lmax: str = "fixed"
+    combiner_init: str = "he_normal"
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.lmax not in LMAX_MODES:
+            raise ValueError(f"lmax must be one of {LMAX_MODES}, got {self.lmax!r}")
+        for name in ("decoder_widths", "refiner_widths"):
+            widths = getattr(self, name)
+            widths = DECODER_WIDTHS[self.variant] if widths is None and name == "decoder_widths" else (
+                REFINER_WIDTHS[self.variant] if widths is None else widths)
+            widths = tuple(int(w) for w in widths)
+            if not widths or min(widths) < 1:
+                raise ValueError(f"{name} must be positive integers, got {widths}")
+            object.__setattr__(self, name, widths)
+        if self.variant == "resnet" and len(self.refiner_widths) != 4:
+            raise ValueError(f"the resnet Refiner has 4 blocks, refiner_widths has {len(self.refiner_widths)}")
+        if self.K < 1 or self.refiner_latent < 1:
+            raise ValueError(f"K and refiner_latent must be >= 1, got {self.K}, {self.refiner_latent}")
+
+    @property
+    def decoder_levels(self) -> int:
+        """Up-steps of the Decoder (levels below the full mesh it needs)."""
+        widths = len(self.decoder_widths)
+        return widths - 1 if self.variant == "normal" else widths
+
+    @property
+    def refiner_levels(self) -> int:
+        """Down-steps of the Refiner."""
+        return len(self.refiner_widths) if self.variant == "normal" else 1
 
 
 def _check_hierarchy(hierarchy, stages: int, what: str):
@@ -63,89 +111,90 @@ def _check_hierarchy(hierarchy, stages: int, what: str):
                          f"{hierarchy.num_levels - 1} ({hierarchy.num_vertices})")
 
 
-def _laplacians(hierarchy, lmax):
-    return [hierarchy.chebyshev(level, lmax=lmax) for level in range(hierarchy.num_levels)]
+def laplacians(hierarchy, config: GCNConfig) -> list:
+    """The rescaled Laplacian L~ of every level, as config.lmax says."""
+    return [hierarchy.chebyshev(level, lmax=config.lmax) for level in range(hierarchy.num_levels)]
 
 
-def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), laplacians=None, name="decoder") -> keras.Model:
-    """Image embedding -> per-vertex features on the full mesh.
+def _fully_connected(units: int, name: str):
+    return keras.layers.Dense(units, activation="relu", kernel_initializer="he_normal", name=name)
 
-    Dense(E -> V_L * F_0) then, for each level from the coarsest up, upsample U and a Chebyshev
-    residual block (bias + ELU inside).
 
-    Input [B, E]; output [B, V_0, decoder_widths[-1]].
-    """
-    widths = [int(w) for w in config.decoder_widths]
-    stages = len(widths) - 1
+def _cheb_elu(x, width, config, laplacian, name):
+    x = ChebConv(width, config.K, laplacian, name=f"{name}_cheb")(x)
+    return BiasActivation("elu", name=f"{name}_act")(x)
+
+
+def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=None,
+                  name="decoder") -> keras.Model:
+    """Image embedding [B, E] -> colour map [B, V_0, 3] (before the Combiner; ELU range)."""
+    stages = config.decoder_levels
     _check_hierarchy(hierarchy, stages, "decoder")
-    laplacians = laplacians or _laplacians(hierarchy, config.lmax)
-    coarsest = stages
+    level_laplacians = level_laplacians or laplacians(hierarchy, config)
+    widths = config.decoder_widths
     embedding = keras.Input((config.embedding_size,), name="embedding")
-    x = keras.layers.Dense(hierarchy.num_vertices[coarsest] * widths[0], kernel_initializer="he_normal",
-                           name="fc")(embedding)
-    x = keras.layers.Reshape((hierarchy.num_vertices[coarsest], widths[0]), name="to_vertices")(x)
-    for stage, level in enumerate(range(coarsest - 1, -1, -1)):
+    x = _fully_connected(hierarchy.num_vertices[stages] * widths[0], "fc")(embedding)
+    x = keras.layers.Reshape((hierarchy.num_vertices[stages], widths[0]), name="to_vertices")(x)
+    out_widths = widths[1:] if config.variant == "normal" else widths[1:] + (COLOR_CHANNELS,)
+    for level, width in zip(range(stages - 1, -1, -1), out_widths):
         x = MeshResample(hierarchy.up[level], name=f"up{level}")(x)
-        if config.residual:
-            x = ChebResBlock(widths[stage + 1], config.K, laplacians[level], name=f"res{level}")(x)
+        if config.variant == "normal":
+            x = _cheb_elu(x, width, config, level_laplacians[level], f"level{level}")
         else:
-            x = ChebConv(widths[stage + 1], config.K, laplacians[level], name=f"cheb{level}")(x)
-            x = BiasActivation("elu", name=f"act{level}")(x)
+            x = ChebResBlock(width, config.K, level_laplacians[level], name=f"res{level}")(x)
+    if config.variant == "normal":
+        x = _cheb_elu(x, COLOR_CHANNELS, config, level_laplacians[0], "output")
     return keras.Model(embedding, x, name=name)
 
 
-def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), laplacians=None, name="refiner") -> keras.Model:
-    """Per-vertex (albedo, image colour x vis, vis) -> per-vertex features on the full mesh.
-
-    Encoder: per level, ChebConv + bias/ELU then downsample D. Bottleneck: Dense to
-    refiner_latent (linear) and Dense back + ELU. Decoder: per level from the coarsest, upsample U,
-    concatenate the encoder's features of that level (only at the `refiner_skip_levels` coarsest
-    levels), ChebConv + bias/ELU; decoder widths are the encoder widths one level finer
-    (refiner_widths[level - 1]), the full level uses refiner_widths[0].
-
-    Input [B, V_0, 7]; output [B, V_0, refiner_widths[0]].
-    """
-    widths = [int(w) for w in config.refiner_widths]
-    stages = len(widths)
+def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=None,
+                  name="refiner") -> keras.Model:
+    """Per-vertex (albedo, photo colour x vis, vis) [B, V_0, 7] -> colour map [B, V_0, 3]."""
+    stages = config.refiner_levels
     _check_hierarchy(hierarchy, stages, "refiner")
+    level_laplacians = level_laplacians or laplacians(hierarchy, config)
+    widths, sizes = config.refiner_widths, hierarchy.num_vertices
+    inputs = keras.Input((sizes[0], REFINER_INPUT_CHANNELS), name="vertex_features")
+    if config.variant == "resnet":
+        x = ChebResBlock(widths[0], config.K, level_laplacians[0], name="res0")(inputs)
+        x = MeshResample(hierarchy.down[0], name="down0")(x)
+        x = ChebResBlock(widths[1], config.K, level_laplacians[1], name="res1")(x)
+        x = ChebResBlock(widths[2], config.K, level_laplacians[1], name="res2")(x)
+        x = MeshResample(hierarchy.up[0], name="up0")(x)
+        x = ChebResBlock(widths[3], config.K, level_laplacians[0], name="res3")(x)
+        x = ChebResBlock(COLOR_CHANNELS, config.K, level_laplacians[0], name="res4")(x)
+        return keras.Model(inputs, x, name=name)
     if not 0 <= config.refiner_skip_levels <= stages:
         raise ValueError(f"refiner_skip_levels must be in [0, {stages}], got {config.refiner_skip_levels}")
-    laplacians = laplacians or _laplacians(hierarchy, config.lmax)
-    sizes = hierarchy.num_vertices
-    inputs = keras.Input((sizes[0], REFINER_INPUT_CHANNELS), name="vertex_features")
-    x, skips = inputs, {}
-    for level, width in enumerate(widths):
-        x = ChebConv(width, config.K, laplacians[level], name=f"enc_cheb{level}")(x)
-        x = BiasActivation("elu", name=f"enc_act{level}")(x)
-        skips[level] = x
-        x = MeshResample(hierarchy.down[level], name=f"down{level}")(x)
+    x = ChebConv(widths[0], config.K, level_laplacians[0], name="input_cheb")(inputs)
+    encoded = {0: x}
+    for level in range(1, stages + 1):
+        x = MeshResample(hierarchy.down[level - 1], name=f"down{level - 1}")(x)
+        x = _cheb_elu(x, widths[level - 1], config, level_laplacians[level], f"enc{level}")
+        encoded[level] = x
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(config.refiner_latent, kernel_initializer="he_normal", name="latent")(x)
-    x = keras.layers.Dense(sizes[stages] * widths[-1], kernel_initializer="he_normal", name="unlatent")(x)
+    x = _fully_connected(config.refiner_latent, "latent")(x)
+    x = _fully_connected(sizes[stages] * widths[-1], "unlatent")(x)
     x = keras.layers.Reshape((sizes[stages], widths[-1]), name="latent_to_vertices")(x)
-    x = keras.layers.Activation("elu", name="latent_act")(x)
     skip_levels = set(range(stages - config.refiner_skip_levels, stages))
     for level in range(stages - 1, -1, -1):
         x = MeshResample(hierarchy.up[level], name=f"up{level}")(x)
         if level in skip_levels:
-            x = keras.layers.Concatenate(axis=-1, name=f"skip{level}")([x, skips[level]])
-        width = widths[max(level - 1, 0)]
-        x = ChebConv(width, config.K, laplacians[level], name=f"dec_cheb{level}")(x)
-        x = BiasActivation("elu", name=f"dec_act{level}")(x)
+            x = keras.layers.Concatenate(axis=-1, name=f"skip{level}")([x, encoded[level]])
+        x = _cheb_elu(x, widths[level], config, level_laplacians[level], f"dec{level}")
+    x = _cheb_elu(x, COLOR_CHANNELS, config, level_laplacians[0], "output")
     return keras.Model(inputs, x, name=name)
 
 
 def build_combiner(num_vertices: int, decoder_channels: int, refiner_channels: int, laplacian,
                    config: GCNConfig = GCNConfig(), name="combiner") -> keras.Model:
-    """(Decoder features, Refiner features) -> colours: concat, one ChebConv, bias, tanh.
-
-    Inputs [B, V, Fd] and [B, V, Fr]; output [B, V, 3] in [-1, 1].
-    """
+    """(Decoder map [B, V, Fd], Refiner map [B, V, Fr]) -> colours [B, V, 3] in [-1, 1]:
+    concat, one bias-free Chebyshev conv, tanh."""
     decoded = keras.Input((num_vertices, decoder_channels), name="decoded")
     refined = keras.Input((num_vertices, refiner_channels), name="refined")
     x = keras.layers.Concatenate(axis=-1, name="concat")([decoded, refined])
-    x = ChebConv(3, config.K, laplacian, kernel_initializer=config.combiner_init, name="cheb")(x)
-    x = BiasActivation("tanh", name="tanh")(x)
+    x = ChebConv(COLOR_CHANNELS, config.K, laplacian, kernel_initializer=config.combiner_init, name="cheb")(x)
+    x = keras.layers.Activation("tanh", name="tanh")(x)
     return keras.Model([decoded, refined], x, name=name)
 
 
@@ -161,16 +210,16 @@ def build_texture_gcn(hierarchy, config: GCNConfig = GCNConfig(), refiner: keras
     refiner: None builds the GCN Refiner; any model [B, V_0, 7] -> [B, V_0, F] replaces it (the
     ablation baselines of face_gcn.nets.baselines).
     """
-    laplacians = _laplacians(hierarchy, config.lmax)
-    decoder = build_decoder(hierarchy, config, laplacians)
+    level_laplacians = laplacians(hierarchy, config)
+    decoder = build_decoder(hierarchy, config, level_laplacians)
     if refiner is None:
-        refiner = build_refiner(hierarchy, config, laplacians)
+        refiner = build_refiner(hierarchy, config, level_laplacians)
     expected = (hierarchy.num_vertices[0], REFINER_INPUT_CHANNELS)
     if tuple(refiner.input.shape[1:]) != expected or refiner.output.shape[1] != expected[0]:
         raise ValueError(f"refiner must map [B, {expected[0]}, {expected[1]}] to [B, {expected[0]}, F], "
                          f"got {refiner.input.shape} -> {refiner.output.shape}")
     combiner = build_combiner(hierarchy.num_vertices[0], decoder.output.shape[-1],
-                              refiner.output.shape[-1], laplacians[0], config)
+                              refiner.output.shape[-1], level_laplacians[0], config)
     embedding = keras.Input((config.embedding_size,), name="embedding")
     features = keras.Input((hierarchy.num_vertices[0], REFINER_INPUT_CHANNELS), name="vertex_features")
     colors = combiner([decoder(embedding), refiner(features)])
@@ -197,6 +246,26 @@ def refiner_inputs(albedo, image_colors, visibility) -> tf.Tensor:
         raise ValueError(f"visibility must be [B, V], got {visibility.shape}")
     vis = visibility[..., tf.newaxis]
     return tf.concat([2.0 * albedo - 1.0, (2.0 * image_colors - 1.0) * vis, vis], axis=-1)
+
+
+def fully_connected_layers(model: keras.Model) -> list:
+    """Every Dense layer of the model and its sub-models (the layers the authors regularise)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(fully_connected_layers(layer))
+        elif isinstance(layer, keras.layers.Dense):
+            found.append(layer)
+    return found
+
+
+def fully_connected_l2(model: keras.Model) -> tf.Tensor:
+    """sum over the FC layers of (||W||^2 + ||b||^2) / 2 (tf.nn.l2_loss of each, as the authors)."""
+    total = tf.constant(0.0)
+    for layer in fully_connected_layers(model):
+        for weight in layer.trainable_weights:
+            total += tf.nn.l2_loss(tf.cast(weight, tf.float32))
+    return total
 
 
 def count_parameters(model: keras.Model) -> dict[str, int]:

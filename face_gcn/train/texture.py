@@ -1,9 +1,11 @@
 """The paper's training stage: texture GCNs on top of a fixed coarse regressor (Lin et al. 2020, Eq. 4-8).
 
 L = s1 (L_pix(I, R') + s2 L_id(I, R') + s3 L_adv) + s4 (L_vert(T, T') + L_vert(T_p, T~'))
+    + loss.fc_l2 sum_FC (||W||^2 + ||b||^2) / 2   (the authors' weight decay of the GCNs' FC layers)
 
 Units: images, renders and colours are linear RGB in [0, 1] in every term. R' is composited over
-the photo (render where it covers, photo elsewhere) for L_id and the critic, which sees [-1, 1].
+the photo (render where it covers the face mask, photo elsewhere; ``loss.composite``) for L_id
+and the critic, which sees [-1, 1].
 The critic is trained with WGAN-GP (penalty 10), ``train.critic_steps`` updates per generator step
 (DESIGN: 5), each on a fresh batch. s1/s4 follow ``loss.schedule`` over epochs of the training set.
 Ablation rows of Table 2 switch terms off (loss.identity / adversarial / vertex) or swap the
@@ -30,6 +32,8 @@ from face_gcn.reconstruction import coarse_cache, forward, model_dir
 from face_gcn.train.loop import Objective, TrainLoop, exponential_decay, image_grid, select_strategy
 
 REFINERS = ("gcn", "fc", "uv_cnn")
+COMPOSITES = ("face", "render")
+IDENTITY_FEATURES = ("features", "embedding")  # fields of facenet.FaceNetOutputs
 MODEL_SUBDIR = "model"
 
 # Defaults = the paper / authors' code (DESIGN.md); YAML files and --set overrides change only these keys.
@@ -42,16 +46,28 @@ SCHEMA = {
         "backbone": "resnet50",   # only used to build the regressor for a .weights.h5 file
         "facenet_weights": "",    # Keras weights from `face-gcn convert-facenet`; empty: no FaceNet
         "refiner": "gcn",
-        "decoder_widths": list(gcn.DECODER_WIDTHS),
-        "refiner_widths": list(gcn.REFINER_WIDTHS),
+        # The texture GCNs (face_gcn.nets.gcn): "normal" (authors' default) or "resnet" (their
+        # residual-block model). Empty widths: the variant's (gcn.DECODER_WIDTHS / REFINER_WIDTHS).
+        "gcn_variant": "normal",
+        "decoder_widths": [],
+        "refiner_widths": [],
         "refiner_latent": gcn.REFINER_LATENT,
-        "refiner_skip_levels": 2,  # DESIGN: skips at the two coarser levels
+        # Up-steps of the Refiner that concatenate the encoder's features: 2 (authors), or up to the
+        # number of levels (4: full-resolution skips, ours).
+        "refiner_skip_levels": 2,
+        # Laplacian rescaling: "fixed" (lmax = 2, L~ = L - I, authors) or "exact" (ours).
+        "lmax": "fixed",
+        # Combiner's initial kernel: "he_normal" (authors) or "zeros" (ours: starts mid-grey, unsaturated).
+        "combiner_init": "he_normal",
+        # Mesh decimation: "coma" (CoMA's quadrics) or "boundary_preserving" (ours: the open rim of
+        # the face keeps its shape down the hierarchy).
+        "decimation": "coma",
         # What the Refiner reads of the photo: "colors" (T_p, the paper) or "shading_removed" (T_p
         # divided by the coarse stage's SH shading; forward.FaceGCN.refiner_photo).
         "refiner_photo": "colors",
         "chebyshev_order": 6,
         "hierarchy_factors": [4, 4, 4, 4],
-        "critic_normalization": "layer",
+        "critic_normalization": "batch",  # "batch" (authors), "layer" or "none" (nets.discriminator)
         "uv_resolution": 128,
         # "regressor" (the method), or "ground_truth": the synthetic set's coefficients as a perfect
         # coarse stage, for experiments that separate texture quality from coarse-stage error.
@@ -63,7 +79,16 @@ SCHEMA = {
     # cache (face-gcn prepare-coarse) as data.train supplies both precomputed; its values must match.
     "coarse": {"fit_steps": 0, "landmarks": "detected"},
     "loss": {"schedule": "authors", "identity": True, "adversarial": True, "vertex": True,
-             "s2": schedule.S2_IDENTITY, "s3": schedule.S3_ADVERSARIAL},
+             "s2": schedule.S2_IDENTITY, "s3": schedule.S3_ADVERSARIAL,
+             # FaceNet output L_id compares: "features" (1792-d AvgPool, the authors') or "embedding" (512-d)
+             "identity_features": "features",
+             # where R' is pasted over the photo for L_id and the critic: "face" (render coverage x face
+             # mask, the authors') or "render" (all of the render's coverage)
+             "composite": "face",
+             # WGAN-GP interpolation weight: "per_batch" (one draw per batch, the authors') or "per_sample"
+             "penalty_mix": "per_batch",
+             # weight of sum (||W||^2 + ||b||^2) / 2 over the GCNs' FC layers (authors: 5e-4), added unscaled
+             "fc_l2": 5e-4},
     "train": {"steps": 1000, "epoch_steps": 0, "learning_rate": 1e-4, "decay_steps": 10000, "decay_rate": 0.98,
               "critic_steps": 5, "critic_learning_rate": 1e-4, "checkpoint_every": 500, "summary_every": 50,
               "mirrored": False, "mixed_precision": False},
@@ -111,23 +136,31 @@ def load_regressor(nets_config: dict, image_size: int, log=logging.info) -> kera
     return regressor
 
 
+def gcn_config(nets_config: dict, embedding_size: int) -> gcn.GCNConfig:
+    """The GCNConfig of a config's nets section (empty widths: the variant's)."""
+    return gcn.GCNConfig(embedding_size=embedding_size, variant=nets_config["gcn_variant"],
+                         decoder_widths=tuple(nets_config["decoder_widths"]) or None,
+                         refiner_widths=tuple(nets_config["refiner_widths"]) or None,
+                         refiner_latent=nets_config["refiner_latent"],
+                         refiner_skip_levels=nets_config["refiner_skip_levels"], K=nets_config["chebyshev_order"],
+                         lmax=nets_config["lmax"], combiner_init=nets_config["combiner_init"])
+
+
 def build_texture_gcn(morphable, nets_config: dict, embedding_size: int) -> keras.Model:
     """Decoder + Refiner (GCN, or a Table 2 baseline) + Combiner for the morphable model's mesh."""
     if nets_config["refiner"] not in REFINERS:
         raise ValueError(f"nets.refiner must be one of {REFINERS}, got {nets_config['refiner']!r}")
-    hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles,
-                                                      tuple(nets_config["hierarchy_factors"]))
-    config = gcn.GCNConfig(embedding_size=embedding_size, decoder_widths=tuple(nets_config["decoder_widths"]),
-                           refiner_widths=tuple(nets_config["refiner_widths"]),
-                           refiner_latent=nets_config["refiner_latent"],
-                           refiner_skip_levels=nets_config["refiner_skip_levels"], K=nets_config["chebyshev_order"])
+    config = gcn_config(nets_config, embedding_size)
+    hierarchy = hierarchy_lib.load_or_build_hierarchy(
+        morphable.mean_shape, morphable.triangles, tuple(nets_config["hierarchy_factors"]),
+        boundary_weight=hierarchy_lib.decimation_boundary_weight(nets_config["decimation"]))
+    # The baselines end like the GCN Refiner: a 3-channel colour map (bias + ELU) for the Combiner.
     refiner = None
-    channels = int(nets_config["refiner_widths"][0])
     if nets_config["refiner"] == "fc":
-        refiner = baselines.fully_connected_refiner(morphable.num_vertices, channels=channels)
+        refiner = baselines.fully_connected_refiner(morphable.num_vertices, channels=gcn.COLOR_CHANNELS)
     elif nets_config["refiner"] == "uv_cnn":
         refiner = baselines.uv_cnn_refiner(morphable.mean_shape, morphable.triangles,
-                                           resolution=nets_config["uv_resolution"], channels=channels)
+                                           resolution=nets_config["uv_resolution"], channels=gcn.COLOR_CHANNELS)
     return gcn.build_texture_gcn(hierarchy, config, refiner=refiner)
 
 
@@ -153,6 +186,18 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
     use_adversarial = loss_config["adversarial"] and critic is not None
     use_vertex = loss_config["vertex"]
     s2, s3 = float(loss_config["s2"]), float(loss_config["s3"])
+    fc_l2 = float(loss_config["fc_l2"])
+    if fc_l2 < 0:
+        raise ValueError(f"loss.fc_l2 must be >= 0, got {fc_l2}")
+    identity_output = loss_config["identity_features"]
+    if identity_output not in IDENTITY_FEATURES:
+        raise ValueError(f"loss.identity_features must be one of {IDENTITY_FEATURES}, got {identity_output!r}")
+    if loss_config["composite"] not in COMPOSITES:
+        raise ValueError(f"loss.composite must be one of {COMPOSITES}, got {loss_config['composite']!r}")
+    if loss_config["penalty_mix"] not in adversarial.PENALTY_MIXES:
+        raise ValueError(f"loss.penalty_mix must be one of {adversarial.PENALTY_MIXES}, "
+                         f"got {loss_config['penalty_mix']!r}")
+    face_composite = loss_config["composite"] == "face"
 
     def step_fn(batch):
         images = tf.cast(batch["image"], tf.float32)
@@ -162,18 +207,23 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
         result = forward.reconstruct(nets, images, face_mask=mask, training=True,
                                      **coarse_inputs(batch, coarse_source, landmarks))
         photo = images / 255.0
-        alpha = result.refined_alpha[..., tf.newaxis]
+        alpha = (result.refined_alpha * mask if face_composite else result.refined_alpha)[..., tf.newaxis]
         composite = result.refined_image * alpha + photo * (1.0 - alpha)
         zero = tf.constant(0.0)
         terms = {"pixel": photometric.pixel_loss(photo, result.refined_image, result.refined_alpha * mask)}
-        terms["identity"] = identity_losses.identity_loss(
-            facenet_lib.embed(nets.facenet, images).embedding,
-            facenet_lib.embed(nets.facenet, composite * 255.0).embedding) if use_identity else zero
+        if use_identity:
+            real_id = getattr(facenet_lib.embed(nets.facenet, images), identity_output)
+            render_id = getattr(facenet_lib.embed(nets.facenet, composite * 255.0), identity_output)
+            terms["identity"] = identity_losses.identity_loss(real_id, render_id)
+        else:
+            terms["identity"] = zero
         losses = {}
         if use_adversarial:
             real, fake = 2.0 * photo - 1.0, 2.0 * composite - 1.0
             terms["adversarial"] = adversarial.generator_loss(critic, fake)
-            losses["critic"], critic_parts = adversarial.critic_loss(critic, real, fake)
+            mix = tf.fill([tf.shape(real)[0]], tf.random.uniform([])) if loss_config["penalty_mix"] == "per_batch" \
+                else None
+            losses["critic"], critic_parts = adversarial.critic_loss(critic, real, fake, mix=mix)
             losses.update({f"critic_{k}": v for k, v in critic_parts.items()})
         else:
             terms["adversarial"] = zero
@@ -188,6 +238,9 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
         losses.update(terms)
         losses["total"] = schedule.total_loss(weights, terms["pixel"], terms["identity"], terms["adversarial"],
                                               terms["vertex_albedo"], terms["vertex_projected"])
+        if fc_l2 > 0:  # the authors add it outside the s1/s4 weights
+            losses["regularization"] = fc_l2 * gcn.fully_connected_l2(nets.texture_gcn)
+            losses["total"] += losses["regularization"]
         losses["s1"], losses["s4"] = tf.identity(s1), tf.identity(s4)
         return losses
 

@@ -24,8 +24,11 @@ def test_authors_layout_at_224():
     assert model.get_layer("score").kernel.shape == (7, 7, 512, 1)
     assert model.get_layer("score").padding == "valid"
     assert model.get_layer("lrelu0").negative_slope == pytest.approx(0.2)
-    # batch norm: gamma, beta (+ 2 non-trainable moving statistics)
-    assert model.count_params() == _expected_parameters(4)
+    # batch norm as the authors': beta only (no gamma), plus 2 non-trainable moving statistics
+    assert model.count_params() == _expected_parameters(3)
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    assert trainable == _expected_parameters(1) == 1_598_481  # the authors' count (DESIGN section 7)
+    assert model.get_layer("norm0").momentum == pytest.approx(0.9)
     scores = model(np.random.default_rng(0).random((2, 224, 224, 3)).astype(np.float32))
     assert scores.shape == (2,)
 

@@ -64,7 +64,13 @@ def test_step_losses_match_numpy_eq4(data_dir, tmp_path):
     assert losses["vertex_projected"].numpy() == pytest.approx(projected, rel=1e-4)
     assert losses["identity"].numpy() == 0.0  # no FaceNet weights given
     adv = losses["adversarial"].numpy()
-    expected = 0.6 * (pixel + 0.001 * adv) + 0.4 * (albedo + projected)
+    gcn_model = run.nets.texture_gcn
+    fully_connected = [gcn_model.get_layer("decoder").get_layer("fc")] + \
+        [gcn_model.get_layer("refiner").get_layer(name) for name in ("latent", "unlatent")]
+    decay = 5e-4 * sum(np.sum(w.numpy().astype(np.float64) ** 2) / 2 for layer in fully_connected
+                       for w in (layer.kernel, layer.bias))
+    assert losses["regularization"].numpy() == pytest.approx(decay, rel=1e-4)
+    expected = 0.6 * (pixel + 0.001 * adv) + 0.4 * (albedo + projected) + decay
     assert losses["total"].numpy() == pytest.approx(expected, rel=1e-4)
     assert "critic" in losses and np.isfinite(losses["critic"].numpy())
 
@@ -202,11 +208,14 @@ def test_mixed_precision_path_runs(data_dir, tmp_path, monkeypatch):
 
 
 def test_same_seed_same_run(data_dir, tmp_path):
-    """Seeded initialisation and data order: two runs of one config give identical losses."""
+    """Seeded initialisation and data order: two runs of one config give the same losses (to the
+    last bits that the batch-norm critic's multi-threaded reductions may order differently)."""
     config = make_config(data_dir, "train.steps=2", "train.critic_steps=2")
     first = texture.train_texture(config, str(tmp_path / "a"), log=lambda *_: None)["losses"]
     second = texture.train_texture(config, str(tmp_path / "b"), log=lambda *_: None)["losses"]
-    assert first == second
+    assert first.keys() == second.keys()
+    for key in first:
+        assert second[key] == pytest.approx(first[key], rel=1e-5, abs=1e-6), key
     # another seed draws other initial weights (setting up suffices; training a third run adds nothing)
     initial = [v.numpy() for v in texture.setup_texture_training(config, str(tmp_path / "c"), log=lambda *_: None)[0]
                .nets.texture_gcn.weights]
