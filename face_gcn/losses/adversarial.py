@@ -11,7 +11,7 @@ from face_gcn.losses._norms import safe_norm
 
 PENALTY_WEIGHT = 10.0
 # How the interpolation weights of the penalty are drawn: one per sample (Gulrajani et al.) or one
-# for the whole batch (the authors' code); a caller passes ``mix`` for the latter.
+# for the whole batch (the authors' code).
 PENALTY_MIXES = ("per_sample", "per_batch")
 
 
@@ -26,7 +26,8 @@ def gradient_penalty(critic, real, fake, mix=None, training: bool = True) -> tf.
     Args:
       critic: callable [B, ...] -> [B].
       real, fake: [B, ...] float images (same shape).
-      mix: None (uniform [0, 1) per sample) or [B] interpolation weights.
+      mix: [B] interpolation weights, or a PENALTY_MIXES name: "per_sample" (or None; uniform [0, 1)
+        per sample) or "per_batch" (one uniform draw for the whole batch).
     Returns:
       scalar float32 (the norm is over all non-batch axes of each sample).
     """
@@ -36,7 +37,11 @@ def gradient_penalty(critic, real, fake, mix=None, training: bool = True) -> tf.
         raise ValueError(f"real and fake must be equal [B, ...], got {real.shape}, {fake.shape}")
     batch = tf.shape(real)[0]
     if mix is None:
-        mix = tf.random.uniform([batch])
+        mix = "per_sample"
+    if isinstance(mix, str):
+        if mix not in PENALTY_MIXES:
+            raise ValueError(f"mix must be [B] weights or one of {PENALTY_MIXES}, got {mix!r}")
+        mix = tf.random.uniform([batch]) if mix == "per_sample" else tf.fill([batch], tf.random.uniform([]))
     mix = tf.reshape(tf.cast(mix, tf.float32), [-1] + [1] * (real.shape.rank - 1))
     interpolated = mix * real + (1.0 - mix) * fake
     with tf.GradientTape() as tape:

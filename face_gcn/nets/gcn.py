@@ -80,11 +80,9 @@ class GCNConfig:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.lmax not in LMAX_MODES:
             raise ValueError(f"lmax must be one of {LMAX_MODES}, got {self.lmax!r}")
-        for name in ("decoder_widths", "refiner_widths"):
+        for name, variant_widths in (("decoder_widths", DECODER_WIDTHS), ("refiner_widths", REFINER_WIDTHS)):
             widths = getattr(self, name)
-            widths = DECODER_WIDTHS[self.variant] if widths is None and name == "decoder_widths" else (
-                REFINER_WIDTHS[self.variant] if widths is None else widths)
-            widths = tuple(int(w) for w in widths)
+            widths = tuple(int(w) for w in (variant_widths[self.variant] if widths is None else widths))
             if not widths or min(widths) < 1:
                 raise ValueError(f"{name} must be positive integers, got {widths}")
             object.__setattr__(self, name, widths)

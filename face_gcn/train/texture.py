@@ -221,9 +221,7 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
         if use_adversarial:
             real, fake = 2.0 * photo - 1.0, 2.0 * composite - 1.0
             terms["adversarial"] = adversarial.generator_loss(critic, fake)
-            mix = tf.fill([tf.shape(real)[0]], tf.random.uniform([])) if loss_config["penalty_mix"] == "per_batch" \
-                else None
-            losses["critic"], critic_parts = adversarial.critic_loss(critic, real, fake, mix=mix)
+            losses["critic"], critic_parts = adversarial.critic_loss(critic, real, fake, mix=loss_config["penalty_mix"])
             losses.update({f"critic_{k}": v for k, v in critic_parts.items()})
         else:
             terms["adversarial"] = zero
