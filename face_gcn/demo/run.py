@@ -59,6 +59,10 @@ TEXTURE_OVERRIDES = {
     "coarse.fit_steps": defaults.FIT_STEPS, "coarse.landmarks": "ground_truth68",
     "data.augment": False,
 }
+# The demo's named improvements over the authors' settings (each key's texture.SCHEMA default is the
+# authors' value): tools/bench_ablations.py resets them for its "authors' settings" row.
+IMPROVEMENT_KEYS = ("nets.refiner_skip_levels", "nets.refiner_photo", "nets.lmax", "nets.combiner_init",
+                    "nets.decimation", "nets.critic_normalization", "loss.penalty_mix")
 COARSE_OVERRIDES = {
     "data.batch_size": 8, "nets.backbone": "compact", "loss.coefficients": 1.0,
     "train.steps": defaults.COARSE_STEPS, "train.learning_rate": 1e-3, "train.decay_steps": 3000, "train.decay_rate": 0.5,

@@ -39,6 +39,7 @@ REFINER_INPUT_CHANNELS = 7
 REFINER_LATENT = 512
 VARIANTS = ("normal", "resnet")
 LMAX_MODES = ("fixed", "exact")
+COMBINER_INPUTS = ("colors", "features")
 # Widths per variant, as the authors' code sets them ("wide" is their --wide flag, Decoder only).
 DECODER_WIDTHS = {"normal": (32, 16, 16, 16, 16), "resnet": (32, 16, 16, 16)}
 DECODER_WIDTHS_WIDE = {"normal": (32, 32, 64, 128, 256), "resnet": (32, 64, 128, 256)}
@@ -63,6 +64,9 @@ class GCNConfig:
       "exact" (the largest eigenvalue of each level; ours).
     combiner_init: kernel initializer of the Combiner's conv: "he_normal" (authors) or "zeros"
       (ours: every colour starts at tanh(0) = 0, mid-grey, and never starts saturated).
+    combiner_input: what the normal Decoder and Refiner hand the Combiner: "colors" (each ends in
+      cheb(->3) +b ELU, the authors') or "features" (ours: their last feature maps, w_last + r0
+      channels, so the Combiner's conv mixes features rather than two finished colour maps).
     """
 
     embedding_size: int = DEFAULT_EMBEDDING_SIZE
@@ -74,12 +78,17 @@ class GCNConfig:
     K: int = 6
     lmax: str = "fixed"
     combiner_init: str = "he_normal"
+    combiner_input: str = "colors"
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.lmax not in LMAX_MODES:
             raise ValueError(f"lmax must be one of {LMAX_MODES}, got {self.lmax!r}")
+        if self.combiner_input not in COMBINER_INPUTS:
+            raise ValueError(f"combiner_input must be one of {COMBINER_INPUTS}, got {self.combiner_input!r}")
+        if self.combiner_input == "features" and self.variant != "normal":
+            raise ValueError("combiner_input='features' is defined for the normal variant only")
         for name, variant_widths in (("decoder_widths", DECODER_WIDTHS), ("refiner_widths", REFINER_WIDTHS)):
             widths = getattr(self, name)
             widths = tuple(int(w) for w in (variant_widths[self.variant] if widths is None else widths))
@@ -125,7 +134,8 @@ def _cheb_elu(x, width, config, laplacian, name):
 
 def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=None,
                   name="decoder") -> keras.Model:
-    """Image embedding [B, E] -> colour map [B, V_0, 3] (before the Combiner; ELU range)."""
+    """Image embedding [B, E] -> colour map [B, V_0, 3] (before the Combiner; ELU range), or
+    features [B, V_0, w_last] with combiner_input="features"."""
     stages = config.decoder_levels
     _check_hierarchy(hierarchy, stages, "decoder")
     level_laplacians = level_laplacians or laplacians(hierarchy, config)
@@ -140,14 +150,15 @@ def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
             x = _cheb_elu(x, width, config, level_laplacians[level], f"level{level}")
         else:
             x = ChebResBlock(width, config.K, level_laplacians[level], name=f"res{level}")(x)
-    if config.variant == "normal":
+    if config.variant == "normal" and config.combiner_input == "colors":
         x = _cheb_elu(x, COLOR_CHANNELS, config, level_laplacians[0], "output")
     return keras.Model(embedding, x, name=name)
 
 
 def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=None,
                   name="refiner") -> keras.Model:
-    """Per-vertex (albedo, photo colour x vis, vis) [B, V_0, 7] -> colour map [B, V_0, 3]."""
+    """Per-vertex (albedo, photo colour x vis, vis) [B, V_0, 7] -> colour map [B, V_0, 3], or
+    features [B, V_0, r0] with combiner_input="features"."""
     stages = config.refiner_levels
     _check_hierarchy(hierarchy, stages, "refiner")
     level_laplacians = level_laplacians or laplacians(hierarchy, config)
@@ -180,7 +191,8 @@ def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
         if level in skip_levels:
             x = keras.layers.Concatenate(axis=-1, name=f"skip{level}")([x, encoded[level]])
         x = _cheb_elu(x, widths[level], config, level_laplacians[level], f"dec{level}")
-    x = _cheb_elu(x, COLOR_CHANNELS, config, level_laplacians[0], "output")
+    if config.combiner_input == "colors":
+        x = _cheb_elu(x, COLOR_CHANNELS, config, level_laplacians[0], "output")
     return keras.Model(inputs, x, name=name)
 
 

@@ -59,6 +59,9 @@ SCHEMA = {
         "lmax": "fixed",
         # Combiner's initial kernel: "he_normal" (authors) or "zeros" (ours: starts mid-grey, unsaturated).
         "combiner_init": "he_normal",
+        # What the Combiner reads: "colors" (the Decoder's and Refiner's 3-channel maps, authors) or
+        # "features" (ours: their last 16 + 16 feature channels; normal variant only).
+        "combiner_input": "colors",
         # Mesh decimation: "coma" (CoMA's quadrics) or "boundary_preserving" (ours: the open rim of
         # the face keeps its shape down the hierarchy).
         "decimation": "coma",
@@ -143,7 +146,8 @@ def gcn_config(nets_config: dict, embedding_size: int) -> gcn.GCNConfig:
                          refiner_widths=tuple(nets_config["refiner_widths"]) or None,
                          refiner_latent=nets_config["refiner_latent"],
                          refiner_skip_levels=nets_config["refiner_skip_levels"], K=nets_config["chebyshev_order"],
-                         lmax=nets_config["lmax"], combiner_init=nets_config["combiner_init"])
+                         lmax=nets_config["lmax"], combiner_init=nets_config["combiner_init"],
+                         combiner_input=nets_config["combiner_input"])
 
 
 def build_texture_gcn(morphable, nets_config: dict, embedding_size: int) -> keras.Model:

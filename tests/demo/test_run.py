@@ -65,3 +65,9 @@ def test_evaluate_heldout_with_the_true_coarse_stage(tiny_nets, tmp_path):
     assert np.all(true["albedo_error_coarse"] <= detail[:, front].mean(axis=1) + 1e-4)
     with pytest.raises(ValueError, match="coarse_coefficients"):
         run.evaluate_heldout(tiny_nets, heldout, str(tmp_path / "c"), coarse_coefficients="fit")
+
+
+def test_improvement_keys_are_the_demos_departures_from_the_schema():
+    for key in run.IMPROVEMENT_KEYS:
+        section, name = key.split(".")
+        assert key in run.TEXTURE_OVERRIDES and run.TEXTURE_OVERRIDES[key] != texture.SCHEMA[section][name], key

@@ -71,6 +71,31 @@ def test_parameter_counts_at_bfm_sizes_are_the_authors():
                       "combiner": combiner}
 
 
+def test_parameter_counts_with_feature_input_to_the_combiner():
+    """combiner_input="features" (ours): no cheb(16->3) at the Decoder's and Refiner's ends; the
+    Combiner's bias-free conv reads their 16 + 16 channels."""
+    cheb_to_colors = _cheb(16, 3)
+    counts = gcn.count_parameters(gcn.build_texture_gcn(_LevelSizes(BFM_SIZES),
+                                                        gcn.GCNConfig(combiner_input="features")))
+    assert (counts["decoder"], counts["refiner"], counts["combiner"]) == \
+        (17_215_715 - cheb_to_colors, 18_660_259 - cheb_to_colors, _cheb(32, 3, bias=False))
+
+
+def test_feature_input_to_the_combiner_wiring(hierarchy):
+    """K = 1 and identity Laplacians aside, the Combiner is tanh(concat(decoder, refiner) @ W)."""
+    config = dataclasses.replace(SMALL, combiner_input="features", K=1)
+    model = gcn.build_texture_gcn(hierarchy, config)
+    embedding, features = _inputs(hierarchy)
+    decoded = model.get_layer("decoder")(embedding).numpy()
+    refined = model.get_layer("refiner")(features).numpy()
+    assert decoded.shape[-1] == config.decoder_widths[-1] and refined.shape[-1] == config.refiner_widths[0]
+    kernel = model.get_layer("combiner").get_layer("cheb").trainable_weights[0].numpy()
+    expected = np.tanh(np.concatenate([decoded, refined], -1).astype(np.float64) @ kernel.astype(np.float64))
+    np.testing.assert_allclose(model([embedding, features]).numpy(), expected, atol=1e-5)
+    with pytest.raises(ValueError):
+        gcn.GCNConfig(variant="resnet", combiner_input="features")
+
+
 def test_parameter_counts_of_the_resnet_variant():
     """model_resnet.py: Decoder F = 32,16,16,16 then a block to 3; Refiner blocks 16,32,32,16,3."""
     v4, embedding = BFM_SIZES[-1], 3840
@@ -109,7 +134,7 @@ def test_config_defaults_and_validation():
         ("normal", "fixed", "he_normal", 2)
     assert config.decoder_widths == (32, 16, 16, 16, 16) and config.refiner_widths == (16, 32, 64, 128)
     assert gcn.GCNConfig(variant="resnet").refiner_widths == (16, 32, 32, 16)
-    for bad in ({"variant": "unet"}, {"lmax": 2.0}, {"decoder_widths": (4, 0)},
+    for bad in ({"variant": "unet"}, {"lmax": 2.0}, {"decoder_widths": (4, 0)}, {"combiner_input": "both"},
                 {"variant": "resnet", "refiner_widths": (4, 4)}):
         with pytest.raises(ValueError):
             gcn.GCNConfig(**bad)
