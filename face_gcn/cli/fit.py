@@ -5,7 +5,8 @@
 
 Per photo: MTCNN detection (the largest face), Deng's alignment to a 224 crop, the built-in
 face mask (or a face-parsing SavedModel by path), analysis-by-synthesis fitting of the 257
-coefficients (face_gcn.fit.coarse_fit; --batch_size photos are fitted together as one batch),
+coefficients (face_gcn.fit.coarse_fit; --batch_size photos are fitted together as one batch;
+starting from the mean face, or from a regressor's coefficients with --regressor),
 test-time GCN texture refinement (face_gcn.fit.refine), then the files of face_gcn.fit.outputs.
 Folders are searched recursively for images. Photos without a face (or unreadable) are skipped
 and listed with the reason in DIR/summary.json.
@@ -24,6 +25,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output folder.")
 flags.DEFINE_string("morphable_model", None, "Morphable model (.npz; default: "
                     "$FACE_GCN_MORPHABLE_MODEL, else the built-in demo model).")
+flags.DEFINE_string("regressor", None, "A regressor .keras file (face-gcn train-coarse or convert-deng) whose "
+                    "coefficients start each fit; default: the mean face, frontal, ambient light.")
 flags.DEFINE_string("facenet_weights", None, "FaceNet Keras weights (face-gcn convert-facenet); "
                     "adds the identity loss to the fit and the refinement.")
 flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or the path of a "
@@ -51,10 +54,11 @@ class FitPipeline:
     """Detector, segmenter, fitter and refiner, built once for many photos."""
 
     def __init__(self, model, crop_size, fit_config, refine_config, facenet=None, segmenter="builtin",
-                 segmenter_classes=(), min_face_size=20):
+                 segmenter_classes=(), min_face_size=20, regressor=None):
         from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
         self.model = model
         self.crop_size = crop_size
+        self.regressor = regressor
         self.aligner = _photos.PhotoAligner(model.alignment_landmarks, crop_size, segmenter=segmenter,
                                             segmenter_classes=segmenter_classes, min_face_size=min_face_size)
         self.fitter = coarse_fit.CoarseFitter(model, crop_size, fit_config, facenet=facenet)
@@ -68,17 +72,27 @@ class FitPipeline:
         face) or the exception of that photo]."""
         import numpy as np  # pylint: disable=import-outside-toplevel
         try:
-            result = self.fitter.fit_batch(np.stack([p.crop for p in photos]), np.stack([p.mask for p in photos]),
-                                           np.stack([p.landmarks for p in photos]))
+            crops = np.stack([p.crop for p in photos])
+            result = self.fitter.fit_batch(crops, np.stack([p.mask for p in photos]),
+                                           np.stack([p.landmarks for p in photos]), self._initial(crops))
         except Exception:  # pylint: disable=broad-except
             return [self._fit_alone(photo) for photo in photos]
         return [(result.coefficients[b], {stage: {name: float(value[b]) for name, value in terms.items()}
                                           for stage, terms in result.losses.items()}, result.seconds / len(photos))
                 for b in range(len(photos))]
 
+    def _initial(self, crops):
+        """Starting coefficients [B, 257] of aligned crops [B, S, S, 3] uint8: the regressor's, or
+        None (the fitter's mean face)."""
+        if self.regressor is None:
+            return None
+        from face_gcn.nets import regressor as regressor_lib  # pylint: disable=import-outside-toplevel
+        return regressor_lib.regress(self.regressor, crops).coefficients.numpy()
+
     def _fit_alone(self, photo):
         try:
-            fit = self.fitter.fit(photo.crop, photo.mask, photo.landmarks)
+            initial = self._initial(photo.crop[None])
+            fit = self.fitter.fit(photo.crop, photo.mask, photo.landmarks, None if initial is None else initial[0])
         except Exception as error:  # pylint: disable=broad-except
             return error
         return fit.coefficients, fit.losses, fit.seconds
@@ -153,13 +167,22 @@ def main(argv):
             facenet = facenet_lib.build_facenet(weights=FLAGS.facenet_weights)
         except (OSError, ValueError) as error:
             _fail(f"cannot load the FaceNet weights {FLAGS.facenet_weights}: {error}")
+    regressor = None
+    if FLAGS.regressor:
+        from face_gcn.nets import regressor as regressor_lib  # pylint: disable=import-outside-toplevel
+        if not os.path.isfile(FLAGS.regressor):
+            _fail(f"--regressor {FLAGS.regressor!r} is not a file")
+        try:
+            regressor = regressor_lib.build_regressor((FLAGS.crop_size, FLAGS.crop_size, 3), weights=FLAGS.regressor)
+        except (OSError, ValueError) as error:
+            _fail(f"cannot load the regressor {FLAGS.regressor}: {error}")
     low = FLAGS.low_resolution if FLAGS.low_resolution < FLAGS.crop_size else 0
     fit_config = coarse_fit.FitConfig(stages=coarse_fit.default_stages(
         FLAGS.pose_steps, FLAGS.shape_steps, FLAGS.appearance_steps, low))
     pipeline = FitPipeline(model, FLAGS.crop_size, fit_config, refine.RefineConfig(steps=FLAGS.refine_steps),
                            facenet=facenet, segmenter=FLAGS.segmenter,
                            segmenter_classes=[int(c) for c in FLAGS.segmenter_classes],
-                           min_face_size=FLAGS.min_face_size)
+                           min_face_size=FLAGS.min_face_size, regressor=regressor)
     os.makedirs(FLAGS.out, exist_ok=True)
     started = time.perf_counter()
     fitted, failed, used = [], [], set()
@@ -202,7 +225,7 @@ def main(argv):
                "settings": {"crop_size": FLAGS.crop_size, "pose_steps": FLAGS.pose_steps,
                             "shape_steps": FLAGS.shape_steps, "appearance_steps": FLAGS.appearance_steps,
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
-                            "batch_size": FLAGS.batch_size,
+                            "batch_size": FLAGS.batch_size, "regressor": FLAGS.regressor or None,
                             "identity_loss": facenet is not None}}
     fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
     reasons = _photos.reason_counts(failed)

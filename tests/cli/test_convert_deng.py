@@ -3,6 +3,8 @@ random weights) in, a .keras regressor out that the pipeline takes; clear one-li
 
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -42,19 +44,20 @@ def test_converts_checks_and_writes(converted):
     assert os.listdir(out.parent) == [out.name]  # no temporary file left behind
 
 
-@pytest.mark.slow
-def test_pipeline_reconstructs_with_the_converted_regressor(converted, tmp_path, run_subcommand):
-    """A model directory holding the converted regressor (as `face-gcn train` writes it) through
-    `face-gcn reconstruct`: the coefficients written for the aligned crop are the frozen graph's."""
+@pytest.fixture(scope="module")
+def converted_model(converted, tmp_path_factory):
+    """A model directory holding the converted regressor (as `face-gcn train` writes it) and an
+    aligned 224-px photo of a face: (model dir, photo, the frozen graph's coefficients of its crop)."""
     graph, out, result = converted
     assert result.returncode == 0, result.stderr[-3000:]
+    from face_gcn.cli import _photos
     from face_gcn.graph import hierarchy as hierarchy_lib
     from face_gcn.morphable import configured
     from face_gcn.nets import gcn
-    from face_gcn.nets import regressor as regressor_lib
     from face_gcn.reconstruction import forward, model_dir
     from face_gcn.train import texture
 
+    folder = tmp_path_factory.mktemp("converted_model")
     # the train/prepare-coarse loader takes it for data.crop_size 224, like any .keras regressor
     regressor = texture.load_regressor({"regressor": str(out), "backbone": "resnet50"}, 224)
     morphable = configured.load_demo()
@@ -62,22 +65,98 @@ def test_pipeline_reconstructs_with_the_converted_regressor(converted, tmp_path,
     config = gcn.GCNConfig(embedding_size=128, decoder_widths=(4, 4, 4, 4, 4), refiner_widths=(4, 4, 4, 4),
                            refiner_latent=8, K=2)
     nets = forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, 224)
-    model_path = str(tmp_path / "model")
+    model_path = str(folder / "model")
     model_dir.save_model_dir(model_path, nets, {"steps": 0})
-
-    photo = tmp_path / "astronaut.png"
+    photo = folder / "astronaut.png"
     face = cv2.resize(skimage.data.astronaut(), (320, 320), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(photo), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    crop = _photos.PhotoAligner(morphable.alignment_landmarks, 224).align(str(photo)).crop
+    frozen = deng_graph.DengFrozenRegressor(graph, feature_size=None)
+    return model_path, photo, crop, frozen(crop[None].astype(np.float32)).coefficients.numpy()[0]
+
+
+@pytest.mark.slow
+def test_reconstruct_with_the_converted_regressor(converted, converted_model, tmp_path, run_subcommand):
+    """`face-gcn reconstruct`: the coefficients written for the aligned crop are the frozen graph's."""
+    model_path, photo, crop, want = converted_model
     result = run_subcommand("reconstruct", str(photo), "--model", model_path, "--out", str(tmp_path / "out"),
                             "--fit_steps", "0", "--noprogress", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "out" / "astronaut.json").read_text())
-    crop = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "astronaut.input.png")), cv2.COLOR_BGR2RGB)
-    assert crop.shape == (224, 224, 3)
-    frozen = deng_graph.DengFrozenRegressor(graph, feature_size=None)
-    want = frozen(crop[None].astype(np.float32)).coefficients.numpy()[0]
+    written = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "astronaut.input.png")), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(written, crop)
     np.testing.assert_allclose(record["coefficients"], want, rtol=0, atol=1e-4)
-    assert regressor_lib.regress(regressor, crop[None]).coefficients.shape == (1, 257)
+
+
+@pytest.mark.slow
+def test_fit_starts_from_the_converted_regressor(converted, converted_model, tmp_path, run_subcommand):
+    """`face-gcn fit --regressor`: with no fitting steps the result is the regressor's start."""
+    _, out, _ = converted
+    _, photo, _, want = converted_model
+    result = run_subcommand("fit", str(photo), "--out", str(tmp_path / "out"), "--regressor", str(out),
+                            "--pose_steps", "0", "--shape_steps", "0", "--appearance_steps", "0",
+                            "--refine_steps", "0", "--noprogress", cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(json.loads((tmp_path / "out" / "astronaut.json").read_text())["coefficients"],
+                               want, rtol=0, atol=1e-4)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["settings"]["regressor"] == str(out)
+    result = run_subcommand("fit", str(photo), "--out", str(tmp_path / "bad"), "--regressor", str(photo),
+                            cache=tmp_path / "cache")
+    assert result.returncode == 1 and _last_line(result).startswith(
+        f"face-gcn fit: error: cannot load the regressor {photo}"), result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_export_and_benchmark_with_the_converted_regressor(converted_model, tmp_path, run_subcommand):
+    """`face-gcn export`, the SavedModel loaded in a fresh process (stock TensorFlow, no face_gcn),
+    then `face-gcn benchmark` on it."""
+    model_path, _, crop, want = converted_model
+    serving = tmp_path / "serving"
+    result = run_subcommand("export", "--model", model_path, "--out", str(serving), cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.save(tmp_path / "crop.npy", crop)
+    script = ("import sys, json, numpy as np, tensorflow as tf\n"
+              "loaded = tf.saved_model.load(sys.argv[1])\n"
+              "crop = np.load(sys.argv[2], allow_pickle=False)[None]\n"
+              "print(json.dumps(loaded.signatures['serving_default'](images=tf.constant(crop))"
+              "['coefficients'].numpy()[0].tolist()))\n")
+    loaded = subprocess.run([sys.executable, "-c", script, str(serving), str(tmp_path / "crop.npy")],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    np.testing.assert_allclose(json.loads(loaded.stdout.strip().splitlines()[-1]), want, rtol=0, atol=1e-4)
+    report = tmp_path / "bench.json"
+    result = run_subcommand("benchmark", "--model", model_path, "--savedmodel", str(serving), "--batch_sizes", "1",
+                            "--repeats", "1", "--warmup", "0", "--nocold_start", "--json", str(report),
+                            cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rates = json.loads(report.read_text())["images_per_second"]["1"]
+    assert rates["regressor"] > 0 and rates["savedmodel"] > 0
+
+
+@pytest.mark.slow
+def test_train_coarse_fine_tunes_the_converted_regressor(converted, converted_model, tmp_path, run_main):
+    """`face-gcn train-coarse` with nets.regressor_weights = the converted model: it trains that
+    network (its outputs stay near the frozen graph's after two small steps; a new regressor would
+    start at zero coefficients), and the result loads as a regressor."""
+    _, out, _ = converted
+    _, _, crop, want = converted_model
+    from face_gcn.morphable import configured
+    from face_gcn.nets import regressor as regressor_lib
+    from face_gcn.synthesis import dataset as synthetic
+    from face_gcn.train import coarse
+
+    data = str(tmp_path / "data")
+    synthetic.write_dataset(data, configured.load_demo(), 2, seed=1,
+                            config=synthetic.SyntheticConfig(image_size=224))
+    workdir = tmp_path / "run"
+    result = run_main("train-coarse", "--workdir", str(workdir), "--set", f"data.train={data}",
+                      "--set", f"nets.regressor_weights={out}", "--set", "data.batch_size=2",
+                      "--set", "train.steps=2", "--set", "train.learning_rate=1e-5", cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    tuned = regressor_lib.load_regressor(str(workdir / coarse.REGRESSOR_FILE))
+    got = regressor_lib.regress(tuned, crop[None].astype(np.float32)).coefficients.numpy()[0]
+    assert not np.array_equal(got, want)  # trained
+    assert np.corrcoef(got, want)[0, 1] > 0.95 and np.abs(want).max() > 1e-2, (got[:5], want[:5])
 
 
 def _write_graph_def(path, build):
