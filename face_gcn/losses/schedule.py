@@ -6,6 +6,7 @@ L = s1 (L_pix + s2 L_id + s3 L_adv) + s4 (L_vert(T, T') + L_vert(T_p, T~')).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 
 S2_IDENTITY = 0.2
@@ -26,7 +27,8 @@ def loss_weights(epoch: float, schedule: str = "authors", warmup_epochs: float =
     """s1, s4 at a (possibly fractional) epoch counted from 0.
 
     "constant": s1 = s4 = 1 (no warm-up; for ablations without L_vert).
-    "authors" (their code): s1 = clip(0.2 epoch, 0, 1), s4 = clip(1 - s1, 0.2, 1).
+    "authors" (their code): s1 = clip(0.2 e, 0, 1), s4 = clip(1 - s1, 0.2, 1) with e = floor(epoch):
+      constant through each epoch, as their loop sets them once per epoch.
     "paper": s1 = 0, s4 = 1 for the first ``warmup_epochs``; then s1 rises linearly to 1 over
       ``ramp_epochs`` and s4 = 1 - s1 falls to 0 ("gradually" in the paper; the ramp length is
       ours, 5 epochs matches the authors' 0.2 per epoch).
@@ -39,7 +41,7 @@ def loss_weights(epoch: float, schedule: str = "authors", warmup_epochs: float =
     if schedule == "constant":
         return LossWeights(s1=1.0, s4=1.0)
     if schedule == "authors":
-        s1 = min(max(0.2 * epoch, 0.0), 1.0)
+        s1 = min(max(0.2 * math.floor(epoch), 0.0), 1.0)
         return LossWeights(s1=s1, s4=min(max(1.0 - s1, 0.2), 1.0))
     if epoch < warmup_epochs:
         return LossWeights(s1=0.0, s4=1.0)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from face_gcn.data import mask_morphology
 from face_gcn.fit import coarse_fit
 from face_gcn.morphable import coefficients as coeff_lib
 from face_gcn.morphable import formation
@@ -45,6 +46,9 @@ class FaceGCN:
       sampled (the paper), or "shading_removed", T_p divided by the coarse stage's SH shading (the
       photo's albedo as the coarse light explains it; the Refiner has no input that tells it the
       shading, so with T_p it must guess it).
+    mask_erosion: the face mask as T_p's visibility reads it (mask_morphology.MASK_EROSIONS):
+      "none", or "authors" (dilated once, eroded twice, as their code: the rim where hair and
+      background bleed in is left out).
     """
 
     morphable: MorphableModel
@@ -54,12 +58,15 @@ class FaceGCN:
     image_size: int
     fit_steps: int = 0
     refiner_photo: str = "colors"
+    mask_erosion: str = "none"
 
     def __post_init__(self):
         if self.fit_steps < 0:
             raise ValueError(f"fit_steps must be >= 0, got {self.fit_steps}")
         if self.refiner_photo not in REFINER_PHOTO_INPUTS:
             raise ValueError(f"refiner_photo must be one of {REFINER_PHOTO_INPUTS}, got {self.refiner_photo!r}")
+        if self.mask_erosion not in mask_morphology.MASK_EROSIONS:
+            raise ValueError(f"mask_erosion must be one of {mask_morphology.MASK_EROSIONS}, got {self.mask_erosion!r}")
         expected = embedding_size(self.regressor.output["features"].shape[-1], self.facenet is not None)
         embedding, features = self.texture_gcn.inputs
         if embedding.shape[-1] != expected:
@@ -152,7 +159,7 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
       nets: the trained parts.
       images: [B, S, S, 3] RGB, 0-255 (uint8 or float), S = nets.image_size.
       face_mask: None or [B, S, S] / [B, S, S, 1] in [0, 1]: T_p visibility also requires the
-        face region (as the input pipeline gives it).
+        face region (as the input pipeline gives it; eroded first if nets.mask_erosion says so).
       training: runs the texture GCN in training mode (the regressor and FaceNet never are).
       backend: rasterizer backend ("auto", "op", "fallback"; export uses "fallback").
       coefficients: None (the regressor's, then the fit's), or [B, 257] coarse coefficients to use
@@ -194,9 +201,12 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
     coarse = face_renderer.render_coefficients(nets.morphable, coefficients, image_size=size, backend=backend)
     tensors = formation.model_tensors(nets.morphable)
     focal, center = face_renderer.camera_for_size(size)
+    visible_region = face_mask
+    if face_mask is not None and nets.mask_erosion == "authors":
+        visible_region = mask_morphology.erode_face_mask(face_mask)
     samples = vertex_sampling.sample_vertex_colors(
         images / 255.0, coarse.posed, coarse.normals, tensors.triangles, tensors.vertex_triangles,
-        face_mask=face_mask, focal=focal, center=center, backend=backend)
+        face_mask=visible_region, focal=focal, center=center, backend=backend)
 
     gamma = coeff_lib.split_coefficients(coefficients).gamma
     photo = samples.colors

@@ -53,7 +53,7 @@ def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
                 "files": {k: v for k, v in FILES.items() if k != "facenet" or nets.facenet is not None},
                 "uses_facenet": nets.facenet is not None, "num_vertices": int(nets.morphable.num_vertices),
                 "coarse_fit_steps": int(nets.fit_steps), "refiner_photo": nets.refiner_photo,
-                "training": info or {}}
+                "mask_erosion": nets.mask_erosion, "training": info or {}}
         with open(os.path.join(staging, META_FILE), "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=2, sort_keys=True, default=str)
 
@@ -106,6 +106,7 @@ def load_model_dir(path: str) -> FaceGCN:
         return FaceGCN(morphable=morphable, regressor=loaded["regressor"], texture_gcn=loaded["texture_gcn"],
                        facenet=facenet, image_size=meta["image_size"],
                        fit_steps=int(meta.get("coarse_fit_steps", 0)),
-                       refiner_photo=meta.get("refiner_photo", "colors"))
+                       refiner_photo=meta.get("refiner_photo", "colors"),
+                       mask_erosion=meta.get("mask_erosion", "none"))
     except ValueError as error:
         raise ModelDirError(f"{path}: inconsistent model ({error})") from None

@@ -48,23 +48,27 @@ def select_strategy(mirrored: bool = False) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def exponential_decay(initial: float, decay_steps: int, decay_rate: float):
-    """Learning rate initial * decay_rate ** (step / decay_steps) (continuous)."""
-    return keras.optimizers.schedules.ExponentialDecay(initial, decay_steps, decay_rate)
+def exponential_decay(initial: float, decay_steps: int, decay_rate: float, staircase: bool = False):
+    """Learning rate initial * decay_rate ** (step / decay_steps); staircase: the exponent floored."""
+    return keras.optimizers.schedules.ExponentialDecay(initial, decay_steps, decay_rate, staircase=staircase)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # compared by identity
 class Objective:
     """Minimise ``losses[loss_key]`` over ``variables`` with ``optimizer``.
 
     updates_before: extra updates of this objective alone, each on a fresh batch, before every
       joint step (WGAN-GP's several critic steps per generator step: critic_steps - 1).
+    active: optional callable(step) -> bool, asked on the host before each step; a step where it
+      is False leaves this objective's variables alone (its extra batches are still drawn, so
+      the data position stays a function of the step). None: always active.
     """
 
     loss_key: str
     variables: Sequence[tf.Variable]
     optimizer: keras.optimizers.Optimizer
     updates_before: int = 0
+    active: Callable[[int], bool] | None = None
 
 
 class TrainLoop:
@@ -125,7 +129,7 @@ class TrainLoop:
         with self.strategy.scope():
             for objective in self.objectives:  # slots exist before tracing and before a restore
                 objective.optimizer.build(list(objective.variables))
-        self._joint_step = self._compiled_step(self.objectives)
+        self._joint_steps = {}  # compiled per set of active objectives, on first use
         self._single_steps = {o.loss_key: self._compiled_step((o,)) for o in self.objectives if o.updates_before}
 
     def restore(self) -> int:
@@ -217,17 +221,22 @@ class TrainLoop:
                 started = time.perf_counter()
                 if self.on_step_start is not None:
                     self.on_step_start(step)
+                active = tuple(o for o in self.objectives if o.active is None or o.active(step))
                 try:
                     for objective in self.objectives:
                         for _ in range(objective.updates_before):
                             batch = next(iterator)
-                            losses, finite = self._single_steps[objective.loss_key](batch)
-                            self._check(losses, finite, batch, step)
+                            if objective in active:
+                                losses, finite = self._single_steps[objective.loss_key](batch)
+                                self._check(losses, finite, batch, step)
                     batch = next(iterator)
                 except StopIteration:
                     log("dataset exhausted")
                     break
-                losses, finite = self._joint_step(batch)
+                keys = tuple(objective.loss_key for objective in active)
+                if keys not in self._joint_steps:
+                    self._joint_steps[keys] = self._compiled_step(active)
+                losses, finite = self._joint_steps[keys](batch)
                 self._check(losses, finite, batch, step)
                 self.step.assign_add(1)
                 step += 1

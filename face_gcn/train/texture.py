@@ -24,8 +24,8 @@ import tensorflow as tf
 
 from face_gcn.data import pipeline
 from face_gcn.graph import hierarchy as hierarchy_lib
-from face_gcn.losses import adversarial, identity as identity_losses, photometric, schedule, vertex
-from face_gcn.morphable import configured
+from face_gcn.losses import adversarial, authors, identity as identity_losses, photometric, schedule, vertex
+from face_gcn.morphable import configured, symmetry
 from face_gcn.nets import baselines, discriminator, facenet as facenet_lib, gcn
 from face_gcn.nets import regressor as regressor_lib
 from face_gcn.reconstruction import coarse_cache, forward, model_dir
@@ -68,6 +68,9 @@ SCHEMA = {
         # What the Refiner reads of the photo: "colors" (T_p, the paper) or "shading_removed" (T_p
         # divided by the coarse stage's SH shading; forward.FaceGCN.refiner_photo).
         "refiner_photo": "colors",
+        # The face mask T_p's visibility reads: "authors" (dilated 5x5 once, eroded 9x9 twice at 224 px,
+        # as their code; footprints scale with the crop) or "none" (the mask as given). Saved in the model.
+        "mask_erosion": "authors",
         "chebyshev_order": 6,
         "hierarchy_factors": [4, 4, 4, 4],
         "critic_normalization": "batch",  # "batch" (authors), "layer" or "none" (nets.discriminator)
@@ -81,7 +84,10 @@ SCHEMA = {
     # landmarks: "detected" (the records' 5) or "ground_truth68" (a synthetic set's true 68). A coarse
     # cache (face-gcn prepare-coarse) as data.train supplies both precomputed; its values must match.
     "coarse": {"fit_steps": 0, "landmarks": "detected"},
-    "loss": {"schedule": "authors", "identity": True, "adversarial": True, "vertex": True,
+    # objective: "paper" (Eq. 4-8) or "authors" (their code's data_loss: L1 vertex terms in [-1, 1] units, a
+    # 0.3 fill-in of hidden vertices by the lit 3DMM colours, 0.5 albedo symmetry, 0.01 skin variance; L_pix
+    # logged only; L_adv x s3 outside s1; face_gcn.losses.authors)
+    "loss": {"objective": "paper", "schedule": "authors", "identity": True, "adversarial": True, "vertex": True,
              "s2": schedule.S2_IDENTITY, "s3": schedule.S3_ADVERSARIAL,
              # FaceNet output L_id compares: "features" (1792-d AvgPool, the authors') or "embedding" (512-d)
              "identity_features": "features",
@@ -91,11 +97,23 @@ SCHEMA = {
              # WGAN-GP interpolation weight: "per_batch" (one draw per batch, the authors') or "per_sample"
              "penalty_mix": "per_batch",
              # weight of sum (||W||^2 + ||b||^2) / 2 over the GCNs' FC layers (authors: 5e-4), added unscaled
-             "fc_l2": 5e-4},
-    "train": {"steps": 1000, "epoch_steps": 0, "learning_rate": 1e-4, "decay_steps": 10000, "decay_rate": 0.98,
-              "critic_steps": 5, "critic_learning_rate": 1e-4, "checkpoint_every": 500, "summary_every": 50,
+             "fc_l2": 5e-4,
+             # what an epoch of the s1/s4 schedule counts: "generator_steps" (authors: epoch_steps generator
+             # steps) or "batches" (data passes: a step with critic_steps batches counts critic_steps)
+             "epoch_unit": "generator_steps"},
+    # Optimisers as the authors' code: Adam(0.9, 0.999, eps 1e-8) for the GCNs and the critic alike, the
+    # learning rate x decay_rate once per epoch (decay_steps 0 = one epoch; staircase), gradients clipped
+    # to clip_norm per variable (0: none), the critic trained only from the first step with s1 > 0
+    # (critic_start "s1_positive"; "always": from step 0).
+    "train": {"steps": 1000, "epoch_steps": 0, "learning_rate": 1e-4, "decay_steps": 0, "decay_rate": 0.98,
+              "decay_staircase": True, "adam_epsilon": 1e-8, "clip_norm": 5.0,
+              "critic_steps": 5, "critic_learning_rate": 1e-4, "critic_betas": [0.9, 0.999],
+              "critic_start": "s1_positive", "checkpoint_every": 500, "summary_every": 50,
               "mirrored": False, "mixed_precision": False},
 }
+EPOCH_UNITS = ("generator_steps", "batches")
+OBJECTIVES = ("paper", "authors")
+CRITIC_STARTS = ("s1_positive", "always")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +124,8 @@ class TextureTraining:
     critic: keras.Model | None
     loop: TrainLoop
     epoch_steps: int
+    s1: tf.Variable  # the schedule's current weights (loop.on_step_start sets them)
+    s4: tf.Variable
 
 
 def count_records(files) -> int:
@@ -202,6 +222,15 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
         raise ValueError(f"loss.penalty_mix must be one of {adversarial.PENALTY_MIXES}, "
                          f"got {loss_config['penalty_mix']!r}")
     face_composite = loss_config["composite"] == "face"
+    if loss_config["objective"] not in OBJECTIVES:
+        raise ValueError(f"loss.objective must be one of {OBJECTIVES}, got {loss_config['objective']!r}")
+    authors_objective = loss_config["objective"] == "authors"
+    if authors_objective:
+        if not use_vertex:
+            raise ValueError("loss.objective=authors has its vertex terms built in; loss.vertex=false applies "
+                             "to the paper's objective only")
+        mirror_pairs = symmetry.model_mirror_pairs(nets.morphable)
+        skin = np.asarray(nets.morphable.skin_mask, bool)
 
     def step_fn(batch):
         images = tf.cast(batch["image"], tf.float32)
@@ -229,17 +258,31 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
             losses.update({f"critic_{k}": v for k, v in critic_parts.items()})
         else:
             terms["adversarial"] = zero
-        if use_vertex:
-            terms["vertex_albedo"] = vertex.vertex_loss(result.refined_albedo,
-                                                        tf.clip_by_value(result.coarse.albedo, 0.0, 1.0))
-            terms["vertex_projected"] = vertex.vertex_loss(result.refined_colors, result.samples.colors,
-                                                           result.samples.visibility)
+        if authors_objective:
+            visibility = result.samples.visibility
+            terms.update(
+                refine=authors.refine_l1(result.refined_albedo, result.coarse.albedo),
+                project=authors.projected_l1(result.refined_colors, result.samples.colors, visibility),
+                fill=authors.fill_l1(result.refined_colors, result.coarse.colors, visibility),
+                symmetry=authors.symmetry_loss(result.refined_albedo, mirror_pairs),
+                skin_variance=authors.skin_variance(result.refined_albedo, skin))
+            losses.update(terms)
+            # L_pix is logged only; the generator's critic term is added outside s1, as theirs
+            losses["total"] = authors.data_loss(s4, s1, terms["refine"], terms["project"], terms["fill"],
+                                                terms["identity"], terms["symmetry"], terms["skin_variance"]) \
+                + s3 * terms["adversarial"]
         else:
-            terms["vertex_albedo"] = terms["vertex_projected"] = zero
-        weights = schedule.LossWeights(s1=s1, s4=s4, s2=s2, s3=s3)
-        losses.update(terms)
-        losses["total"] = schedule.total_loss(weights, terms["pixel"], terms["identity"], terms["adversarial"],
-                                              terms["vertex_albedo"], terms["vertex_projected"])
+            if use_vertex:
+                terms["vertex_albedo"] = vertex.vertex_loss(result.refined_albedo,
+                                                            tf.clip_by_value(result.coarse.albedo, 0.0, 1.0))
+                terms["vertex_projected"] = vertex.vertex_loss(result.refined_colors, result.samples.colors,
+                                                               result.samples.visibility)
+            else:
+                terms["vertex_albedo"] = terms["vertex_projected"] = zero
+            weights = schedule.LossWeights(s1=s1, s4=s4, s2=s2, s3=s3)
+            losses.update(terms)
+            losses["total"] = schedule.total_loss(weights, terms["pixel"], terms["identity"], terms["adversarial"],
+                                                  terms["vertex_albedo"], terms["vertex_projected"])
         if fc_l2 > 0:  # the authors add it outside the s1/s4 weights
             losses["regularization"] = fc_l2 * gcn.fully_connected_l2(nets.texture_gcn)
             losses["total"] += losses["regularization"]
@@ -305,6 +348,9 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     policy = precision_policy(train["mixed_precision"], len(tf.config.list_physical_devices("GPU")))
     if train["mixed_precision"] and policy == "float32":
         log("train.mixed_precision needs a GPU; training in float32")
+    _check_optimizer_keys(train, loss_config)
+    epoch_steps = train["epoch_steps"] or max(1, count_records(files) // data["batch_size"])
+    decay_steps = train["decay_steps"] or epoch_steps
     keras.utils.set_random_seed(data["seed"])  # initial weights, critic mixes, dropout: reproducible runs
     strategy = select_strategy(train["mirrored"])
     previous_policy = keras.mixed_precision.global_policy()
@@ -328,28 +374,32 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
             raise ValueError(f"{data['train']} caches {cache['embedding_size']}-d embeddings; the regressor"
                              f"{' and FaceNet' if facenet is not None else ''} give {embedding}")
         nets = forward.FaceGCN(morphable, regressor, texture_gcn, facenet, size, fit_steps=coarse["fit_steps"],
-                               refiner_photo=nets_config["refiner_photo"])
+                               refiner_photo=nets_config["refiner_photo"], mask_erosion=nets_config["mask_erosion"])
 
-        def optimizer(rate, **kwargs):
-            made = keras.optimizers.Adam(exponential_decay(rate, train["decay_steps"], train["decay_rate"]), **kwargs)
+        def optimizer(rate, decay_every, beta_1, beta_2):
+            made = keras.optimizers.Adam(
+                exponential_decay(rate, decay_every, train["decay_rate"], train["decay_staircase"]),
+                beta_1=beta_1, beta_2=beta_2, epsilon=train["adam_epsilon"], clipnorm=train["clip_norm"] or None)
             return keras.optimizers.LossScaleOptimizer(made) if policy != "float32" else made
 
-        generator_optimizer = optimizer(train["learning_rate"])
-        critic_optimizer = optimizer(train["critic_learning_rate"], beta_1=0.5, beta_2=0.9) if critic else None
+        generator_optimizer = optimizer(train["learning_rate"], decay_steps, 0.9, 0.999)
+        # the critic's optimizer counts critic_steps iterations per generator step; its rate follows the epochs
+        critic_optimizer = optimizer(train["critic_learning_rate"], decay_steps * train["critic_steps"],
+                                     *train["critic_betas"]) if critic else None
         s1 = tf.Variable(0.0, trainable=False, name="s1")
         s4 = tf.Variable(1.0, trainable=False, name="s4")
 
-    epoch_steps = train["epoch_steps"] or max(1, count_records(files) // data["batch_size"])
     batches_per_step = train["critic_steps"] if critic is not None else 1
+    steps_per_epoch_unit = batches_per_step if loss_config["epoch_unit"] == "batches" else 1
 
     def set_weights(step: int):
-        epoch = step * batches_per_step / epoch_steps
-        weights = schedule.loss_weights(epoch, loss_config["schedule"])
+        weights = schedule.loss_weights(step * steps_per_epoch_unit / epoch_steps, loss_config["schedule"])
         s1.assign(weights.s1)
         s4.assign(weights.s4)
 
+    critic_active = (lambda step: float(s1.numpy()) > 0.0) if train["critic_start"] == "s1_positive" else None
     extra = [Objective("critic", critic.trainable_variables, critic_optimizer,
-                       updates_before=train["critic_steps"] - 1)] if critic is not None else []
+                       updates_before=train["critic_steps"] - 1, active=critic_active)] if critic is not None else []
     trackables = {"texture_gcn": texture_gcn, **({"critic": critic} if critic is not None else {})}
     loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4, coarse_source, coarse["landmarks"]),
                      texture_gcn.trainable_variables,
@@ -366,7 +416,20 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
         if float(tf.reduce_min(first["has_ground_truth"])) < 1.0:
             raise ValueError(f"nets.coarse_coefficients=ground_truth needs training data with stored coefficients "
                              f"(face-gcn make-synthetic); {data['train']} has examples without")
-    return TextureTraining(nets=nets, critic=critic, loop=loop, epoch_steps=epoch_steps), dataset
+    return TextureTraining(nets=nets, critic=critic, loop=loop, epoch_steps=epoch_steps, s1=s1, s4=s4), dataset
+
+
+def _check_optimizer_keys(train: dict, loss_config: dict) -> None:
+    if loss_config["epoch_unit"] not in EPOCH_UNITS:
+        raise ValueError(f"loss.epoch_unit must be one of {EPOCH_UNITS}, got {loss_config['epoch_unit']!r}")
+    if train["critic_start"] not in CRITIC_STARTS:
+        raise ValueError(f"train.critic_start must be one of {CRITIC_STARTS}, got {train['critic_start']!r}")
+    betas = list(train["critic_betas"])
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"train.critic_betas must be two numbers in [0, 1), got {train['critic_betas']}")
+    if train["adam_epsilon"] <= 0 or train["clip_norm"] < 0 or train["decay_steps"] < 0:
+        raise ValueError("train.adam_epsilon must be > 0, train.clip_norm and train.decay_steps >= 0; got "
+                         f"{train['adam_epsilon']}, {train['clip_norm']}, {train['decay_steps']}")
 
 
 def train_texture(config: dict, workdir: str, log=logging.info) -> dict:

@@ -68,6 +68,6 @@ def test_evaluate_heldout_with_the_true_coarse_stage(tiny_nets, tmp_path):
 
 
 def test_improvement_keys_are_the_demos_departures_from_the_schema():
-    for key in run.IMPROVEMENT_KEYS:
+    for key in run.IMPROVEMENT_KEYS + run.AS_MEASURED_KEYS:
         section, name = key.split(".")
         assert key in run.TEXTURE_OVERRIDES and run.TEXTURE_OVERRIDES[key] != texture.SCHEMA[section][name], key

@@ -3,8 +3,8 @@ import pytest
 from face_gcn.losses.schedule import LossWeights, loss_weights, total_loss
 
 
-@pytest.mark.parametrize("epoch,s1,s4", [(0, 0.0, 1.0), (1, 0.2, 0.8), (2.5, 0.5, 0.5),
-                                          (4, 0.8, 0.2), (5, 1.0, 0.2), (30, 1.0, 0.2)])
+@pytest.mark.parametrize("epoch,s1,s4", [(0, 0.0, 1.0), (0.99, 0.0, 1.0), (1, 0.2, 0.8), (2.5, 0.4, 0.6),
+                                          (4, 0.8, 0.2), (4.99, 0.8, 0.2), (5, 1.0, 0.2), (30, 1.0, 0.2)])
 def test_authors_schedule(epoch, s1, s4):
     w = loss_weights(epoch, "authors")
     assert (w.s1, w.s4, w.s2, w.s3) == pytest.approx((s1, s4, 0.2, 0.001))

@@ -197,6 +197,31 @@ def test_extra_objective_updates_before_each_main_step_on_fresh_batches(tmp_path
     assert generator.numpy()[0] == pytest.approx(8.0)
 
 
+def test_an_inactive_objective_is_left_alone_but_its_batches_are_drawn(tmp_path):
+    """Objective.active (e.g. a critic that starts once s1 > 0): inactive steps update only the
+    main objective, on the same batch positions as if it were active."""
+    generator, critic = tf.Variable([0.0]), tf.Variable([-1.0])
+
+    def step_fn(batch):
+        return {"total": tf.reduce_sum(tf.square(generator - batch["x"])),
+                "critic": tf.reduce_sum(tf.square(critic - batch["x"]))}
+
+    dataset = tf.data.Dataset.range(100).map(lambda i: {"x": tf.cast([i], tf.float32)})
+    critic_opt = keras.optimizers.SGD(0.5)
+    from face_gcn.train.loop import Objective
+    asked = []
+    loop = TrainLoop(step_fn, [generator], keras.optimizers.SGD(0.5), str(tmp_path), summary_every=100,
+                     extra_objectives=[Objective("critic", [critic], critic_opt, updates_before=1,
+                                                 active=lambda step: asked.append(step) or step >= 2)])
+    loop.run(dataset, 2, log=lambda *_: None)
+    # steps 0 and 1 (batches 0-1, 2-3): the generator jumps to 1 then 3, the critic never moves
+    assert asked == [0, 1] and generator.numpy()[0] == pytest.approx(3.0) and critic.numpy()[0] == -1.0
+    assert int(critic_opt.iterations.numpy()) == 0
+    loop.run(dataset, 3, log=lambda *_: None)  # step 2 (resumed: batches 4 (critic), 5 (both))
+    assert generator.numpy()[0] == pytest.approx(5.0) and critic.numpy()[0] == pytest.approx(5.0)
+    assert int(critic_opt.iterations.numpy()) == 2
+
+
 def test_image_grid_puts_columns_side_by_side():
     from face_gcn.train.loop import image_grid
     a, b = np.zeros([6, 2, 3, 3], np.float32), np.ones([6, 2, 3, 3], np.float32)

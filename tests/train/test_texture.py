@@ -75,6 +75,45 @@ def test_step_losses_match_numpy_eq4(data_dir, tmp_path):
     assert "critic" in losses and np.isfinite(losses["critic"].numpy())
 
 
+def test_authors_objective_matches_numpy_and_the_mask_erosion(data_dir, tmp_path):
+    """loss.objective=authors: s4 refine + s1 (project + 0.3 fill + 0.2 id + 0.5 sym + 0.01 var)
+    + s3 adv + FC decay, every colour term in [-1, 1] units as the authors' code; and the authors'
+    mask erosion (the default) only removes visible vertices."""
+    import dataclasses
+    from face_gcn.morphable import symmetry
+    config = make_config(data_dir, "train.critic_steps=1", "loss.objective=authors")
+    run, _ = texture.setup_texture_training(config, str(tmp_path), log=lambda *_: None)
+    assert run.nets.mask_erosion == "authors"
+    batch = first_batch(data_dir)
+    s1, s4 = tf.Variable(0.6), tf.Variable(0.4)
+    losses = texture.make_texture_step(run.nets, run.critic, config["loss"], s1, s4)(batch)
+    result = forward.reconstruct(run.nets, batch["image"], face_mask=batch["mask"], training=True)
+    signed = lambda c: 2.0 * np.asarray(c, np.float64) - 1.0
+    vis = result.samples.visibility.numpy().astype(np.float64)[..., None]
+    lit, albedo = np.clip(result.refined_colors.numpy(), 0, 1), result.refined_albedo.numpy()
+    refine = np.abs(signed(albedo) - signed(np.clip(result.coarse.albedo.numpy(), 0, 1))).mean()
+    project = np.abs(signed(lit) * vis - signed(result.samples.colors.numpy()) * vis * vis).mean()
+    fill = np.abs((signed(lit) - signed(np.clip(result.coarse.colors.numpy(), 0, 1))) * (1 - vis)).mean()
+    pairs = symmetry.model_mirror_pairs(run.nets.morphable)
+    sym = np.sqrt(((signed(albedo)[:, pairs[:, 0]] - signed(albedo)[:, pairs[:, 1]]) ** 2).sum(-1)).mean()
+    var = signed(albedo)[:, run.nets.morphable.skin_mask].var(axis=1).mean()
+    for name, value in (("refine", refine), ("project", project), ("fill", fill), ("symmetry", sym),
+                        ("skin_variance", var)):
+        assert losses[name].numpy() == pytest.approx(value, rel=1e-4), name
+    assert losses["identity"].numpy() == 0.0 and "vertex_albedo" not in losses
+    expected = (0.4 * refine + 0.6 * (project + 0.3 * fill + 0.5 * sym + 0.01 * var)
+                + 0.001 * losses["adversarial"].numpy() + losses["regularization"].numpy())
+    assert losses["total"].numpy() == pytest.approx(expected, rel=1e-4)
+    # L_pix is computed and logged but not trained
+    assert losses["pixel"].numpy() > 0.05 and abs(losses["total"].numpy() - expected) < 1e-3 * losses["pixel"].numpy()
+    plain = forward.reconstruct(dataclasses.replace(run.nets, mask_erosion="none"), batch["image"],
+                                face_mask=batch["mask"])
+    eroded, whole = result.samples.visibility.numpy(), plain.samples.visibility.numpy()
+    assert np.all(eroded <= whole) and eroded.sum() < whole.sum()
+    with pytest.raises(ValueError, match="loss.vertex"):
+        texture.make_texture_step(run.nets, run.critic, dict(config["loss"], vertex=False), s1, s4)
+
+
 def test_training_lowers_the_loss_and_resumes(data_dir, tmp_path):
     config = make_config(data_dir, "train.steps=1", "loss.schedule=constant", "loss.adversarial=false",
                          "train.learning_rate=3e-3", "train.checkpoint_every=100", "train.summary_every=100")
@@ -205,6 +244,38 @@ def test_mixed_precision_path_runs(data_dir, tmp_path, monkeypatch):
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after building
     losses = run.loop.run(dataset, 2, log=lambda *_: None)
     assert all(np.isfinite(v) for v in losses.values())
+
+
+def test_optimisers_schedule_and_critic_start_are_the_authors(data_dir, tmp_path):
+    """Defaults: Adam(0.9, 0.999, eps 1e-8) with per-variable clipping at 5 for both networks, the rate
+    x 0.98 once per epoch (staircase; the critic's epoch is critic_steps of its iterations), s1/s4
+    constant through each epoch counted in generator steps, the critic idle while s1 = 0."""
+    run, _ = texture.setup_texture_training(make_config(data_dir, "train.critic_steps=3"), str(tmp_path / "a"),
+                                            log=lambda *_: None)
+    assert run.epoch_steps == 4  # 8 records, batch 2
+    generator, critic = run.loop.objectives[0].optimizer, run.loop.objectives[1].optimizer
+    for optimizer, decay_steps, betas in ((generator, 4, (0.9, 0.999)), (critic, 12, (0.9, 0.999))):
+        assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon, optimizer.clipnorm) == (*betas, 1e-8, 5.0)
+        rate = optimizer._learning_rate  # the schedule itself
+        assert (rate.decay_steps, rate.decay_rate, rate.staircase) == (decay_steps, 0.98, True)
+    critic_objective = run.loop.objectives[1]
+    for step, s1 in ((0, 0.0), (3, 0.0), (4, 0.2), (7, 0.2), (8, 0.4)):
+        run.loop.on_step_start(step)
+        assert float(run.s1.numpy()) == pytest.approx(s1) and critic_objective.active(step) == (s1 > 0), step
+    # epochs in batches (3 per step with critic_steps 3): step 2 has seen 6 batches, epoch 1
+    run, _ = texture.setup_texture_training(
+        make_config(data_dir, "train.critic_steps=3", "loss.epoch_unit=batches", "train.critic_start=always",
+                    "train.critic_betas=[0.5,0.9]", "train.clip_norm=0", "train.decay_steps=7",
+                    "train.decay_staircase=false"), str(tmp_path / "b"), log=lambda *_: None)
+    run.loop.on_step_start(2)
+    assert float(run.s1.numpy()) == pytest.approx(0.2) and run.loop.objectives[1].active is None
+    critic = run.loop.objectives[1].optimizer
+    assert (critic.beta_1, critic.beta_2, critic.clipnorm) == (0.5, 0.9, None)
+    assert (critic._learning_rate.decay_steps, critic._learning_rate.staircase) == (21, False)
+    for bad in ("loss.epoch_unit=images", "train.critic_start=later", "train.critic_betas=[0.5]",
+                "train.clip_norm=-1"):
+        with pytest.raises(ValueError):
+            texture.setup_texture_training(make_config(data_dir, bad), str(tmp_path / "c"), log=lambda *_: None)
 
 
 def test_same_seed_same_run(data_dir, tmp_path):
