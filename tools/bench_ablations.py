@@ -7,8 +7,8 @@ on the held-out faces. The first two rows are the coarse 3DMM texture through th
 ("coarse, no fit") and through the demo's coarse stage (regressor + fit). Three more rows vary
 the full method: "authors" resets the demo's named improvements and its as-measured optimiser and
 mask settings (face_gcn.demo.run.IMPROVEMENT_KEYS, AS_MEASURED_KEYS) to the authors' values,
-"authors_objective" also trains their code's objective (loss.objective=authors), "features" sets
-nets.combiner_input=features on top of the demo's.
+"authors_objective" also trains their code's objective (loss.objective=authors), "colors_combiner"
+gives the Combiner the authors' input (nets.combiner_input=colors) on top of the demo's.
 
 Usage: python tools/bench_ablations.py --demo_dir demo_out [--steps 300] [--uv_resolution 64]
          [--rows full,authors]   (a subset of rows by name)
@@ -28,7 +28,7 @@ flags.DEFINE_string("demo_dir", "demo_out", "a finished `face-gcn demo` workdir"
 flags.DEFINE_integer("steps", 300, "texture steps per row")
 flags.DEFINE_integer("uv_resolution", 64, "UV map side for the UV-CNN row (the paper's 256 is slow on a CPU)")
 flags.DEFINE_list("rows", [], "Only these rows, by name: pix_id, adv, full, fc_refiner, uv_cnn_refiner, "
-                  "authors, authors_objective, features; empty: all")
+                  "authors, authors_objective, colors_combiner; empty: all")
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
 
@@ -57,12 +57,13 @@ def main(argv):
         raise SystemExit(f"{FLAGS.demo_dir} is not a finished demo workdir (no {regressor} or {data})")
     rows = []
     full = _leaf_overrides(config_lib.read_yaml(os.path.join(EXPERIMENTS, "ablation_full.yaml"))[-1][1])
-    authors = [f"{key}={texture.SCHEMA[key.split('.')[0]][key.split('.')[1]]}" for key in run.IMPROVEMENT_KEYS + run.AS_MEASURED_KEYS]
+    authors = [f"{key}={texture.SCHEMA[key.split('.')[0]][key.split('.')[1]]}"
+               for key in run.IMPROVEMENT_KEYS + run.AS_MEASURED_KEYS]
     table = [(os.path.basename(path)[len("ablation_"):-len(".yaml")],
               _leaf_overrides(config_lib.read_yaml(path)[-1][1]))
              for path in sorted(glob.glob(os.path.join(EXPERIMENTS, "ablation_*.yaml")))]
     table += [("authors", full + authors), ("authors_objective", full + authors + ["loss.objective=authors"]),
-              ("features", full + ["nets.combiner_input=features"])]
+              ("colors_combiner", full + ["nets.combiner_input=colors"])]
     for name, keys in table:
         if FLAGS.rows and name not in FLAGS.rows:
             continue

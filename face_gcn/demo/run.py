@@ -53,9 +53,10 @@ TEXTURE_OVERRIDES = {
     # (which cannot be augmented)
     "nets.refiner_skip_levels": 4, "nets.refiner_photo": "shading_removed",
     # our other named improvements on the authors' networks: exact-lmax Laplacians, a Combiner that
-    # starts at mid-grey, boundary-preserving decimation, a layer-norm critic with a per-sample penalty
+    # starts at mid-grey and reads the Decoder's and Refiner's features, boundary-preserving
+    # decimation, a layer-norm critic with a per-sample penalty
     "nets.lmax": "exact", "nets.combiner_init": "zeros", "nets.decimation": "boundary_preserving",
-    "nets.critic_normalization": "layer", "loss.penalty_mix": "per_sample",
+    "nets.critic_normalization": "layer", "loss.penalty_mix": "per_sample", "nets.combiner_input": "features",
     "coarse.fit_steps": defaults.FIT_STEPS, "coarse.landmarks": "ground_truth68",
     "data.augment": False,
     # the optimisers the demo was measured with (Keras' Adam epsilon, continuous decay, no clipping,
@@ -67,7 +68,7 @@ TEXTURE_OVERRIDES = {
 # measured (each key's texture.SCHEMA default is the authors' value): tools/bench_ablations.py
 # resets both for its "authors" row.
 IMPROVEMENT_KEYS = ("nets.refiner_skip_levels", "nets.refiner_photo", "nets.lmax", "nets.combiner_init",
-                    "nets.decimation", "nets.critic_normalization", "loss.penalty_mix")
+                    "nets.decimation", "nets.critic_normalization", "loss.penalty_mix", "nets.combiner_input")
 AS_MEASURED_KEYS = ("train.adam_epsilon", "train.decay_staircase", "train.clip_norm", "train.critic_betas",
                     "train.critic_start", "nets.mask_erosion")
 COARSE_OVERRIDES = {
