@@ -67,7 +67,6 @@ def _run(name, yaml, morphable_path, size, steps, scratch, cached: bool, extra=(
 
 def main(argv):
     del argv
-    import numpy as np  # noqa: F401  (heavy imports after flag parsing)
     from face_gcn.morphable import demo, model as model_lib
 
     scratch = tempfile.mkdtemp(prefix="bench_train_")

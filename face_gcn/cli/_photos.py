@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
@@ -22,12 +21,6 @@ class SkipImage(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
-
-
-def fail(prog: str, message: str):
-    """Ends the command with one line on stderr and exit code 1."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    sys.exit(1)
 
 
 def list_images(arguments) -> list[str]:

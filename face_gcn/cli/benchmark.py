@@ -28,6 +28,8 @@ import time
 
 from absl import app, flags, logging
 
+from face_gcn.cli._errors import fail
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model directory (written by `face-gcn train` to WORKDIR/model).")
 flags.DEFINE_string("savedmodel", None, "Exported SavedModel (face-gcn export); default: export "
@@ -50,11 +52,6 @@ STAGE_TEXT = {"savedmodel": "end to end, exported SavedModel (pure-TF rasterizer
               "facenet": "FaceNet features",
               "gcn": "texture GCNs (Decoder + Refiner + Combiner)",
               "render": "rendering (coarse, T_p visibility, refined)"}
-
-
-def _fail(message: str):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(1)
 
 
 def time_calls(function, repeats: int, warmup: int) -> float:
@@ -281,7 +278,7 @@ def main(argv):
     try:
         nets = model_dir.load_model_dir(FLAGS.model)
     except model_dir.ModelDirError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     with tempfile.TemporaryDirectory(prefix="face_gcn_benchmark.") as scratch:
         savedmodel = FLAGS.savedmodel
         exported_here = savedmodel is None
@@ -293,9 +290,9 @@ def main(argv):
             try:
                 info = export.read_info(savedmodel)
             except export.ExportError as error:
-                _fail(str(error))
+                fail(PROG, str(error))
             if info.get("image_size") != nets.image_size:
-                _fail(f"--savedmodel takes {info.get('image_size')} px crops, --model {nets.image_size}")
+                fail(PROG, f"--savedmodel takes {info.get('image_size')} px crops, --model {nets.image_size}")
         result = run_benchmark(nets, savedmodel, batch_sizes, FLAGS.repeats, FLAGS.warmup,
                                progress=lambda text: print(f"benchmark: {text}", file=sys.stderr))
         result.update(model=os.path.abspath(FLAGS.model),

@@ -13,9 +13,10 @@ downloaded; the Basel data stays with the user.
 
 from __future__ import annotations
 
-import sys
 
 from absl import app, flags
+
+from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("bfm_front_mat", None, "Deng's BFM_model_front.mat (ready front-face model).")
@@ -58,8 +59,7 @@ def main(argv):
                 facemodel_info_mat=FLAGS.facemodel_info_mat, std_exp_txt=FLAGS.std_exp_txt)
         model_lib.save(model, FLAGS.out)
     except (model_lib.MorphableModelError, OSError) as error:
-        print(f"face-gcn convert-bfm: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        fail("face-gcn convert-bfm", str(error))
     print(f"wrote {FLAGS.out}: {model.num_vertices} vertices, {model.num_triangles} triangles, "
           f"{model.num_id} identity / {model.num_exp} expression / {model.num_albedo} albedo "
           "components")

@@ -14,10 +14,11 @@ downloaded.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from absl import app, flags
+
+from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("frozen_graph", None,
@@ -30,11 +31,6 @@ flags.DEFINE_integer("seed", 0, "Seed of the random check images.")
 
 PROG = "face-gcn convert-deng"
 _SUFFIX = ".keras"
-
-
-def _fail(message: str):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(1)
 
 
 def main(argv):
@@ -54,21 +50,21 @@ def main(argv):
         frozen = deng_graph.DengFrozenRegressor(FLAGS.frozen_graph, graph_def=graph_def, feature_size=None)
         model, layout, count = deng_keras.convert_graph_def(graph_def)
     except deng_keras.DengConversionError as error:
-        _fail(f"{FLAGS.frozen_graph}: {error} (expected Deng's FaceReconModel.pb)")
+        fail(PROG, f"{FLAGS.frozen_graph}: {error} (expected Deng's FaceReconModel.pb)")
     except (deng_graph.DengGraphError, OSError) as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     print(f"rebuilt {FLAGS.frozen_graph} in Keras: resnet_v1_50 ({layout.describe()}), "
           f"{count:,} values copied")
     try:
         differences = deng_keras.compare_with_graph(model, frozen, FLAGS.check_images, FLAGS.seed)
     except deng_graph.DengGraphError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     print(f"check on {FLAGS.check_images} random images: max coefficient difference "
           f"{differences['coefficients']:.3g} (largest coefficient {differences['coefficient_scale']:.3g}), "
           f"max feature difference {differences['features']:.3g} (largest feature {differences['feature_scale']:.3g})")
     feature_limit = FLAGS.tolerance * max(1.0, differences["feature_scale"])
     if differences["coefficients"] > FLAGS.tolerance or differences["features"] > feature_limit:
-        _fail(f"the Keras model does not reproduce {FLAGS.frozen_graph}: max coefficient difference "
+        fail(PROG, f"the Keras model does not reproduce {FLAGS.frozen_graph}: max coefficient difference "
               f"{differences['coefficients']:.3g}, max feature difference {differences['features']:.3g} "
               f"(tolerance {FLAGS.tolerance:g}); the graph computes something the rebuild does not (not Deng's "
               "unmodified FaceReconModel.pb?); nothing written")

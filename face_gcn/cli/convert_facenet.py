@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 
 from absl import app, flags
+
+from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (the path without .index / "
@@ -38,8 +39,7 @@ def main(argv):
     try:
         count = facenet_checkpoint.load_sandberg_checkpoint(model, FLAGS.checkpoint)
     except (facenet_checkpoint.CheckpointMismatchError, OSError) as error:
-        print(f"face-gcn convert-facenet: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        fail("face-gcn convert-facenet", str(error))
     directory = os.path.dirname(os.path.abspath(FLAGS.out))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)

@@ -14,11 +14,13 @@ different-identity similarities. See face_gcn/evaluation/report.py.
 
 from __future__ import annotations
 
-import sys
 
 from absl import app, flags
 
+from face_gcn.cli._errors import fail
+
 FLAGS = flags.FLAGS
+PROG = "face-gcn evaluate"
 flags.DEFINE_string("results", None, "Folder of NAME.input.png / NAME.render.png / "
                     "NAME.mask.png [/ NAME.alpha.png] files, or of method sub-folders of them.")
 flags.DEFINE_string("recognizer", None, "Identity recognizer: a SavedModel folder, an .onnx "
@@ -40,11 +42,6 @@ flags.DEFINE_string("json", None, "Write the results as JSON here.")
 flags.DEFINE_string("markdown", None, "Write the results as a Markdown table here.")
 flags.DEFINE_integer("batch_size", 32, "Images embedded together by the recognizer.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
-
-
-def _fail(message: str):
-    print(f"face-gcn evaluate: error: {message}", file=sys.stderr)
-    sys.exit(1)
 
 
 def _recognizer_options(kind: str) -> dict:
@@ -89,7 +86,7 @@ def main(argv):
         methods = report.find_methods(FLAGS.results)
         identities = report.read_identities(FLAGS.identities) if FLAGS.identities else None
     except report.EvaluationError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     recognizer = None
     if FLAGS.recognizer:
         kind = FLAGS.recognizer_kind
@@ -97,17 +94,17 @@ def main(argv):
             if kind == "auto":
                 kind = recognizers.guess_kind(FLAGS.recognizer)
         except recognizers.RecognizerError as error:
-            _fail(str(error))
+            fail(PROG, str(error))
         options = _recognizer_options(kind)
         try:
             recognizer = recognizers.load_recognizer(FLAGS.recognizer, kind, **options)
         except (recognizers.RecognizerError, ValueError) as error:
-            _fail(str(error))
+            fail(PROG, str(error))
     try:
         results = report.evaluate_results(FLAGS.results, recognizer, identities,
                                           batch_size=FLAGS.batch_size, progress=FLAGS.progress)
     except (recognizers.RecognizerError, report.EvaluationError) as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     report.write_reports(results, FLAGS.json, FLAGS.markdown)
     print(report.to_markdown(results, reference=False), end="")
     failed = sum(len(r["failed"]) for r in results.values())

@@ -13,10 +13,11 @@ TensorFlow ops only (the pure-TF rasterizer). See face_gcn/export/serving.py.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from absl import app, flags, logging
+
+from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model directory (written by `face-gcn train` to WORKDIR/model).")
@@ -25,11 +26,6 @@ flags.DEFINE_string("checkpoint", None, "A `face-gcn train` workdir; its model/ 
 flags.DEFINE_string("out", None, "SavedModel directory to write (replaced if it is a SavedModel).")
 
 PROG = "face-gcn export"
-
-
-def _fail(message: str):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(1)
 
 
 def model_path(model: str | None, checkpoint: str | None) -> str:
@@ -54,7 +50,7 @@ def main(argv):
     try:
         path = model_path(FLAGS.model, FLAGS.checkpoint)
     except ValueError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
 
     logging.set_verbosity(logging.WARNING)  # tf.saved_model.save logs every step at INFO
     from face_gcn.export import export  # pylint: disable=import-outside-toplevel
@@ -63,7 +59,7 @@ def main(argv):
     try:
         info = export.export_model_dir(path, FLAGS.out)
     except (model_dir.ModelDirError, export.ExportError) as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     size = export.directory_size(FLAGS.out) / 2 ** 20
     print(f"export: {path} -> {FLAGS.out} ({size:.1f} MiB, image size {info['image_size']}, "
           f"{info['num_vertices']} vertices, signatures serving_default, serve_masked, serve_encoded) "

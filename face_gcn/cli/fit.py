@@ -20,6 +20,7 @@ import time
 from absl import app, flags
 
 from face_gcn.cli import _photos
+from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output folder.")
@@ -44,10 +45,6 @@ flags.DEFINE_integer("batch_size", 8, "Photos whose coarse fits run together as 
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 PROG = "face-gcn fit"
-
-
-def _fail(message: str):
-    _photos.fail(PROG, message)
 
 
 class FitPipeline:
@@ -144,13 +141,13 @@ def main(argv):
     if not 64 <= FLAGS.crop_size <= 1024:
         raise app.UsageError(f"--crop_size must be in [64, 1024], got {FLAGS.crop_size}")
     if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
-        _fail(f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
+        fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
     if FLAGS.facenet_weights and not os.path.isfile(FLAGS.facenet_weights):
-        _fail(f"--facenet_weights {FLAGS.facenet_weights!r} is not a file")
+        fail(PROG, f"--facenet_weights {FLAGS.facenet_weights!r} is not a file")
     try:
         paths = _photos.list_images(arguments)
     except ValueError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
 
     from face_gcn import fileio  # pylint: disable=import-outside-toplevel
     from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
@@ -159,23 +156,23 @@ def main(argv):
     try:
         model = configured.load_configured(FLAGS.morphable_model)
     except (model_lib.MorphableModelError, OSError) as error:
-        _fail(f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)}): {error}")
+        fail(PROG, f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)}): {error}")
     facenet = None
     if FLAGS.facenet_weights:
         from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
         try:
             facenet = facenet_lib.build_facenet(weights=FLAGS.facenet_weights)
         except (OSError, ValueError) as error:
-            _fail(f"cannot load the FaceNet weights {FLAGS.facenet_weights}: {error}")
+            fail(PROG, f"cannot load the FaceNet weights {FLAGS.facenet_weights}: {error}")
     regressor = None
     if FLAGS.regressor:
         from face_gcn.nets import regressor as regressor_lib  # pylint: disable=import-outside-toplevel
         if not os.path.isfile(FLAGS.regressor):
-            _fail(f"--regressor {FLAGS.regressor!r} is not a file")
+            fail(PROG, f"--regressor {FLAGS.regressor!r} is not a file")
         try:
             regressor = regressor_lib.build_regressor((FLAGS.crop_size, FLAGS.crop_size, 3), weights=FLAGS.regressor)
         except (OSError, ValueError) as error:
-            _fail(f"cannot load the regressor {FLAGS.regressor}: {error}")
+            fail(PROG, f"cannot load the regressor {FLAGS.regressor}: {error}")
     low = FLAGS.low_resolution if FLAGS.low_resolution < FLAGS.crop_size else 0
     fit_config = coarse_fit.FitConfig(stages=coarse_fit.default_stages(
         FLAGS.pose_steps, FLAGS.shape_steps, FLAGS.appearance_steps, low))
@@ -232,4 +229,4 @@ def main(argv):
     print(f"fit: {len(fitted)} fitted, {len(failed)} skipped ({reasons}) in {summary['seconds']:.1f} s; "
           f"results in {FLAGS.out}")
     if not fitted:
-        _fail("no image could be fitted (see summary.json)")
+        fail(PROG, "no image could be fitted (see summary.json)")

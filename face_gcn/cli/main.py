@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from face_gcn.cli._errors import fail
+
 SUBCOMMANDS = {
     "info": ("face_gcn.cli.info", "print versions, the rasterizer in use and the morphable model"),
     "demo": ("face_gcn.cli.demo", "run the main job on the built-in demo model (no downloads)"),
@@ -58,8 +60,7 @@ def _reporting_user_errors(subcommand_main, name: str):
         try:
             return subcommand_main(argv)
         except user_errors as error:
-            print(f"face-gcn {name}: error: {error}", file=sys.stderr)
-            sys.exit(1)
+            fail(f"face-gcn {name}", str(error))
 
     return run
 

@@ -12,11 +12,13 @@ manifest.json. Same flags, same files. See face_gcn/synthesis/dataset.py.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags
 
+from face_gcn.cli._errors import fail
+
 FLAGS = flags.FLAGS
+PROG = "face-gcn make-synthetic"
 flags.DEFINE_string("out", None, "Output folder; DIR/train and DIR/heldout are written.")
 flags.DEFINE_integer("num_images", 1000, "Training images.")
 flags.DEFINE_integer("num_heldout", 100, "Held-out images (0: none), drawn from a separate "
@@ -30,11 +32,6 @@ flags.DEFINE_string("morphable_model", None, "Morphable model (.npz) (default: "
 flags.DEFINE_float("noise_std", 0.01, "Sensor noise standard deviation, fraction of 255.")
 flags.DEFINE_integer("batch_size", 16, "Faces rendered at a time.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
-
-
-def _fail(message: str):
-    print(f"face-gcn make-synthetic: error: {message}", file=sys.stderr)
-    sys.exit(1)
 
 
 def main(argv):
@@ -58,7 +55,7 @@ def main(argv):
     try:
         model = configured.load_configured(FLAGS.morphable_model)
     except (model_lib.MorphableModelError, OSError) as error:
-        _fail(f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)})"
+        fail(PROG, f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)})"
               f": {error}")
     config = synthetic.SyntheticConfig(image_size=FLAGS.image_size, noise_std=FLAGS.noise_std)
     splits = [("train", FLAGS.num_images)]

@@ -14,11 +14,13 @@ Re-running the same command skips finished shards. See face_gcn/data/prepare.py.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags
 
+from face_gcn.cli._errors import fail
+
 FLAGS = flags.FLAGS
+PROG = "face-gcn prepare-data"
 flags.DEFINE_string("input", None, "A folder of photos (searched recursively) or a .txt file "
                     "with one path a line (relative paths are relative to the list).")
 flags.DEFINE_string("output_dir", None, "Where the TFRecord shards and manifest.json go.")
@@ -40,11 +42,6 @@ flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 
-def _fail(message: str):
-    print(f"face-gcn prepare-data: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -57,7 +54,7 @@ def main(argv):
     if not 16 <= FLAGS.crop_size <= 4096:
         raise app.UsageError(f"--crop_size must be in [16, 4096], got {FLAGS.crop_size}")
     if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
-        _fail(f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} "
+        fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} "
               "is not a folder")
     try:
         classes = [int(value) for value in FLAGS.segmenter_classes]
@@ -71,11 +68,11 @@ def main(argv):
     try:
         files = prepare.list_inputs(FLAGS.input)
     except ValueError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     try:
         model = configured.load_configured(FLAGS.morphable_model)
     except (model_lib.MorphableModelError, OSError) as error:
-        _fail(f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)})"
+        fail(PROG, f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)})"
               f": {error}")
     config = prepare.PrepareConfig(
         standard_landmarks=model.alignment_landmarks, crop_size=FLAGS.crop_size,
@@ -89,7 +86,7 @@ def main(argv):
             masks.make_segmenter(config.segmenter, face_classes=classes or None,
                                  input_size=FLAGS.segmenter_input_size or None)
         except ValueError as error:
-            _fail(str(error))
+            fail(PROG, str(error))
     manifest = prepare.prepare(files, FLAGS.output_dir, config, num_shards=FLAGS.num_shards,
                                workers=FLAGS.workers, progress=FLAGS.progress)
     reasons = ", ".join(f"{reason} {count}" for reason, count

@@ -22,6 +22,7 @@ import time
 from absl import app, flags
 
 from face_gcn.cli import _photos
+from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model directory (written by `face-gcn train` to WORKDIR/model).")
@@ -39,10 +40,6 @@ flags.DEFINE_enum("backend", "auto", ["auto", "op", "fallback"], "Rasterizer: th
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 PROG = "face-gcn reconstruct"
-
-
-def _fail(message: str):
-    _photos.fail(PROG, message)
 
 
 def batch_inference(nets, backend: str = "auto", fit_steps: int = 0):
@@ -143,18 +140,18 @@ def main(argv):
     if FLAGS.batch_size < 1:
         raise app.UsageError("--batch_size must be at least 1")
     if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
-        _fail(f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
+        fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
     try:
         paths = _photos.list_images(arguments)
     except ValueError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
 
     from face_gcn import fileio  # pylint: disable=import-outside-toplevel
     from face_gcn.reconstruction import model_dir  # pylint: disable=import-outside-toplevel
     try:
         nets = model_dir.load_model_dir(FLAGS.model)
     except model_dir.ModelDirError as error:
-        _fail(str(error))
+        fail(PROG, str(error))
     aligner = _photos.PhotoAligner(nets.morphable.alignment_landmarks, nets.image_size, segmenter=FLAGS.segmenter,
                                    segmenter_classes=[int(c) for c in FLAGS.segmenter_classes],
                                    min_face_size=FLAGS.min_face_size)
@@ -176,4 +173,4 @@ def main(argv):
     print(f"reconstruct: {len(runner.done)} reconstructed, {len(runner.failed)} skipped "
           f"({_photos.reason_counts(runner.failed)}) in {summary['seconds']:.1f} s; results in {FLAGS.out}")
     if not runner.done:
-        _fail("no image could be reconstructed (see summary.json)")
+        fail(PROG, "no image could be reconstructed (see summary.json)")

@@ -111,7 +111,7 @@ def test_image_metrics_against_skimage(results, tmp_path, run_subcommand):
     markdown = out_md.read_text()
     assert markdown.startswith("| method | images | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | failed |")
     psnr = report["refined"]["psnr"]
-    assert f"| refined | 4 | " in markdown and f"{psnr['mean']:.2f} ± {psnr['std']:.2f}" in markdown
+    assert "| refined | 4 | " in markdown and f"{psnr['mean']:.2f} ± {psnr['std']:.2f}" in markdown
     assert "Failed images:" in markdown and "- refined: small: size mismatch" in markdown
 
 

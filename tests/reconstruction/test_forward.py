@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from face_gcn.morphable import coefficients as coeff_lib
-from face_gcn.nets import gcn
 from face_gcn.reconstruction import forward
 from face_gcn.render import face_renderer
 
