@@ -35,7 +35,7 @@ EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
 def _run(name, yaml, morphable_path, size, steps, scratch, cached: bool, extra=()):
     from face_gcn.morphable import configured
     from face_gcn.synthesis import dataset as synthetic
-    from face_gcn.train import config as config_lib, texture
+    from face_gcn.train import texture
 
     model = configured.load_configured(morphable_path) if morphable_path else configured.load_demo()
     data = os.path.join(scratch, f"{name}_data")
@@ -44,13 +44,13 @@ def _run(name, yaml, morphable_path, size, steps, scratch, cached: bool, extra=(
     overrides = [f"data.train={data}", f"data.crop_size={size}", f"train.steps={steps + 1}",
                  f"model.path={morphable_path or ''}", "train.checkpoint_every=100000",
                  "train.summary_every=100000", "data.shuffle_buffer=16", "data.augment=false", *extra]
-    config = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, yaml), overrides)
+    config = texture.build_config(os.path.join(EXPERIMENTS, yaml), overrides)
     cache_seconds = 0.0
     if cached:
         cache = os.path.join(scratch, f"{name}_cache")
         manifest = texture.prepare_coarse(config, data, cache, batch_size=16, log=lambda *_: None)
         cache_seconds = manifest["seconds"] / manifest["num_images"]
-        config = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, yaml),
+        config = texture.build_config(os.path.join(EXPERIMENTS, yaml),
                                          overrides + [f"data.train={cache}"])
     started = time.perf_counter()
     workdir = os.path.join(scratch, name + ("_cached" if cached else ""))

@@ -24,12 +24,12 @@ flags.DEFINE_integer("batch", 4, "batch size")
 def bench(backbone: str, size: int, batch: int, steps: int) -> dict:
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
     from face_gcn.synthesis import dataset as synthetic  # pylint: disable=import-outside-toplevel
-    from face_gcn.train import coarse, config as config_lib  # pylint: disable=import-outside-toplevel
+    from face_gcn.train import coarse  # pylint: disable=import-outside-toplevel
     with tempfile.TemporaryDirectory() as scratch:
         data = os.path.join(scratch, "data")
         synthetic.write_dataset(data, configured.load_demo(), max(2 * batch, 8), seed=0,
                                 config=synthetic.SyntheticConfig(image_size=size), batch_size=batch)
-        config = config_lib.build_config(coarse.SCHEMA, None, [
+        config = coarse.build_config(None, [
             f"data.train={data}", f"data.crop_size={size}", f"data.batch_size={batch}",
             "data.shuffle_buffer=16", f"nets.backbone={backbone}", "loss.coefficients=1.0",
             f"train.steps={steps}", "train.checkpoint_every=1000", "train.summary_every=10"])

@@ -31,7 +31,7 @@ def main(argv):
         raise SystemExit("error: --batch_size must be >= 1")
     from face_gcn.train import texture  # pulls TensorFlow; only when the command runs
     try:
-        config = config_lib.build_config(texture.SCHEMA, FLAGS.config, FLAGS.set)
+        config = texture.build_config(FLAGS.config, FLAGS.set)
         manifest = texture.prepare_coarse(config, FLAGS.data, FLAGS.out, FLAGS.batch_size, FLAGS.progress,
                                           log=logging.info)
     except (config_lib.ConfigError, ValueError, OSError) as error:

@@ -31,7 +31,7 @@ def main(argv):
         if value is not None:
             overrides.append(f"{key}={value}")
     try:
-        config = config_lib.build_config(texture.SCHEMA, FLAGS.config, overrides)
+        config = texture.build_config(FLAGS.config, overrides)
         summary = texture.train_texture(config, FLAGS.workdir, log=logging.info)
     except (config_lib.ConfigError, ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -23,7 +23,7 @@ def main(argv):
     if not FLAGS.workdir:
         raise SystemExit("error: --workdir is required")
     try:
-        config = config_lib.build_config(coarse.SCHEMA, FLAGS.config, FLAGS.set)
+        config = coarse.build_config(FLAGS.config, FLAGS.set)
         result = coarse.train_coarse(config, FLAGS.workdir, log=logging.info)
     except (config_lib.ConfigError, ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -5,10 +5,11 @@ Layout of the output directory:
   faces-00000-of-00004.json       that shard's per-file outcomes, sources and settings
   manifest.json                   counts written / skipped by reason, per-file reasons,
                                   photos with several faces, shards reused and written
-Inputs are sorted and split into contiguous shards. A shard is finished when its .tfrecord
-exists (written to a temporary file and moved into place with os.replace, after its .json)
-and its .json lists the same sources and settings; re-running skips finished shards and
-redoes the others. Photos are processed by a pool of worker processes (spawned, each with its
+Inputs are sorted and split into contiguous shards. A shard's .tfrecord is written first (to a
+temporary file moved into place with os.replace), its .json last, holding the record file's
+SHA-256; a shard is finished when its .json lists the same sources and settings and the digest of
+the .tfrecord beside it, so a run killed between the two files never leaves records under a
+sidecar that does not describe them. Re-running skips finished shards and redoes the others. Photos are processed by a pool of worker processes (spawned, each with its
 own MTCNN and segmenter); one bad file is recorded and never stops the run, even one that
 kills its worker process (see parallel_outcomes).
 """
@@ -171,6 +172,15 @@ def split_into_shards(files: list[str], num_shards: int) -> list[list[str]]:
     return [files[bounds[i]:bounds[i + 1]] for i in range(num_shards)]
 
 
+def _file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _shard_is_finished(record_path, sidecar_path, sources, fingerprint) -> dict | None:
     if not (os.path.isfile(record_path) and os.path.isfile(sidecar_path)):
         return None
@@ -181,6 +191,8 @@ def _shard_is_finished(record_path, sidecar_path, sources, fingerprint) -> dict 
         return None
     if sidecar.get("sources") != sources or sidecar.get("fingerprint") != fingerprint:
         return None
+    if sidecar.get("record_sha256") != _file_digest(record_path):
+        return None  # the records are not the ones this sidecar describes (a run killed mid-shard)
     return sidecar
 
 
@@ -302,9 +314,10 @@ def prepare(files: list[str], output_dir: str, config: PrepareConfig, num_shards
 
     def finish_shard(index, outcomes):
         record_path, sidecar_path = shard_paths(output_dir, index, count)
-        fileio.write_json(sidecar_path, {"sources": shards[index], "fingerprint": fingerprint,
-                                         "files": [o.summary() for o in outcomes]})
         tfrecords.write_shard(record_path, [o.record for o in outcomes if o.status == WRITTEN])
+        fileio.write_json(sidecar_path, {"sources": shards[index], "fingerprint": fingerprint,
+                                         "record_sha256": _file_digest(record_path),
+                                         "files": [o.summary() for o in outcomes]})
         summaries[index] = [o.summary() for o in outcomes]
 
     work = [(index, path) for index in pending for path in shards[index]]

@@ -39,7 +39,6 @@ from face_gcn.reconstruction import coarse_cache, forward, model_dir
 from face_gcn.render import camera, face_renderer, lighting
 from face_gcn.synthesis import dataset as synthetic
 from face_gcn.train import coarse, texture
-from face_gcn.train import config as config_lib
 
 # experiments/demo.yaml holds the same values (tests/demo/test_run.py checks it).
 TEXTURE_OVERRIDES = {
@@ -118,14 +117,14 @@ def texture_config(data: str, regressor: str, settings: DemoSettings = DemoSetti
         f"data.train={data}", f"nets.regressor={regressor}", f"data.crop_size={settings.image_size}",
         f"train.steps={settings.texture_steps}", f"data.seed={settings.seed}", f"coarse.fit_steps={settings.fit_steps}",
         f"train.summary_every={_summary_every(settings.texture_steps, TEXTURE_OVERRIDES)}"] + list(extra)
-    return config_lib.build_config(texture.SCHEMA, None, overrides)
+    return texture.build_config(None, overrides)
 
 
 def coarse_config(data: str, settings: DemoSettings = DemoSettings()) -> dict:
     overrides = _overrides(COARSE_OVERRIDES) + [
         f"data.train={data}", f"data.crop_size={settings.image_size}", f"train.steps={settings.coarse_steps}",
         f"data.seed={settings.seed}", f"train.summary_every={_summary_every(settings.coarse_steps, COARSE_OVERRIDES)}"]
-    return config_lib.build_config(coarse.SCHEMA, None, overrides)
+    return coarse.build_config(None, overrides)
 
 
 FRONTAL_LIGHT_Z = 0.2  # SH gamma of the frontal views: Deng's ambient plus a mild light along the view axis

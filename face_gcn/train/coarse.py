@@ -41,6 +41,7 @@ from face_gcn.morphable import configured
 from face_gcn.nets import facenet as facenet_lib
 from face_gcn.nets import regressor as regressor_lib
 from face_gcn.render import camera, face_renderer
+from face_gcn.train import config as config_lib
 from face_gcn.train.loop import TrainLoop, exponential_decay, select_strategy
 
 REGRESSOR_FILE = "regressor.keras"
@@ -56,6 +57,20 @@ SCHEMA = {
     "train": {"steps": 10, "learning_rate": 1e-4, "decay_steps": 10000, "decay_rate": 0.98,
               "checkpoint_every": 100, "summary_every": 10, "mirrored": False},
 }
+# Checked when a config is built (config.build_config(SCHEMA, ..., ranges=RANGES, choices=CHOICES)).
+RANGES = {
+    "data.crop_size": (32, 2048), "data.batch_size": (1, 4096), "data.seed": (0, None),
+    "data.shuffle_buffer": (1, None),
+    **{f"loss.{name}": (0.0, None) for name in SCHEMA["loss"]},
+    "train.steps": (1, None), "train.learning_rate": (1e-12, 10.0), "train.decay_steps": (1, None),
+    "train.decay_rate": (1e-6, 1.0), "train.checkpoint_every": (1, None), "train.summary_every": (1, None),
+}
+CHOICES = {"nets.backbone": regressor_lib.BACKBONES}
+
+
+def build_config(yaml_path: str | None = None, overrides=()) -> dict:
+    """A coarse-training config: SCHEMA <- the YAML file <- overrides, ranges and choices checked."""
+    return config_lib.build_config(SCHEMA, yaml_path, overrides, ranges=RANGES, choices=CHOICES)
 
 
 def make_coarse_step(model, regressor, weights: dict, image_size: int, facenet=None):

@@ -5,6 +5,8 @@ have the default's type (int accepted where a float is expected; a default of No
 Precedence: schema defaults < base YAML files < YAML file < overrides (applied in order).
 A YAML file may name another with a top-level ``base: other.yaml`` (relative to its own folder),
 which is applied first; ablation configs are their base plus the keys they change.
+After merging, ``ranges`` ({"section.key": (low, high)}, inclusive, None = unbounded) and
+``choices`` ({"section.key": allowed values}) are checked, so a bad value fails at load time.
 """
 
 from __future__ import annotations
@@ -111,8 +113,31 @@ def read_yaml(yaml_path: str, _seen: tuple = ()) -> list[tuple[str, dict]]:
     return chain + [(yaml_path, loaded)]
 
 
-def build_config(schema: Mapping, yaml_path: str | None = None, overrides: Iterable[str] = ()) -> dict:
-    """Defaults <- YAML file (after its bases) <- overrides; returns a new nested dict.
+def _lookup(config: Mapping, path: str) -> Any:
+    value: Any = config
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def check_limits(config: Mapping, ranges: Mapping | None = None, choices: Mapping | None = None) -> None:
+    """Raises ConfigError for a value outside its range or choices (module docstring)."""
+    for path, (low, high) in (ranges or {}).items():
+        value = _lookup(config, path)
+        if (low is not None and value < low) or (high is not None and value > high):
+            bound = f"in [{low}, {high}]" if low is not None and high is not None else \
+                f">= {low}" if low is not None else f"<= {high}"
+            raise ConfigError(f"{path}: must be {bound}, got {value!r}")
+    for path, allowed in (choices or {}).items():
+        value = _lookup(config, path)
+        if value not in allowed:
+            raise ConfigError(f"{path}: must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+def build_config(schema: Mapping, yaml_path: str | None = None, overrides: Iterable[str] = (),
+                 ranges: Mapping | None = None, choices: Mapping | None = None) -> dict:
+    """Defaults <- YAML file (after its bases) <- overrides; returns a new nested dict, its
+    values checked against ``ranges`` and ``choices``.
 
     Raises ConfigError naming the bad key (and the file it came from).
     """
@@ -124,4 +149,5 @@ def build_config(schema: Mapping, yaml_path: str | None = None, overrides: Itera
             raise ConfigError(f"{path}: {error}") from None
     for text in overrides:
         _merge(config, parse_override(text), schema, "")
+    check_limits(config, ranges, choices)
     return config

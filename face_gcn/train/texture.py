@@ -22,13 +22,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from face_gcn.data import pipeline
+from face_gcn.data import mask_morphology, pipeline
 from face_gcn.graph import hierarchy as hierarchy_lib
 from face_gcn.losses import adversarial, authors, identity as identity_losses, photometric, schedule, vertex
 from face_gcn.morphable import configured, symmetry
 from face_gcn.nets import baselines, discriminator, facenet as facenet_lib, gcn
 from face_gcn.nets import regressor as regressor_lib
 from face_gcn.reconstruction import coarse_cache, forward, model_dir
+from face_gcn.train import config as config_lib
 from face_gcn.train.loop import Objective, TrainLoop, exponential_decay, image_grid, select_strategy
 
 REFINERS = ("gcn", "fc", "uv_cnn")
@@ -189,6 +190,35 @@ def build_texture_gcn(morphable, nets_config: dict, embedding_size: int) -> kera
 
 
 COARSE_SOURCES = ("regressor", "ground_truth")
+# Every numeric key's range and every closed string key's choices, checked when a config is built
+# (config.build_config(SCHEMA, ..., ranges=RANGES, choices=CHOICES)).
+RANGES = {
+    "data.crop_size": (32, 2048), "data.batch_size": (1, 4096), "data.seed": (0, None),
+    "data.shuffle_buffer": (1, None),
+    "nets.refiner_latent": (1, None), "nets.refiner_skip_levels": (0, 16), "nets.chebyshev_order": (1, 32),
+    "nets.uv_resolution": (8, 2048), "coarse.fit_steps": (0, 100000),
+    "loss.s2": (0.0, None), "loss.s3": (0.0, None), "loss.fc_l2": (0.0, None),
+    "train.steps": (1, None), "train.epoch_steps": (0, None), "train.learning_rate": (1e-12, 10.0),
+    "train.decay_steps": (0, None), "train.decay_rate": (1e-6, 1.0), "train.adam_epsilon": (1e-12, 1.0),
+    "train.clip_norm": (0.0, None), "train.critic_steps": (1, 1000), "train.critic_learning_rate": (1e-12, 10.0),
+    "train.checkpoint_every": (1, None), "train.summary_every": (1, None),
+}
+CHOICES = {
+    "nets.refiner": REFINERS, "nets.gcn_variant": gcn.VARIANTS, "nets.lmax": gcn.LMAX_MODES,
+    "nets.combiner_input": gcn.COMBINER_INPUTS, "nets.decimation": tuple(hierarchy_lib.DECIMATIONS),
+    "nets.refiner_photo": forward.REFINER_PHOTO_INPUTS, "nets.critic_normalization": discriminator.NORMALIZATIONS,
+    "nets.mask_erosion": mask_morphology.MASK_EROSIONS, "nets.coarse_coefficients": COARSE_SOURCES,
+    "coarse.landmarks": coarse_cache.LANDMARK_SOURCES, "loss.objective": OBJECTIVES,
+    "loss.schedule": schedule.SCHEDULES, "loss.identity_features": IDENTITY_FEATURES, "loss.composite": COMPOSITES,
+    "loss.penalty_mix": adversarial.PENALTY_MIXES, "loss.epoch_unit": EPOCH_UNITS,
+    "train.critic_start": CRITIC_STARTS,
+}
+
+
+def build_config(yaml_path: str | None = None, overrides=()) -> dict:
+    """A texture-training config: SCHEMA <- the YAML file <- overrides, ranges and choices checked."""
+    return config_lib.build_config(SCHEMA, yaml_path, overrides, ranges=RANGES, choices=CHOICES)
+
 
 
 def coarse_inputs(batch, coarse_source: str = "regressor", landmarks: str = "detected") -> dict:
@@ -309,27 +339,15 @@ def previews(nets: forward.FaceGCN, coarse_source: str = "regressor", landmarks:
 def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tuple[TextureTraining, tf.data.Dataset]:
     """Builds the networks, critic, optimizers, loop and dataset of a config (SCHEMA layout)."""
     data, nets_config, train, loss_config = config["data"], config["nets"], config["train"], config["loss"]
+    config_lib.check_limits(config, RANGES, CHOICES)  # also for a config dict not made by build_config
     if not data["train"]:
         raise ValueError("data.train must name the training TFRecords (folder or glob)")
-    if loss_config["schedule"] not in schedule.SCHEDULES:
-        raise ValueError(f"loss.schedule must be one of {schedule.SCHEDULES}, got {loss_config['schedule']!r}")
-    if train["critic_steps"] < 1:
-        raise ValueError(f"train.critic_steps must be >= 1, got {train['critic_steps']}")
-    if nets_config["refiner_photo"] not in forward.REFINER_PHOTO_INPUTS:
-        raise ValueError(f"nets.refiner_photo must be one of {forward.REFINER_PHOTO_INPUTS}, "
-                         f"got {nets_config['refiner_photo']!r}")
+    _check_critic_betas(train["critic_betas"])
     coarse_source = nets_config["coarse_coefficients"]
-    if coarse_source not in COARSE_SOURCES:
-        raise ValueError(f"nets.coarse_coefficients must be one of {COARSE_SOURCES}, got {coarse_source!r}")
     if coarse_source == "ground_truth" and data["augment"]:
         raise ValueError("nets.coarse_coefficients=ground_truth needs data.augment=false: colour jitter and "
                          "shifts would no longer match the stored coefficients")
     coarse = config["coarse"]
-    if coarse["landmarks"] not in coarse_cache.LANDMARK_SOURCES:
-        raise ValueError(f"coarse.landmarks must be one of {coarse_cache.LANDMARK_SOURCES}, "
-                         f"got {coarse['landmarks']!r}")
-    if coarse["fit_steps"] < 0:
-        raise ValueError(f"coarse.fit_steps must be >= 0, got {coarse['fit_steps']}")
     cache = coarse_cache.read_manifest(data["train"]) if os.path.isdir(data["train"]) else None
     if cache is not None:
         if data["augment"]:
@@ -348,7 +366,6 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     policy = precision_policy(train["mixed_precision"], len(tf.config.list_physical_devices("GPU")))
     if train["mixed_precision"] and policy == "float32":
         log("train.mixed_precision needs a GPU; training in float32")
-    _check_optimizer_keys(train, loss_config)
     epoch_steps = train["epoch_steps"] or max(1, count_records(files) // data["batch_size"])
     decay_steps = train["decay_steps"] or epoch_steps
     keras.utils.set_random_seed(data["seed"])  # initial weights, critic mixes, dropout: reproducible runs
@@ -419,17 +436,9 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     return TextureTraining(nets=nets, critic=critic, loop=loop, epoch_steps=epoch_steps, s1=s1, s4=s4), dataset
 
 
-def _check_optimizer_keys(train: dict, loss_config: dict) -> None:
-    if loss_config["epoch_unit"] not in EPOCH_UNITS:
-        raise ValueError(f"loss.epoch_unit must be one of {EPOCH_UNITS}, got {loss_config['epoch_unit']!r}")
-    if train["critic_start"] not in CRITIC_STARTS:
-        raise ValueError(f"train.critic_start must be one of {CRITIC_STARTS}, got {train['critic_start']!r}")
-    betas = list(train["critic_betas"])
-    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise ValueError(f"train.critic_betas must be two numbers in [0, 1), got {train['critic_betas']}")
-    if train["adam_epsilon"] <= 0 or train["clip_norm"] < 0 or train["decay_steps"] < 0:
-        raise ValueError("train.adam_epsilon must be > 0, train.clip_norm and train.decay_steps >= 0; got "
-                         f"{train['adam_epsilon']}, {train['clip_norm']}, {train['decay_steps']}")
+def _check_critic_betas(betas) -> None:
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"train.critic_betas must be two numbers in [0, 1), got {betas}")
 
 
 def train_texture(config: dict, workdir: str, log=logging.info) -> dict:

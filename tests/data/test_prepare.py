@@ -205,6 +205,37 @@ def test_changed_settings_redo_the_shards(photo_dir, config, detector, tmp_path)
     assert crop.shape == (160, 160, 3)
 
 
+class _Killed(Exception):
+    """Stands for SIGKILL between a shard's .tfrecord and its .json."""
+
+
+def test_a_run_killed_between_records_and_sidecar_is_redone(photo_dir, config, detector, tmp_path,
+                                                              monkeypatch):
+    """Records at crop 128, then a re-run at 160 killed after its record: a third run at 128 must not
+    take the 160 records as its own (nor a run at 160 take the 128 ones)."""
+    folder, _ = photo_dir
+    files = [str(folder / "a_face.png")]
+    processor = prepare.FaceProcessor(config, detector=detector)
+    prepare.prepare(files, str(tmp_path), config, progress=False, processor=processor, log=None)
+    bigger = prepare.PrepareConfig(standard_landmarks=config.standard_landmarks, crop_size=160)
+    write_json = prepare.fileio.write_json
+
+    def killed_at_the_sidecar(path, *args, **kwargs):
+        if os.path.basename(path).startswith("faces-"):
+            raise _Killed(path)
+        return write_json(path, *args, **kwargs)
+
+    monkeypatch.setattr(prepare.fileio, "write_json", killed_at_the_sidecar)
+    with pytest.raises(_Killed):
+        prepare.prepare(files, str(tmp_path), bigger, progress=False,
+                        processor=prepare.FaceProcessor(bigger, detector=detector), log=None)
+    monkeypatch.setattr(prepare.fileio, "write_json", write_json)
+    assert _decode(_read_shards(tmp_path)["a_face.png"], "image/encoded").shape == (160, 160, 3)
+    again = prepare.prepare(files, str(tmp_path), config, progress=False, processor=processor, log=None)
+    assert again["shards_reused"] == [] and again["shards_written"] == [0]
+    assert _decode(_read_shards(tmp_path)["a_face.png"], "image/encoded").shape == (128, 128, 3)
+
+
 class _BrightRed(tf.Module):
     """A stand-in face parser: class scores [1, H, W, 2] = (128, R); class 1 wins where R > 128."""
 

@@ -7,14 +7,13 @@ import pytest
 import tensorflow as tf
 
 from face_gcn.demo import report, run
-from face_gcn.train import config as config_lib
 from face_gcn.train import texture
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "..", "experiments")
 
 
 def test_experiments_demo_yaml_is_what_the_demo_trains():
-    from_file = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, "demo.yaml"))
+    from_file = texture.build_config(os.path.join(EXPERIMENTS, "demo.yaml"))
     assert from_file == run.texture_config("", "")
 
 

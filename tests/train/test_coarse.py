@@ -15,7 +15,6 @@ from face_gcn.nets import regressor as regressor_lib
 from face_gcn.render import face_renderer
 from face_gcn.synthesis import dataset as synthetic
 from face_gcn.train import coarse
-from face_gcn.train import config as config_lib
 
 SIZE = 64
 NUM_IMAGES = 16
@@ -47,7 +46,7 @@ def facenet_weights(tmp_path_factory):
 
 
 def _config(data, *overrides):
-    return config_lib.build_config(coarse.SCHEMA, None, [
+    return coarse.build_config(None, [
         f"data.train={data}", f"data.crop_size={SIZE}", "data.batch_size=4", "data.shuffle_buffer=16",
         "nets.backbone=compact", "train.checkpoint_every=1000", *overrides])
 
@@ -164,5 +163,5 @@ def test_facenet_term_trains_and_runs_resume(data, facenet_weights, tmp_path):
 
 
 def test_bad_backbone_is_a_clear_error(data, tmp_path):
-    with pytest.raises(ValueError, match="nets.backbone must be one of"):
+    with pytest.raises(ValueError, match="nets.backbone: must be one of resnet50, compact"):
         coarse.train_coarse(_config(data, "nets.backbone=vgg"), str(tmp_path), log=lambda *_: None)

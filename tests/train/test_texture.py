@@ -12,7 +12,6 @@ import tensorflow as tf
 from face_gcn.morphable import configured
 from face_gcn.reconstruction import forward, model_dir
 from face_gcn.synthesis import dataset as synthetic
-from face_gcn.train import config as config_lib
 from face_gcn.train import texture
 
 SIZE = 64
@@ -30,8 +29,8 @@ def data_dir(tmp_path_factory):
 
 
 def make_config(data_dir, *overrides):
-    return config_lib.build_config(texture.SCHEMA, None, [f"data.train={data_dir}", f"data.crop_size={SIZE}",
-                                                          "data.batch_size=2"] + SMALL + list(overrides))
+    return texture.build_config(None, [f"data.train={data_dir}", f"data.crop_size={SIZE}", "data.batch_size=2"]
+                                + SMALL + list(overrides))
 
 
 def first_batch(data_dir):
@@ -191,7 +190,7 @@ def test_ground_truth_coarse_stage_config_errors(data_dir, tmp_path):
     with pytest.raises(ValueError, match="augment=false"):
         texture.setup_texture_training(make_config(data_dir, "nets.coarse_coefficients=ground_truth",
                                                    "data.augment=true"), str(tmp_path), log=lambda *_: None)
-    with pytest.raises(ValueError, match="nets.coarse_coefficients must be one of"):
+    with pytest.raises(ValueError, match="nets.coarse_coefficients: must be one of"):
         texture.setup_texture_training(make_config(data_dir, "nets.coarse_coefficients=fit"), str(tmp_path),
                                        log=lambda *_: None)
     photos = tmp_path / "photos"
@@ -213,7 +212,7 @@ def test_every_experiment_config_is_valid():
     assert {"celeba_224.yaml", "celebahq_512.yaml", "demo.yaml"} <= set(names)
     assert sum(n.startswith("ablation_") for n in names) >= 4
     for name in names:
-        config = config_lib.build_config(texture.SCHEMA, os.path.join(EXPERIMENTS, name))
+        config = texture.build_config(os.path.join(EXPERIMENTS, name))
         assert config["data"]["crop_size"] % 32 == 0, name
 
 
@@ -230,6 +229,10 @@ def test_train_cli_end_to_end(data_dir, tmp_path):
     bad = subprocess.run(args[:4] + ["--workdir", workdir, "--set", "train.nope=1"], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode != 0 and "train.nope" in bad.stderr + bad.stdout
+    negative = subprocess.run(args[:4] + ["--workdir", str(tmp_path / "none"), "--set", "train.steps=-5"],
+                              capture_output=True, text=True, timeout=300)
+    assert negative.returncode == 1 and "train.steps: must be >= 1, got -5" in negative.stderr.strip().splitlines()[-1]
+    assert not os.path.exists(tmp_path / "none" / "model")
 
 
 def test_mixed_precision_path_runs(data_dir, tmp_path, monkeypatch):
@@ -362,7 +365,7 @@ def test_coarse_cache_errors(data_dir, tmp_path):
     with pytest.raises(ValueError, match="fit_steps"):
         texture.setup_texture_training(make_config(cache, "coarse.fit_steps=2"), str(tmp_path / "b"),
                                        log=lambda *_: None)
-    with pytest.raises(ValueError, match="coarse.landmarks must be"):
+    with pytest.raises(ValueError, match="coarse.landmarks: must be one of"):
         texture.setup_texture_training(make_config(data_dir, "coarse.landmarks=eyes"), str(tmp_path / "c"),
                                        log=lambda *_: None)
     with pytest.raises(ValueError, match="own"):
