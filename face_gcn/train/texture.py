@@ -220,7 +220,6 @@ def build_config(yaml_path: str | None = None, overrides=()) -> dict:
     return config_lib.build_config(SCHEMA, yaml_path, overrides, ranges=RANGES, choices=CHOICES)
 
 
-
 def coarse_inputs(batch, coarse_source: str = "regressor", landmarks: str = "detected") -> dict:
     """The keyword arguments of forward.reconstruct that give a batch its coarse stage: a coarse
     cache's coefficients and embedding, the ground truth (nets.coarse_coefficients=ground_truth), or
