@@ -2,6 +2,8 @@
 
 Every writer in face_gcn goes through ``atomic_write``: the data is written to a temporary
 file in the destination directory, flushed, and moved over the destination with os.replace.
+Readers of model and weights files call ``refuse_lfs_pointer`` first: a Git LFS pointer checked
+out in place of the file says so instead of failing as a corrupt file.
 """
 
 from __future__ import annotations
@@ -158,3 +160,25 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
         raise OSError(f"could not encode PNG for {path}")
     with atomic_write(path, "wb") as handle:
         handle.write(encoded.tobytes())
+
+
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
+LFS_POINTER_MAX_BYTES = 1024  # a pointer is three short text lines
+
+
+def is_lfs_pointer(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a small file holding a Git LFS pointer instead of its content."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > LFS_POINTER_MAX_BYTES:
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(len(LFS_POINTER_PREFIX)) == LFS_POINTER_PREFIX
+    except OSError:
+        return False
+
+
+def refuse_lfs_pointer(path: str | os.PathLike, what: str = "file", error=ValueError) -> None:
+    """Raises ``error`` naming the problem if ``path`` is a Git LFS pointer (see is_lfs_pointer)."""
+    if is_lfs_pointer(path):
+        raise error(f"{os.fspath(path)} is a Git LFS pointer, not the {what}: fetch the real file "
+                    "(git lfs pull) or give its path")

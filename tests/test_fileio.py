@@ -90,3 +90,52 @@ def test_read_format_json_checks_the_format_and_names_the_file(tmp_path):
         fileio.read_format_json(broken, "thing v1")
     with pytest.raises(ValueError, match="unreadable"):
         fileio.read_format_json(tmp_path / "missing.json", "thing v1")
+
+
+POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+           b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
+
+
+def test_git_lfs_pointers_are_recognised(tmp_path):
+    pointer, large, binary = tmp_path / "model.npz", tmp_path / "large.bin", tmp_path / "weights.h5"
+    pointer.write_bytes(POINTER)
+    large.write_bytes(POINTER + b"x" * 2000)  # the prefix in a large file is content, not a pointer
+    binary.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    assert fileio.is_lfs_pointer(pointer)
+    assert not any(fileio.is_lfs_pointer(p) for p in (large, binary, tmp_path / "missing", tmp_path))
+    with pytest.raises(KeyError, match="model.npz is a Git LFS pointer, not the morphable model: fetch"):
+        fileio.refuse_lfs_pointer(pointer, "morphable model", KeyError)
+    fileio.refuse_lfs_pointer(binary)  # no error
+
+
+def test_every_model_and_weights_reader_names_an_lfs_pointer(tmp_path, tiny_model_dir):
+    """Each reader says 'Git LFS pointer' instead of failing as a corrupt file."""
+    import shutil
+    from face_gcn.morphable import model as model_lib
+    from face_gcn.nets import deng_graph, facenet, regressor
+    from face_gcn.reconstruction import model_dir
+    pointer = tmp_path / "pointer"
+    pointer.write_bytes(POINTER)
+    for suffix, read in ((".npz", model_lib.load), (".keras", regressor.load_regressor),
+                         (".weights.h5", lambda p: regressor.build_regressor((64, 64, 3), weights=p, backbone="compact")),
+                         (".weights.h5", lambda p: facenet.build_facenet(weights=p)),
+                         (".pb", deng_graph.read_graph_def)):
+        path = tmp_path / f"file{suffix}"
+        shutil.copy(pointer, path)
+        with pytest.raises(ValueError, match="is a Git LFS pointer"):
+            read(str(path))
+    from face_gcn.morphable import basel
+    from face_gcn.nets import facenet_checkpoint
+    bfm = {name: str(pointer) for name in ("morphable_model_mat", "exp_pca_bin", "front_idx_mat", "exp_idx_mat",
+                                           "facemodel_info_mat", "std_exp_txt")}
+    with pytest.raises(ValueError, match="is a Git LFS pointer, not the Basel Face Model file"):
+        basel.convert_bfm2009(**bfm)
+    shutil.copy(pointer, tmp_path / "model.ckpt-275.index")
+    with pytest.raises(ValueError, match="is a Git LFS pointer, not the FaceNet checkpoint file"):
+        facenet_checkpoint.load_sandberg_checkpoint(facenet.build_facenet(), str(tmp_path / "model.ckpt-275"))
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir[1], copy)
+    meta = json.loads((copy / "face_model.json").read_text())
+    shutil.copy(pointer, copy / meta["files"]["texture_gcn"])
+    with pytest.raises(model_dir.ModelDirError, match="is a Git LFS pointer, not the texture_gcn file"):
+        model_dir.load_model_dir(str(copy))

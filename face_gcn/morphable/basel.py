@@ -26,6 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
+from face_gcn import fileio
 from face_gcn.morphable import model as model_lib
 
 MorphableModelError = model_lib.MorphableModelError
@@ -54,6 +55,7 @@ def _require_file(path) -> str:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MorphableModelError(f"{path}: file not found")
+    fileio.refuse_lfs_pointer(path, "Basel Face Model file", MorphableModelError)
     return path
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from face_gcn import fileio
 
 FORMAT_VERSION = 1
+MATLAB_HEADER = b"MATLAB"  # the first bytes of a .mat file (v5 and v7.3)
 
 NUM_LANDMARKS = 68
 NUM_ALIGNMENT_LANDMARKS = 5
@@ -217,6 +218,11 @@ def load(path: str | os.PathLike) -> MorphableModel:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MorphableModelError(f"morphable model file not found: {path}")
+    fileio.refuse_lfs_pointer(path, "morphable model", MorphableModelError)
+    with open(path, "rb") as handle:
+        if handle.read(len(MATLAB_HEADER)) == MATLAB_HEADER:
+            raise MorphableModelError(f"{path} is a MATLAB file, not a face_gcn morphable model (.npz): convert "
+                                      "the Basel Face Model's files first with `face-gcn convert-bfm`")
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}

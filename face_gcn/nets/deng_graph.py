@@ -15,6 +15,7 @@ import os
 import tensorflow as tf
 from google.protobuf import message
 
+from face_gcn import fileio
 from face_gcn.nets.regressor import FEATURE_SIZE, INPUT_SIZE, NUM_COEFFICIENTS, RegressorOutputs
 
 INPUT_TENSOR = "input_imgs:0"
@@ -30,6 +31,7 @@ def read_graph_def(path: str) -> tf.compat.v1.GraphDef:
     """Parses a binary GraphDef file; raises FileNotFoundError / DengGraphError naming `path`."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"frozen graph not found: {path}")
+    fileio.refuse_lfs_pointer(path, "frozen graph", DengGraphError)
     with open(path, "rb") as f:
         data = f.read()
     graph_def = tf.compat.v1.GraphDef()

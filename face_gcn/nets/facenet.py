@@ -21,6 +21,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from face_gcn import fileio
+
 INPUT_SIZE = 160
 EMBEDDING_SIZE = 512
 FEATURE_SIZE = 1792
@@ -96,6 +98,7 @@ def build_facenet(input_shape=(None, None, 3), pixel_scale: float = SANDBERG_PIX
     if weights is not None:
         if not os.path.isfile(weights):
             raise FileNotFoundError(f"FaceNet weights file not found: {weights}")
+        fileio.refuse_lfs_pointer(weights, "FaceNet weights")
         model.load_weights(weights)
     model.trainable = trainable
     return model

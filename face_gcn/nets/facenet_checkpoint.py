@@ -18,12 +18,15 @@ optimizer slots are ignored.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from face_gcn import fileio
 
 SCOPE = "InceptionResnetV1"
 _REPEAT_SCOPES = {"Block35": "Repeat/block35", "Block17": "Repeat_1/block17",
@@ -109,6 +112,8 @@ def load_sandberg_checkpoint(model: keras.Model, checkpoint_prefix: str,
     if not os.path.isfile(prefix + ".index"):
         raise FileNotFoundError(f"checkpoint not found: {prefix}.index (give the prefix, e.g. "
                                 "model-20180402-114759.ckpt-275)")
+    for part in [prefix + ".index"] + sorted(glob.glob(glob.escape(prefix) + ".data-*")):
+        fileio.refuse_lfs_pointer(part, "FaceNet checkpoint file", CheckpointMismatchError)
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     pairs = variable_mapping(model)

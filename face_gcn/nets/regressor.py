@@ -26,6 +26,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from face_gcn import fileio
+
 NUM_COEFFICIENTS = 257
 FEATURE_SIZE = 2048  # ResNet-50 global average pool (Deng's resnet_v1_50/pool5)
 BACKBONES = ("resnet50", "compact")
@@ -137,6 +139,7 @@ def build_regressor(input_shape=(INPUT_SIZE, INPUT_SIZE, 3), weights: str | None
     if weights is not None:
         if not os.path.isfile(weights):
             raise FileNotFoundError(f"regressor weights file not found: {weights}")
+        fileio.refuse_lfs_pointer(weights, "regressor weights")
         model.load_weights(weights)
     return model
 
@@ -147,6 +150,7 @@ def load_regressor(path: str) -> keras.Model:
     _refuse_frozen_graph(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"regressor file not found: {path}")
+    fileio.refuse_lfs_pointer(path, "regressor")
     if not path.endswith(".keras"):
         raise ValueError(f"expected a .keras file, got {path}")
     return keras.saving.load_model(path, custom_objects={"RgbToCaffeBgr": RgbToCaffeBgr, "RgbToBgr": RgbToBgr})

@@ -91,6 +91,7 @@ def load_model_dir(path: str) -> FaceGCN:
         name = files.get(key)
         if not isinstance(name, str) or os.path.basename(name) != name or not os.path.isfile(os.path.join(path, name)):
             raise ModelDirError(f"{path}: missing {key} file ({name!r})")
+        fileio.refuse_lfs_pointer(os.path.join(path, name), f"{key} file", ModelDirError)
     morphable = model_lib.load(os.path.join(path, files["morphable"]))
     loaded = {}
     for key in ("regressor", "texture_gcn"):

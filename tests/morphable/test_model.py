@@ -144,6 +144,20 @@ def test_pickled_object_array_is_rejected(tmp_path):
         model_lib.load(path)
 
 
+def test_a_matlab_file_says_to_run_convert_bfm(tmp_path):
+    """Basel's 01_MorphableModel.mat given where the converted .npz belongs (v5 and v7.3 headers)."""
+    import scipy.io
+    path = tmp_path / "01_MorphableModel.mat"
+    scipy.io.savemat(path, {"shapeMU": np.zeros((9, 1))})
+    hdf5 = tmp_path / "BFM_model_front.mat"
+    hdf5.write_bytes(b"MATLAB 7.3 MAT-file, Platform: GLNXA64" + b" " * 90 + b"\0" * 384 + b"\x89HDF\r\n\x1a\n")
+    for matlab in (path, hdf5):
+        with pytest.raises(model_lib.MorphableModelError) as raised:
+            model_lib.load(matlab)
+        assert str(raised.value).startswith(f"{matlab} is a MATLAB file") and "face-gcn convert-bfm" in str(raised.value)
+        assert "pickle" not in str(raised.value)
+
+
 def test_non_npz_and_missing_files_are_rejected(tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("not an archive", encoding="utf-8")
