@@ -58,6 +58,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
+    recover_directory(path)
     staging = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + ".", dir=parent)
     try:
         yield staging
@@ -72,6 +73,25 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def recover_directory(path: str | os.PathLike) -> None:
+    """Cleans up after an atomic_directory that was killed: removes its staging directories
+    (.tmp-NAME.*), and if ``path`` itself is missing because the kill came between moving the
+    old directory aside and moving the new one in, puts the old one (.old-NAME.*/previous) back."""
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.dirname(path), os.path.basename(path)
+    if not os.path.isdir(parent):
+        return
+    for entry in sorted(os.listdir(parent)):
+        stale = os.path.join(parent, entry)
+        if entry.startswith(f".tmp-{name}.") and os.path.isdir(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+        elif entry.startswith(f".old-{name}.") and os.path.isdir(stale):
+            previous = os.path.join(stale, "previous")
+            if not os.path.exists(path) and os.path.isdir(previous):
+                os.replace(previous, path)
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def replaceable_directory(path: str | os.PathLike, marker: str) -> bool:

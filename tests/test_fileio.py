@@ -139,3 +139,22 @@ def test_every_model_and_weights_reader_names_an_lfs_pointer(tmp_path, tiny_mode
     shutil.copy(pointer, copy / meta["files"]["texture_gcn"])
     with pytest.raises(model_dir.ModelDirError, match="is a Git LFS pointer, not the texture_gcn file"):
         model_dir.load_model_dir(str(copy))
+
+
+def test_a_killed_atomic_directory_is_recovered(tmp_path):
+    """Kill after staging: the staging folder goes. Kill between the two renames: the previous
+    directory comes back. Neither leaves .tmp-/.old- folders behind the next write."""
+    target = tmp_path / "model"
+    (tmp_path / ".tmp-model.abc123").mkdir()
+    (tmp_path / ".tmp-model.abc123" / "half.bin").write_bytes(b"x")
+    (tmp_path / ".old-model.def456" / "previous").mkdir(parents=True)
+    (tmp_path / ".old-model.def456" / "previous" / "weights.bin").write_bytes(b"old")
+    (tmp_path / ".tmp-other.zzz").mkdir()  # another target's: not ours to touch
+    fileio.recover_directory(target)
+    assert (target / "weights.bin").read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == [".tmp-other.zzz", "model"]
+    (tmp_path / ".tmp-model.again").mkdir()
+    with fileio.atomic_directory(target) as staging:
+        Path(staging, "weights.bin").write_bytes(b"new")
+    assert (target / "weights.bin").read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == [".tmp-other.zzz", "model"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -71,6 +72,20 @@ class Objective:
     active: Callable[[int], bool] | None = None
 
 
+def _remove_unfinished_checkpoints(directory: str) -> None:
+    """Removes the ckpt-N_temp* folders and files a killed checkpoint write leaves behind (the
+    finished checkpoints and the `checkpoint` index are kept)."""
+    if not os.path.isdir(directory):
+        return
+    for entry in os.listdir(directory):
+        if "_temp" in entry and entry.startswith("ckpt-"):
+            stale = os.path.join(directory, entry)
+            if os.path.isdir(stale):
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                os.remove(stale)
+
+
 class TrainLoop:
     """Runs ``step_fn`` on batches, applies each objective's gradients, checkpoints and logs.
 
@@ -123,6 +138,7 @@ class TrainLoop:
         optimizers = {o.loss_key: o.optimizer for o in self.objectives[1:]}
         self.checkpoint = tf.train.Checkpoint(step=self.step, optimizer=optimizer, variables=tracked_variables,
                                               extra_optimizers=optimizers, **objects)
+        _remove_unfinished_checkpoints(os.path.join(workdir, "checkpoints"))
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, "checkpoints"),
                                                   max_to_keep=max_to_keep)
         self.writer = tf.summary.create_file_writer(os.path.join(workdir, "events"))

@@ -222,6 +222,22 @@ def test_an_inactive_objective_is_left_alone_but_its_batches_are_drawn(tmp_path)
     assert int(critic_opt.iterations.numpy()) == 2
 
 
+def test_a_killed_checkpoint_write_is_cleaned_up_and_resume_works(tmp_path):
+    generator = tf.Variable([0.0])
+    dataset = tf.data.Dataset.range(100).map(lambda i: {"x": tf.cast([i], tf.float32)})
+    step_fn = lambda batch: {"total": tf.reduce_sum(tf.square(generator - batch["x"]))}
+    TrainLoop(step_fn, [generator], keras.optimizers.SGD(0.5), str(tmp_path), summary_every=100).run(
+        dataset, 2, log=lambda *_: None)
+    stale = tmp_path / "checkpoints" / "ckpt-3_temp"
+    stale.mkdir()
+    (stale / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"half a checkpoint")
+    messages = []
+    TrainLoop(step_fn, [generator], keras.optimizers.SGD(0.5), str(tmp_path), summary_every=100).run(
+        dataset, 3, log=messages.append)
+    assert "resuming from step 2" in messages and not stale.exists()
+    assert not any("_temp" in name for name in os.listdir(tmp_path / "checkpoints"))
+
+
 def test_image_grid_puts_columns_side_by_side():
     from face_gcn.train.loop import image_grid
     a, b = np.zeros([6, 2, 3, 3], np.float32), np.ones([6, 2, 3, 3], np.float32)
