@@ -178,6 +178,23 @@ def validate(model: MorphableModel) -> None:
         value = getattr(model, field)
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             _fail(field, "contains NaN or infinite values")
+    _check_not_degenerate(model)
+
+
+def _check_not_degenerate(model: "MorphableModel") -> None:
+    """Shapes that load but cannot be rendered or fitted: a mesh of zero extent, triangles that
+    repeat a vertex (zero area, undefined normals), landmarks that do not span the face."""
+    extent = np.ptp(model.mean_shape, axis=0)
+    if np.count_nonzero(extent > 0) < 2:
+        _fail("mean_shape", f"spans no surface (extent x, y, z = {extent.tolist()}: every vertex on one line or "
+              "at one point)")
+    t = model.triangles
+    repeated = (t[:, 0] == t[:, 1]) | (t[:, 1] == t[:, 2]) | (t[:, 0] == t[:, 2])
+    if np.any(repeated):
+        _fail("triangles", f"{int(repeated.sum())} triangle(s) repeat a vertex, e.g. triangle "
+              f"{int(np.argmax(repeated))} = {t[int(np.argmax(repeated))].tolist()}")
+    if len(np.unique(model.landmark_indices)) < 3:
+        _fail("landmark_indices", "the 68 landmarks lie on fewer than 3 distinct vertices")
 
 
 def vertex_triangle_table(triangles: np.ndarray, num_vertices: int) -> np.ndarray:
@@ -236,7 +253,11 @@ def from_arrays(contents: Mapping[str, np.ndarray], source: str = "arrays") -> M
     """Builds a model from a mapping like the one ``save`` writes, checking the version."""
     if "format_version" not in contents:
         raise MorphableModelError(f"{source}: missing 'format_version'; not a face_gcn model")
-    version = int(np.asarray(contents["format_version"]))
+    try:
+        version = int(np.asarray(contents["format_version"]))
+    except (TypeError, ValueError):
+        raise MorphableModelError(f"{source}: format_version must be an integer, got "
+                                  f"{np.asarray(contents['format_version'])!r}") from None
     if version != FORMAT_VERSION:
         raise MorphableModelError(
             f"{source}: format_version {version} is not supported (expected {FORMAT_VERSION})")

@@ -112,6 +112,27 @@ def test_wrong_format_version_is_rejected(tmp_path):
         model_lib.load(path)
 
 
+def test_a_format_version_that_is_not_an_integer_is_named(tmp_path):
+    path = tmp_path / "odd.npz"
+    np.savez(path, **payload(format_version=np.array("one")))
+    with pytest.raises(model_lib.MorphableModelError, match="odd.npz: format_version must be an integer"):
+        model_lib.load(path)
+
+
+@pytest.mark.parametrize("field,change,message", [
+    ("mean_shape", lambda a: np.zeros_like(a), "spans no surface"),
+    ("triangles", lambda a: np.concatenate([a[:1, [0, 0, 1]], a[1:]]), "1 triangle(s) repeat a vertex"),
+    ("landmark_indices", lambda a: np.zeros_like(a), "fewer than 3 distinct vertices"),
+])
+def test_degenerate_models_fail_at_load_with_the_reason(tmp_path, field, change, message):
+    path = tmp_path / "degenerate.npz"
+    contents = payload()
+    np.savez(path, **dict(contents, **{field: change(contents[field])}))
+    with pytest.raises(model_lib.MorphableModelError) as raised:
+        model_lib.load(path)
+    assert str(raised.value).startswith(f"{path}: ") and field in str(raised.value) and message in str(raised.value)
+
+
 def test_missing_field_is_named(tmp_path):
     contents = payload()
     del contents["skin_mask"]
