@@ -50,11 +50,11 @@ def usage() -> str:
 
 
 def _reporting_user_errors(subcommand_main, name: str):
-    """Wraps a subcommand so that bad input files end in one clear line and exit code 1."""
+    """Wraps a subcommand so that bad input files and file-system refusals (an --out that is a file,
+    a read-only or full disk: any OSError) end in one clear line and exit code 1."""
     from face_gcn.mesh.io import MeshFormatError  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable.model import MorphableModelError  # pylint: disable=import-outside-toplevel
-    user_errors = (MorphableModelError, MeshFormatError, FileNotFoundError, IsADirectoryError,
-                   NotADirectoryError, PermissionError)
+    user_errors = (MorphableModelError, MeshFormatError, OSError)
 
     def run(argv):
         try:
