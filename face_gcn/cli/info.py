@@ -1,4 +1,7 @@
-"""`face-gcn info`: versions, the rasterizer in use, and the configured morphable model."""
+"""`face-gcn info`: versions, the rasterizer in use, and the configured morphable model.
+
+The model is loaded too: a missing or invalid one ends the command with exit code 1 and the reason.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ import platform
 
 from absl import flags
 
+from face_gcn.cli._errors import fail
+
 FLAGS = flags.FLAGS
+PROG = "face-gcn info"
 flags.DEFINE_string("morphable_model", None,
                     "Path of a face_gcn morphable model (.npz); default: "
                     "$FACE_GCN_MORPHABLE_MODEL, else the built-in demo model.")
@@ -45,7 +51,14 @@ def _version(module_name: str) -> str:
 
 def main(argv):
     del argv
+    from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
+    from face_gcn.morphable.model import MorphableModelError  # pylint: disable=import-outside-toplevel
     rows = report(FLAGS.morphable_model)
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
+    try:
+        model = configured.load_configured(FLAGS.morphable_model)
+    except (MorphableModelError, OSError) as error:
+        fail(PROG, f"the morphable model cannot be used ({configured.describe(FLAGS.morphable_model)}): {error}")
+    print(f"{'':<{width}}  loads: {model.num_vertices} vertices, {model.num_triangles} triangles")

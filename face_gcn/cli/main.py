@@ -11,6 +11,7 @@ import sys
 
 from face_gcn.cli._errors import fail
 
+POSITIONALS = {"fit": "IMAGE_OR_FOLDER... ", "reconstruct": "PHOTO_OR_FOLDER... "}
 SUBCOMMANDS = {
     "info": ("face_gcn.cli.info", "print versions, the rasterizer in use and the morphable model"),
     "demo": ("face_gcn.cli.demo", "run the main job on the built-in demo model (no downloads)"),
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from absl import app, flags  # pylint: disable=import-outside-toplevel
     module = importlib.import_module(SUBCOMMANDS[name][0])
+    # absl's --help starts with the __main__ module's docstring: make it this subcommand's usage
+    # line (its positional arguments) and its own docstring.
+    sys.modules["__main__"].__doc__ = (f"USAGE: face-gcn {name} {POSITIONALS.get(name, '')}[flags]\n\n"
+                                       f"{(module.__doc__ or '').strip()}\n")
     # absl's --help lists the key flags of the module named sys.argv[0]: make the
     # subcommand's flags those.
     for flag in flags.FLAGS.get_key_flags_for_module(module):

@@ -37,14 +37,14 @@ class LoadedImage:
     notes: tuple[str, ...]
 
 
-def _probe_header(data: bytes, max_pixels: int) -> tuple[str, tuple[int, int]]:
-    """Reads format mode and size from the header only; refuses oversize or unknown files."""
+def _probe_header(data: bytes, max_pixels: int) -> tuple[str, tuple[int, int], int]:
+    """Reads format mode, size and frame count from the header only; refuses oversize or unknown files."""
     import io  # pylint: disable=import-outside-toplevel
 
     from PIL import Image  # pylint: disable=import-outside-toplevel
     try:
         with Image.open(io.BytesIO(data)) as probe:
-            mode, size = probe.mode, probe.size
+            mode, size, frames = probe.mode, probe.size, int(getattr(probe, "n_frames", 1))
     except Image.DecompressionBombError as error:
         raise ImageRejected("too_large", str(error)) from error
     except Exception as error:  # pylint: disable=broad-except
@@ -55,7 +55,7 @@ def _probe_header(data: bytes, max_pixels: int) -> tuple[str, tuple[int, int]]:
     if width * height > max_pixels:
         raise ImageRejected("too_large", f"{width}x{height} pixels exceeds the limit of "
                                          f"{max_pixels} pixels")
-    return mode, size
+    return mode, size, frames
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -66,8 +66,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedIma
     """
     import cv2  # pylint: disable=import-outside-toplevel
 
-    mode, _ = _probe_header(data, max_pixels)
-    notes = []
+    mode, _, frames = _probe_header(data, max_pixels)
+    notes = ["first_frame"] if frames > 1 else []  # an animated GIF, WebP or a multi-page TIFF
     if mode in ("RGBA", "LA", "PA") or mode.endswith("A"):
         notes.append("alpha_dropped")
     if mode == "P":

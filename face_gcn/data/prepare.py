@@ -30,7 +30,7 @@ import numpy as np
 from face_gcn import fileio
 from face_gcn.data import alignment, images, tfrecords
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 MANIFEST = "manifest.json"
 WRITTEN = "written"
 SKIPPED = "skipped"

@@ -22,14 +22,21 @@ def test_info_reports_versions_op_and_model(tmp_path, run_main):
     assert rows["tensorflow"].strip() == tf.__version__
     assert "rasterizer op" in result.stdout
     assert "built-in demo model" in result.stdout
+    assert "loads: 3643 vertices" in result.stdout
     result = run_main("info", "--morphable_model", "/some/bfm.npz", cache=tmp_path)
     assert "/some/bfm.npz (from flag)" in result.stdout
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith(
+        "face-gcn info: error: the morphable model cannot be used (/some/bfm.npz (from flag)): ")
 
 
 def test_subcommand_help_lists_its_own_flags(run_main):
     result = run_main("convert-bfm", "--help")
     assert result.returncode == 0
     assert "--bfm_front_mat" in result.stdout and "--out" in result.stdout
+    assert result.stdout.lstrip().startswith("USAGE: face-gcn convert-bfm [flags]")
+    result = run_main("fit", "--help")
+    assert result.returncode == 0 and result.stdout.lstrip().startswith("USAGE: face-gcn fit IMAGE_OR_FOLDER... [flags]")
+    assert "--refine_steps" in result.stdout and "--regressor" in result.stdout
 
 
 def test_a_bad_model_file_is_one_clear_error_not_a_traceback(tmp_path, run_main):

@@ -58,6 +58,21 @@ def test_palette_png_matches_pillow(rgb):
     assert "palette" in loaded.notes
 
 
+def test_gif_and_animated_gif_decode_their_first_frame(rgb):
+    still, animated = io.BytesIO(), io.BytesIO()
+    Image.fromarray(rgb).save(still, format="GIF")
+    frames = [Image.fromarray(rgb), Image.fromarray(255 - rgb)]
+    frames[0].save(animated, format="GIF", save_all=True, append_images=frames[1:])
+    loaded = images.decode_image(still.getvalue())
+    with Image.open(io.BytesIO(still.getvalue())) as reference:
+        np.testing.assert_array_equal(loaded.rgb, np.asarray(reference.convert("RGB")))
+    assert "first_frame" not in loaded.notes
+    loaded = images.decode_image(animated.getvalue())
+    with Image.open(io.BytesIO(animated.getvalue())) as reference:
+        np.testing.assert_array_equal(loaded.rgb, np.asarray(reference.convert("RGB")))
+    assert "first_frame" in loaded.notes
+
+
 def test_exif_orientation_is_applied():
     tall = np.zeros((40, 20, 3), np.uint8)
     tall[:10] = 255  # white band at the top

@@ -168,10 +168,10 @@ def test_worker_processes_give_the_same_records(photo_dir, config, prepared, tmp
 
 def test_list_inputs(tmp_path):
     (tmp_path / "sub").mkdir()
-    for name in ("b.JPG", "sub/a.png", "notes.txt", "sub/c.webp"):
+    for name in ("b.JPG", "sub/a.png", "notes.txt", "sub/c.webp", "sub/d.gif"):
         (tmp_path / name).write_bytes(b"x")
     found = prepare.list_inputs(str(tmp_path))
-    assert [os.path.relpath(f, tmp_path) for f in found] == ["b.JPG", "sub/a.png", "sub/c.webp"]
+    assert [os.path.relpath(f, tmp_path) for f in found] == ["b.JPG", "sub/a.png", "sub/c.webp", "sub/d.gif"]
     (tmp_path / "list.txt").write_text("sub/a.png\n# comment\n/abs/x.jpg\nsub/a.png\n")
     assert prepare.list_inputs(str(tmp_path / "list.txt")) == [
         "/abs/x.jpg", str(tmp_path / "sub" / "a.png")]
