@@ -27,9 +27,10 @@ Outputs of both:
   render         float32 [B, S, S, 3] refined render over black, [0, 1] (not clipped)
   coverage       float32 [B, S, S]  1 where the mesh covers the pixel
   triangles      int32   [T, 3]     the mesh's triangles (constant; no batch dimension)
-Bad input: a wrong dtype is refused by the signature; a wrong shape, an empty batch, bytes that are
-neither JPEG nor PNG, an image with a side over MAX_ENCODED_SIDE (checked in the header, before
-decoding) or a non-square decoded image raise InvalidArgumentError.
+Bad input: a wrong dtype is refused by the signature; a wrong shape or rank (checked before any
+network runs), an empty batch, bytes that are neither JPEG nor PNG, an image with a side over
+MAX_ENCODED_SIDE (checked in the header, before decoding), a non-square decoded image or a face_mask
+with NaN or inf raise InvalidArgumentError. face_mask values outside [0, 1] are clipped.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from face_gcn.morphable import formation
 from face_gcn.reconstruction import forward
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_HEADER_BYTES = 33  # signature, then the IHDR chunk that holds the size
 MAX_ENCODED_SIDE = 4096  # pixels; larger crops are refused before decoding (memory bound)
 OUTPUT_NAMES = ("vertices", "refined_colors", "refined_lit", "coarse_colors", "coarse_lit", "coefficients",
                 "render", "coverage", "triangles")
@@ -84,18 +86,42 @@ class ServingModule(tf.Module):
         self.serving_variables = variables
         return functions
 
-    def _serve_masked(self, images, face_mask):
-        # loaded signatures (and TF Serving) do not enforce the declared shapes: check them here
+    # Loaded signatures (and TF Serving) do not enforce the declared shapes, and a wrong rank would
+    # reach the first convolution (oneDNN aborts the process on it): every check below is a control
+    # dependency of what follows, so a bad request ends in InvalidArgumentError before any network runs.
+    def _checked_images(self, images):
         size = self.image_size
-        tf.debugging.assert_equal(tf.shape(images)[1:], tf.constant([size, size, 3]),
-                                  message=f"images must be uint8 [B, {size}, {size}, 3] aligned crops")
-        tf.debugging.assert_equal(tf.shape(face_mask), tf.shape(images)[:3],
-                                  message=f"face_mask must be float32 [B, {size}, {size}], one per image")
-        return self.outputs(images, face_mask)
+        shape = tf.shape(images)
+        padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)
+        well_formed = tf.logical_and(tf.equal(tf.size(shape), 4),
+                                     tf.reduce_all(tf.equal(padded[1:4], [size, size, 3])))
+        checks = [tf.debugging.Assert(well_formed, [f"images must be uint8 [B, {size}, {size}, 3] aligned crops; "
+                                                    "got shape", shape]),
+                  tf.debugging.Assert(padded[0] > 0, ["empty batch: give at least one image"])]
+        with tf.control_dependencies(checks):
+            return tf.identity(images)
+
+    def _checked_mask(self, face_mask, images):
+        """face_mask [B, S, S] matching images; NaN or inf refused, values clipped to [0, 1]."""
+        size = self.image_size
+        shape = tf.shape(face_mask)
+        padded = tf.concat([shape, tf.zeros([3], tf.int32)], 0)[:3]
+        matches = tf.logical_and(tf.equal(tf.size(shape), 3), tf.reduce_all(tf.equal(padded, tf.shape(images)[:3])))
+        checks = [tf.debugging.Assert(matches, [f"face_mask must be float32 [B, {size}, {size}], one per image; got "
+                                                "shape", shape]),
+                  tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(face_mask)),
+                                      ["face_mask must be finite (no NaN or inf)"])]
+        with tf.control_dependencies(checks):
+            return tf.clip_by_value(face_mask, 0.0, 1.0)
+
+    def _serve_masked(self, images, face_mask):
+        images = self._checked_images(images)
+        return self.outputs(images, self._checked_mask(face_mask, images))
 
     # The other signatures call serve_masked with a mask of ones, which leaves T_p's visibility
     # geometric (vertex_sampling: visible &= mask > 0.5): the method is traced and stored once.
     def _serve_images(self, images):
+        images = self._checked_images(images)
         return self.serve_masked(images, tf.ones(tf.shape(images)[:3], tf.float32))
 
     def _serve_encoded(self, encoded):
@@ -104,7 +130,6 @@ class ServingModule(tf.Module):
 
     def outputs(self, images, face_mask=None) -> dict:
         """images: uint8 [B, S, S, 3], face_mask: None or [B, S, S] -> the outputs of the module docstring."""
-        tf.debugging.assert_positive(tf.shape(images)[0], message="empty batch: give at least one image")
         result = forward.reconstruct(self._nets, images, face_mask=face_mask, backend="fallback", fit_steps=0)
         tensors = formation.model_tensors(self._nets.morphable)
         coarse = result.coarse
@@ -123,9 +148,11 @@ class ServingModule(tf.Module):
 
 def decode_one(data, image_size: int):
     """JPEG/PNG bytes (scalar string) -> uint8 [S, S, 3]; InvalidArgumentError for anything else."""
-    is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_MAGIC)), PNG_MAGIC)
-    known = tf.debugging.Assert(tf.logical_or(tf.io.is_jpeg(data), is_png),
-                                ["encoded image is neither JPEG nor PNG; first bytes:", tf.strings.substr(data, 0, 8)])
+    is_png = tf.logical_and(tf.equal(tf.strings.substr(data, 0, len(PNG_MAGIC)), PNG_MAGIC),
+                            tf.strings.length(data) >= PNG_HEADER_BYTES)
+    known = tf.debugging.Assert(tf.logical_or(tf.io.is_jpeg(data), is_png),  # bytes as numbers: printable
+                                ["encoded image is neither JPEG nor PNG (nor long enough for a PNG header); "
+                                 "first bytes:", tf.io.decode_raw(tf.strings.substr(data, 0, 8), tf.uint8)])
     with tf.control_dependencies([known]):
         side = tf.cond(is_png, lambda: _png_side(data), lambda: _jpeg_side(data))
         small = tf.debugging.Assert(side <= MAX_ENCODED_SIDE,

@@ -79,6 +79,14 @@ SERVE = textwrap.dedent("""
         "float": lambda: model.signatures["serving_default"](images=tf.zeros(images.shape, tf.float32)),
         "shape": lambda: model.signatures["serving_default"](images=tf.zeros([1, 8, 8, 3], tf.uint8)),
         "garbage": lambda: model.signatures["serve_encoded"](encoded=tf.constant([encoded[0], b"not an image"])),
+        "unbatched": lambda: model.signatures["serving_default"](images=tf.constant(images[0])),
+        "unbatched_masked": lambda: model.signatures["serve_masked"](images=tf.constant(images[0]),
+                                                                     face_mask=tf.constant(masks[0])),
+        "binary": lambda: model.signatures["serve_encoded"](encoded=tf.constant([b"\\xff\\xfe\\x81\\x00garbage"])),
+        "webp": lambda: model.signatures["serve_encoded"](encoded=tf.constant([b"RIFF\\x24\\x00\\x00\\x00WEBPVP8 "])),
+        "png_signature": lambda: model.signatures["serve_encoded"](encoded=tf.constant([b"\\x89PNG\\r\\n\\x1a\\n"])),
+        "mask_nan": lambda: model.signatures["serve_masked"](images=tf.constant(images),
+                                                             face_mask=tf.constant(np.full(masks.shape, np.nan, np.float32))),
         "empty_bytes": lambda: model.signatures["serve_encoded"](encoded=tf.zeros([0], tf.string)),
         "truncated": lambda: model.signatures["serve_encoded"](encoded=tf.constant([encoded[0][:60]])),
         "mask_shape": lambda: model.signatures["serve_masked"](images=tf.constant(images),
@@ -163,6 +171,13 @@ def test_fresh_process_serves_the_python_model(nets, exported, tmp_path):
     assert errors["huge"].startswith("InvalidArgumentError") and "too large" in errors["huge"]
     assert errors["float"].startswith("InvalidArgumentError") and "uint8" in errors["float"]  # the signature
     assert errors["shape"].startswith("InvalidArgumentError") and f"[B, {SIZE}, {SIZE}, 3]" in errors["shape"]
+    # one image without its batch dimension: refused before the first convolution (which would abort)
+    for name in ("unbatched", "unbatched_masked"):
+        assert errors[name].startswith("InvalidArgumentError") and f"[B, {SIZE}, {SIZE}, 3]" in errors[name], name
+    for name in ("binary", "webp"):  # printable messages (the first bytes as numbers), not UnicodeDecodeError
+        assert errors[name].startswith("InvalidArgumentError") and "neither JPEG nor PNG" in errors[name], name
+    assert errors["png_signature"].startswith("InvalidArgumentError")
+    assert errors["mask_nan"].startswith("InvalidArgumentError") and "must be finite" in errors["mask_nan"]
 
 
 def test_saved_model_cli_lists_the_signatures(exported):
