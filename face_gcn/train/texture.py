@@ -173,8 +173,7 @@ def gcn_config(nets_config: dict, embedding_size: int) -> gcn.GCNConfig:
 
 def build_texture_gcn(morphable, nets_config: dict, embedding_size: int) -> keras.Model:
     """Decoder + Refiner (GCN, or a Table 2 baseline) + Combiner for the morphable model's mesh."""
-    if nets_config["refiner"] not in REFINERS:
-        raise ValueError(f"nets.refiner must be one of {REFINERS}, got {nets_config['refiner']!r}")
+    check_section("nets", nets_config)
     config = gcn_config(nets_config, embedding_size)
     hierarchy = hierarchy_lib.load_or_build_hierarchy(
         morphable.mean_shape, morphable.triangles, tuple(nets_config["hierarchy_factors"]),
@@ -220,6 +219,12 @@ def build_config(yaml_path: str | None = None, overrides=()) -> dict:
     return config_lib.build_config(SCHEMA, yaml_path, overrides, ranges=RANGES, choices=CHOICES)
 
 
+def check_section(section: str, values: dict) -> None:
+    """RANGES and CHOICES of one config section, for a function given only that section."""
+    inside = lambda limits: {path: limit for path, limit in limits.items() if path.startswith(section + ".")}
+    config_lib.check_limits({section: values}, inside(RANGES), inside(CHOICES))
+
+
 def coarse_inputs(batch, coarse_source: str = "regressor", landmarks: str = "detected") -> dict:
     """The keyword arguments of forward.reconstruct that give a batch its coarse stage: a coarse
     cache's coefficients and embedding, the ground truth (nets.coarse_coefficients=ground_truth), or
@@ -239,20 +244,10 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
     use_adversarial = loss_config["adversarial"] and critic is not None
     use_vertex = loss_config["vertex"]
     s2, s3 = float(loss_config["s2"]), float(loss_config["s3"])
+    check_section("loss", loss_config)
     fc_l2 = float(loss_config["fc_l2"])
-    if fc_l2 < 0:
-        raise ValueError(f"loss.fc_l2 must be >= 0, got {fc_l2}")
     identity_output = loss_config["identity_features"]
-    if identity_output not in IDENTITY_FEATURES:
-        raise ValueError(f"loss.identity_features must be one of {IDENTITY_FEATURES}, got {identity_output!r}")
-    if loss_config["composite"] not in COMPOSITES:
-        raise ValueError(f"loss.composite must be one of {COMPOSITES}, got {loss_config['composite']!r}")
-    if loss_config["penalty_mix"] not in adversarial.PENALTY_MIXES:
-        raise ValueError(f"loss.penalty_mix must be one of {adversarial.PENALTY_MIXES}, "
-                         f"got {loss_config['penalty_mix']!r}")
     face_composite = loss_config["composite"] == "face"
-    if loss_config["objective"] not in OBJECTIVES:
-        raise ValueError(f"loss.objective must be one of {OBJECTIVES}, got {loss_config['objective']!r}")
     authors_objective = loss_config["objective"] == "authors"
     if authors_objective:
         if not use_vertex:
