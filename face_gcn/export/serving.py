@@ -104,13 +104,17 @@ class ServingModule(tf.Module):
     def _checked_mask(self, face_mask, images):
         """face_mask [B, S, S] matching images; NaN or inf refused, values clipped to [0, 1]."""
         size = self.image_size
-        shape = tf.shape(face_mask)
-        padded = tf.concat([shape, tf.zeros([3], tf.int32)], 0)[:3]
-        matches = tf.logical_and(tf.equal(tf.size(shape), 3), tf.reduce_all(tf.equal(padded, tf.shape(images)[:3])))
-        checks = [tf.debugging.Assert(matches, [f"face_mask must be float32 [B, {size}, {size}], one per image; got "
-                                                "shape", shape]),
-                  tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(face_mask)),
-                                      ["face_mask must be finite (no NaN or inf)"])]
+        # after the image checks, so a bad image is reported first; every op here accepts any rank
+        # (a reduction with axis=None would be traced as axes 0..2 and fail on a rank-2 mask)
+        with tf.control_dependencies([images]):
+            shape = tf.shape(face_mask)
+            padded = tf.concat([shape, tf.zeros([3], tf.int32)], 0)[:3]
+            matches = tf.logical_and(tf.equal(tf.size(shape), 3),
+                                     tf.reduce_all(tf.equal(padded, tf.shape(images)[:3])))
+            checks = [tf.debugging.Assert(matches, [f"face_mask must be float32 [B, {size}, {size}], one per image; "
+                                                    "got shape", shape]),
+                      tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(tf.reshape(face_mask, [-1]))),
+                                          ["face_mask must be finite (no NaN or inf)"])]
         with tf.control_dependencies(checks):
             return tf.clip_by_value(face_mask, 0.0, 1.0)
 

@@ -82,6 +82,8 @@ SERVE = textwrap.dedent("""
         "unbatched": lambda: model.signatures["serving_default"](images=tf.constant(images[0])),
         "unbatched_masked": lambda: model.signatures["serve_masked"](images=tf.constant(images[0]),
                                                                      face_mask=tf.constant(masks[0])),
+        "mask_rank": lambda: model.signatures["serve_masked"](images=tf.constant(images[:1]),
+                                                              face_mask=tf.constant(masks[0])),
         "binary": lambda: model.signatures["serve_encoded"](encoded=tf.constant([b"\\xff\\xfe\\x81\\x00garbage"])),
         "webp": lambda: model.signatures["serve_encoded"](encoded=tf.constant([b"RIFF\\x24\\x00\\x00\\x00WEBPVP8 "])),
         "png_signature": lambda: model.signatures["serve_encoded"](encoded=tf.constant([b"\\x89PNG\\r\\n\\x1a\\n"])),
@@ -177,6 +179,7 @@ def test_fresh_process_serves_the_python_model(nets, exported, tmp_path):
     for name in ("binary", "webp"):  # printable messages (the first bytes as numbers), not UnicodeDecodeError
         assert errors[name].startswith("InvalidArgumentError") and "neither JPEG nor PNG" in errors[name], name
     assert errors["png_signature"].startswith("InvalidArgumentError")
+    assert errors["mask_rank"].startswith("InvalidArgumentError") and "face_mask must be" in errors["mask_rank"]
     assert errors["mask_nan"].startswith("InvalidArgumentError") and "must be finite" in errors["mask_nan"]
 
 
