@@ -1,6 +1,7 @@
 """Photo handling shared by the commands that reconstruct photos (`fit`, `reconstruct`).
 
-Input listing (files and folders, searched recursively), unique output names, a progress bar,
+Input listing (files and folders, searched recursively), the output folder (locked, names that
+never replace a file face-gcn did not write for the same photo), a progress bar,
 and the detect -> align -> mask step: MTCNN's largest face, Deng's similarity alignment to the
 morphable model's 5 standard landmarks, the face mask from a segmenter. A photo that cannot be
 used raises SkipImage with a short reason ("no_face", "unreadable", "missing", ...).
@@ -37,15 +38,43 @@ def list_images(arguments) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def unique_name(path: str, used: set) -> str:
-    """A file-system-safe output stem from the file name, suffixed _2, _3, ... when taken (adds it to used)."""
+def output_stem(path: str) -> str:
+    """A file-system-safe output name from the photo's file name (face_gcn.output_folder adds _2, _3, ...)."""
     base = os.path.splitext(os.path.basename(path))[0] or "image"
-    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
-    name, index = base, 2
-    while name in used:
-        name, index = f"{base}_{index}", index + 1
-    used.add(name)
-    return name
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+
+
+class PhotoOutputs:
+    """The output folder of a photo command: locked for the run, names that never replace a file face-gcn
+    did not write for the same photo (face_gcn.output_folder), summary.json checked before any work."""
+
+    def __init__(self, out: str, command: str, inputs):
+        from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
+        self.folder = output_folder.OutputFolder(out, command, inputs)
+
+    def __enter__(self) -> "PhotoOutputs":
+        self.folder.__enter__()
+        self.folder.check_writable(["summary.json"])
+        return self
+
+    def __exit__(self, *exc_info):
+        self.folder.__exit__(*exc_info)
+
+    @property
+    def path(self) -> str:
+        return self.folder.path
+
+    def claim(self, source: str) -> str:
+        """The output name for ``source``; its files are recorded as face-gcn's before they are written."""
+        from face_gcn.fit import outputs  # pylint: disable=import-outside-toplevel
+        name = self.folder.claim(source, output_stem(source), outputs.reconstruction_files)
+        self.folder.record(outputs.reconstruction_files(name), source)
+        return name
+
+    def write_summary(self, summary: dict) -> None:
+        from face_gcn import fileio  # pylint: disable=import-outside-toplevel
+        self.folder.record(["summary.json"])
+        fileio.write_json(os.path.join(self.folder.path, "summary.json"), summary)
 
 
 def progress(items, desc: str, enabled: bool = True):

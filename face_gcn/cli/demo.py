@@ -41,7 +41,12 @@ def main(argv):
                                     detail_scale=FLAGS.detail_scale, seed=FLAGS.seed)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    result = run.run_demo(FLAGS.workdir, settings, log=logging.info)
+    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
+    try:
+        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn demo"):  # one run per workdir
+            result = run.run_demo(FLAGS.workdir, settings, log=logging.info)
+    except output_folder.OutputFolderError as error:
+        raise SystemExit(f"error: {error}") from None
     print(f"demo finished in {result['seconds']:.0f} s on {result['n_images']} held-out faces:")
     for key in ("psnr", "ssim", "albedo_error"):
         print(f"  {key:<13} coarse {result[key + '_coarse']:.4g}   refined {result[key + '_refined']:.4g}")

@@ -149,7 +149,15 @@ def main(argv):
     except ValueError as error:
         fail(PROG, str(error))
 
-    from face_gcn import fileio  # pylint: disable=import-outside-toplevel
+    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
+    try:
+        with _photos.PhotoOutputs(FLAGS.out, PROG, arguments) as photo_outputs:
+            _fit(paths, photo_outputs)
+    except output_folder.OutputFolderError as error:
+        fail(PROG, str(error))
+
+
+def _fit(paths, photo_outputs):
     from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import model as model_lib  # pylint: disable=import-outside-toplevel
@@ -180,9 +188,8 @@ def main(argv):
                            facenet=facenet, segmenter=FLAGS.segmenter,
                            segmenter_classes=[int(c) for c in FLAGS.segmenter_classes],
                            min_face_size=FLAGS.min_face_size, regressor=regressor)
-    os.makedirs(FLAGS.out, exist_ok=True)
     started = time.perf_counter()
-    fitted, failed, used = [], [], set()
+    fitted, failed = [], []
 
     def failure(path, error):
         if isinstance(error, _photos.SkipImage):
@@ -195,9 +202,9 @@ def main(argv):
             if isinstance(fit, Exception):
                 failed.append(failure(photo.source, fit))
                 continue
-            name = _photos.unique_name(photo.source, used)
             try:
-                record = pipeline.finish(photo, *fit, name, FLAGS.out)
+                name = photo_outputs.claim(photo.source)
+                record = pipeline.finish(photo, *fit, name, photo_outputs.path)
             except Exception as error:  # pylint: disable=broad-except
                 failed.append(failure(photo.source, error))
                 continue
@@ -224,7 +231,7 @@ def main(argv):
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
                             "batch_size": FLAGS.batch_size, "regressor": FLAGS.regressor or None,
                             "identity_loss": facenet is not None}}
-    fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
+    photo_outputs.write_summary(summary)
     reasons = _photos.reason_counts(failed)
     print(f"fit: {len(fitted)} fitted, {len(failed)} skipped ({reasons}) in {summary['seconds']:.1f} s; "
           f"results in {FLAGS.out}")

@@ -87,8 +87,14 @@ def main(argv):
                                  input_size=FLAGS.segmenter_input_size or None)
         except ValueError as error:
             fail(PROG, str(error))
-    manifest = prepare.prepare(files, FLAGS.output_dir, config, num_shards=FLAGS.num_shards,
-                               workers=FLAGS.workers, progress=FLAGS.progress)
+    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
+    input_folders = [FLAGS.input] if os.path.isdir(FLAGS.input) else []
+    try:
+        with output_folder.OutputFolder(FLAGS.output_dir, PROG, inputs=input_folders):  # one run per folder
+            manifest = prepare.prepare(files, FLAGS.output_dir, config, num_shards=FLAGS.num_shards,
+                                       workers=FLAGS.workers, progress=FLAGS.progress)
+    except output_folder.OutputFolderError as error:
+        fail(PROG, str(error))
     reasons = ", ".join(f"{reason} {count}" for reason, count
                         in manifest["skipped_by_reason"].items()) or "none"
     print(f"prepare-data: {manifest['written']} written, {manifest['skipped']} skipped "

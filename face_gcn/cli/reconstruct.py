@@ -68,15 +68,16 @@ def batch_inference(nets, backend: str = "auto", fit_steps: int = 0):
 class Reconstructor:
     """Aligns photos one by one, runs the networks on full batches, writes each photo's files."""
 
-    def __init__(self, nets, out_dir: str, batch_size: int, aligner, backend: str = "auto", source: str = "",
+    def __init__(self, nets, photo_outputs, batch_size: int, aligner, backend: str = "auto", source: str = "",
                  fit_steps: int = 0):
-        self.nets, self.out_dir, self.batch_size, self.aligner = nets, out_dir, batch_size, aligner
+        """photo_outputs: an entered _photos.PhotoOutputs (the locked output folder)."""
+        self.nets, self.outputs, self.batch_size, self.aligner = nets, photo_outputs, batch_size, aligner
         self.backend, self.source = backend, source
         self.infer = batch_inference(nets, backend, fit_steps)
-        self.pending = []          # (name, path, AlignedPhoto, seconds to align)
+        self.pending = []          # (path, AlignedPhoto, seconds to align)
         self.done, self.failed = [], []
 
-    def add(self, path: str, name: str):
+    def add(self, path: str):
         started = time.perf_counter()
         try:
             photo = self.aligner.align(path)
@@ -86,7 +87,7 @@ class Reconstructor:
         except Exception as error:  # pylint: disable=broad-except
             self.failed.append({"source": path, "reason": "error", "detail": f"{type(error).__name__}: {error}"})
             return
-        self.pending.append((name, path, photo, time.perf_counter() - started))
+        self.pending.append((path, photo, time.perf_counter() - started))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
@@ -99,22 +100,23 @@ class Reconstructor:
             return
         started = time.perf_counter()
         try:
-            result = self.infer(np.stack([photo.crop for _, _, photo, _ in batch]),
-                                np.stack([photo.mask for _, _, photo, _ in batch]).astype(np.float32),
-                                np.stack([photo.landmarks for _, _, photo, _ in batch]).astype(np.float32))
+            result = self.infer(np.stack([photo.crop for _, photo, _ in batch]),
+                                np.stack([photo.mask for _, photo, _ in batch]).astype(np.float32),
+                                np.stack([photo.landmarks for _, photo, _ in batch]).astype(np.float32))
             result = {key: value.numpy() for key, value in result.items()}
         except Exception as error:  # pylint: disable=broad-except
-            for _, path, _, _ in batch:
+            for path, _, _ in batch:
                 self.failed.append({"source": path, "reason": "error",
                                     "detail": f"inference failed: {type(error).__name__}: {error}"})
             return
         per_image = (time.perf_counter() - started) / len(batch)
-        for index, (name, path, photo, align_seconds) in enumerate(batch):
+        for index, (path, photo, align_seconds) in enumerate(batch):
             extra = {"source": path, "model": self.source, "num_faces": photo.num_faces,
                      "detection_score": photo.detection_score,
                      "visible_vertex_fraction": float(result["visibility"][index].mean())}
             try:
-                record = outputs.write_reconstruction(self.out_dir, self.nets.morphable, outputs.FaceReconstruction(
+                name = self.outputs.claim(path)
+                record = outputs.write_reconstruction(self.outputs.path, self.nets.morphable, outputs.FaceReconstruction(
                     name=name, crop=photo.crop, mask=photo.mask, landmarks=photo.landmarks,
                     transform=photo.transform, original=photo.original,
                     coefficients=result["coefficients"][index],
@@ -146,7 +148,15 @@ def main(argv):
     except ValueError as error:
         fail(PROG, str(error))
 
-    from face_gcn import fileio  # pylint: disable=import-outside-toplevel
+    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
+    try:
+        with _photos.PhotoOutputs(FLAGS.out, PROG, arguments) as photo_outputs:
+            _reconstruct(paths, photo_outputs)
+    except output_folder.OutputFolderError as error:
+        fail(PROG, str(error))
+
+
+def _reconstruct(paths, photo_outputs):
     from face_gcn.reconstruction import model_dir  # pylint: disable=import-outside-toplevel
     try:
         nets = model_dir.load_model_dir(FLAGS.model)
@@ -155,13 +165,11 @@ def main(argv):
     aligner = _photos.PhotoAligner(nets.morphable.alignment_landmarks, nets.image_size, segmenter=FLAGS.segmenter,
                                    segmenter_classes=[int(c) for c in FLAGS.segmenter_classes],
                                    min_face_size=FLAGS.min_face_size)
-    os.makedirs(FLAGS.out, exist_ok=True)
     started = time.perf_counter()
-    runner = Reconstructor(nets, FLAGS.out, FLAGS.batch_size, aligner, FLAGS.backend,
+    runner = Reconstructor(nets, photo_outputs, FLAGS.batch_size, aligner, FLAGS.backend,
                            source=os.path.abspath(FLAGS.model), fit_steps=FLAGS.fit_steps)
-    used = set()
     for path in _photos.progress(paths, "reconstruct", FLAGS.progress):
-        runner.add(path, _photos.unique_name(path, used))
+        runner.add(path)
     runner.flush()
     summary = {"model": os.path.abspath(FLAGS.model), "morphable_model": nets.morphable.name,
                "num_images": len(paths), "reconstructed": runner.done, "failed": runner.failed,
@@ -169,7 +177,7 @@ def main(argv):
                "settings": {"image_size": nets.image_size, "batch_size": FLAGS.batch_size,
                             "uses_facenet": nets.facenet is not None, "segmenter": FLAGS.segmenter,
                             "backend": FLAGS.backend, "fit_steps": FLAGS.fit_steps}}
-    fileio.write_json(os.path.join(FLAGS.out, "summary.json"), summary)
+    photo_outputs.write_summary(summary)
     print(f"reconstruct: {len(runner.done)} reconstructed, {len(runner.failed)} skipped "
           f"({_photos.reason_counts(runner.failed)}) in {summary['seconds']:.1f} s; results in {FLAGS.out}")
     if not runner.done:

@@ -30,10 +30,12 @@ def main(argv):
                        ("data.train", FLAGS.data)):
         if value is not None:
             overrides.append(f"{key}={value}")
+    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
     try:
         config = texture.build_config(FLAGS.config, overrides)
-        summary = texture.train_texture(config, FLAGS.workdir, log=logging.info)
-    except (config_lib.ConfigError, ValueError, OSError) as error:
+        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn train"):  # one run per workdir
+            summary = texture.train_texture(config, FLAGS.workdir, log=logging.info)
+    except (config_lib.ConfigError, output_folder.OutputFolderError, ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
     losses = summary["losses"]
     print(f"trained {summary['steps']} steps ({summary['steps_per_second']:.3g} steps/s); final losses: "

@@ -22,10 +22,12 @@ def main(argv):
     from face_gcn.train import coarse  # pulls TensorFlow; only when the command runs
     if not FLAGS.workdir:
         raise SystemExit("error: --workdir is required")
+    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
     try:
         config = coarse.build_config(FLAGS.config, FLAGS.set)
-        result = coarse.train_coarse(config, FLAGS.workdir, log=logging.info)
-    except (config_lib.ConfigError, ValueError, OSError) as error:
+        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn train-coarse"):  # one run per workdir
+            result = coarse.train_coarse(config, FLAGS.workdir, log=logging.info)
+    except (config_lib.ConfigError, output_folder.OutputFolderError, ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
     print("final losses: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result["losses"].items())))
     rate = result["steps_per_second"]

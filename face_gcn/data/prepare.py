@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from face_gcn import fileio
+from face_gcn import fileio, output_folder
 from face_gcn.data import alignment, images, tfrecords
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -88,16 +88,21 @@ class Outcome:
 def list_inputs(spec: str) -> list[str]:
     """A folder (searched recursively for image extensions) or a .txt list of paths (one a
     line; blank lines and lines starting with # ignored; relative paths are relative to the
-    list's folder). Returns sorted absolute paths; raises ValueError with a clear message."""
+    list's folder). Returns sorted absolute paths; raises ValueError with a clear message.
+    A folder's files that a face-gcn output record lists (face_gcn.output_folder) are left out."""
     if os.path.isdir(spec):
-        found = []
+        found, ours = [], output_folder.outputs_above(spec)
         for root, dirs, files in os.walk(spec):
             dirs.sort()
-            found += [os.path.join(root, name) for name in files
+            if output_folder.RECORD_NAME in files:
+                ours |= output_folder.recorded_outputs(root)
+            found += [os.path.abspath(os.path.join(root, name)) for name in files
                       if name.lower().endswith(IMAGE_EXTENSIONS)]
-        if not found:
-            raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {spec}")
-        return sorted(os.path.abspath(path) for path in found)
+        photos = [path for path in found if path not in ours]
+        if not photos:
+            left_out = f" ({len(found)} face-gcn outputs left out)" if found else ""
+            raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {spec}{left_out}")
+        return sorted(photos)
     if os.path.isfile(spec):
         base = os.path.dirname(os.path.abspath(spec))
         try:

@@ -110,6 +110,17 @@ def overlay(original, render, alpha, transform) -> np.ndarray:
     return np.round(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def reconstruction_files(name: str, methods=METHODS, with_overlay: bool = True) -> list[str]:
+    """Every file write_reconstruction writes for ``name``, relative to the output folder."""
+    files = [f"{name}.input.png", f"{name}.mask.png", f"{name}.json"]
+    for method in methods:
+        files += [f"{name}_{method}.obj", f"{name}_{method}.ply"]
+        files += [f"{method}/{name}.{kind}.png" for kind in ("render", "alpha", "input", "mask")]
+    if with_overlay:
+        files.append(f"{name}_overlay.png")
+    return files
+
+
 def write_reconstruction(out_dir: str, model, face: FaceReconstruction, backend: str = "auto") -> dict:
     """Writes every file of one photo (module docstring); returns the JSON record written."""
     crop = np.asarray(face.crop)

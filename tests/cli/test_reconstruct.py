@@ -53,6 +53,14 @@ def test_folder_end_to_end(model, tmp_path, run_subcommand):
             for suffix in (".input.png", ".mask.png", ".render.png", ".alpha.png"):
                 assert (out / method / f"{name}{suffix}").is_file(), (method, suffix)
     assert not any(path.name.startswith(("grey", "broken")) for path in out.rglob("*"))
+    # the output record lists every file written (what keeps later runs from replacing or reading them)
+    from face_gcn.fit import outputs
+    written = {str(path.relative_to(out)) for path in out.rglob("*") if path.is_file()}
+    expected = {"summary.json", ".face-gcn.lock", ".face-gcn-outputs.json"}
+    expected |= {*outputs.reconstruction_files("astronaut"), *outputs.reconstruction_files("mirrored")}
+    assert written == expected
+    assert set(json.loads((out / ".face-gcn-outputs.json").read_text())["files"]) == expected - {
+        ".face-gcn.lock", ".face-gcn-outputs.json"}
 
     # the batched run gives what the model gives each written crop and mask on its own
     for name in ("astronaut", "mirrored"):
@@ -112,3 +120,48 @@ def test_nothing_reconstructed_is_one_line_and_exit_1(model, tmp_path, run_subco
     result = run_subcommand("reconstruct", str(grey), "--model", str(tmp_path), "--out", str(tmp_path / "out"),
                             cache=tmp_path)
     assert result.returncode == 1 and "not a face-gcn model directory" in result.stderr.strip().splitlines()[-1]
+
+
+def test_output_folder_keeps_every_file_it_did_not_write(model, tmp_path, run_subcommand):
+    model_path, _ = model
+    photos, other = tmp_path / "photos", tmp_path / "other"
+    photos.mkdir()
+    other.mkdir()
+    face = cv2.resize(skimage.data.astronaut(), (192, 192), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(photos / "me.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(other / "me.png"), cv2.cvtColor(face[:, ::-1], cv2.COLOR_RGB2BGR))
+    out = photos / "results"  # inside the photo folder
+    out.mkdir()
+    (out / "me.input.png").write_bytes(b"the user's own picture")
+
+    def reconstruct(*inputs, out_dir=out):
+        return run_subcommand("reconstruct", *map(str, inputs), "--model", model_path, "--out", str(out_dir),
+                              "--noprogress", "--fit_steps", "0", cache=tmp_path / "cache")
+
+    result = reconstruct(photos)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "me.input.png").read_bytes() == b"the user's own picture"
+    assert [item["name"] for item in json.loads((out / "summary.json").read_text())["reconstructed"]] == ["me_2"]
+    first = (out / "me_2.json").read_text()
+
+    # again, with a second photo of the same name: our outputs are not read back as photos, the first
+    # photo's outputs are replaced by its own, the other photo gets the next name
+    result = reconstruct(photos, other / "me.png")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_images"] == 3  # the two photos and the user's file in results/ (not a PNG: skipped)
+    assert [(item["source"], item["reason"]) for item in summary["failed"]] == [(str(out / "me.input.png"),
+                                                                                 "unreadable")]
+    assert [(item["name"], item["source"]) for item in summary["reconstructed"]] == [
+        ("me_2", str(photos / "me.png")), ("me_3", str(other / "me.png"))]
+    assert (out / "me_2.json").read_text() != first  # rewritten (timings differ), not duplicated
+    assert not (out / "me_4.json").exists() and (out / "me.input.png").read_bytes() == b"the user's own picture"
+
+    result = reconstruct(other / "me.png", out_dir=other)
+    assert result.returncode == 1 and "is the folder of the input photos" in result.stderr.strip().splitlines()[-1]
+    import fcntl
+    with open(out / ".face-gcn.lock", "a+", encoding="utf-8") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the folder
+        result = reconstruct(other / "me.png")
+    assert result.returncode == 1 and "in use by another face-gcn run" in result.stderr.strip().splitlines()[-1]
+    assert not (out / "me_4.json").exists()
