@@ -20,7 +20,7 @@ def _scores(critic, images, training):
     return tf.reshape(tf.cast(scores, tf.float32), [-1])
 
 
-def gradient_penalty(critic, real, fake, mix=None, training: bool = True) -> tf.Tensor:
+def gradient_penalty(critic, real, fake, mix=None, training: bool = True, rng=None) -> tf.Tensor:
     """E_b[(||grad_x D(x_b)||_2 - 1)^2] at x_b = mix_b real_b + (1 - mix_b) fake_b.
 
     Args:
@@ -28,6 +28,8 @@ def gradient_penalty(critic, real, fake, mix=None, training: bool = True) -> tf.
       real, fake: [B, ...] float images (same shape).
       mix: [B] interpolation weights, or a PENALTY_MIXES name: "per_sample" (or None; uniform [0, 1)
         per sample) or "per_batch" (one uniform draw for the whole batch).
+      rng: a tf.random.Generator for the named mixes (checkpointed with the run, so a resumed run draws
+        what an uninterrupted one would); None: TensorFlow's global random ops.
     Returns:
       scalar float32 (the norm is over all non-batch axes of each sample).
     """
@@ -41,7 +43,8 @@ def gradient_penalty(critic, real, fake, mix=None, training: bool = True) -> tf.
     if isinstance(mix, str):
         if mix not in PENALTY_MIXES:
             raise ValueError(f"mix must be [B] weights or one of {PENALTY_MIXES}, got {mix!r}")
-        mix = tf.random.uniform([batch]) if mix == "per_sample" else tf.fill([batch], tf.random.uniform([]))
+        uniform = rng.uniform if rng is not None else tf.random.uniform
+        mix = uniform([batch]) if mix == "per_sample" else tf.fill([batch], uniform([]))
     mix = tf.reshape(tf.cast(mix, tf.float32), [-1] + [1] * (real.shape.rank - 1))
     interpolated = mix * real + (1.0 - mix) * fake
     with tf.GradientTape() as tape:
@@ -53,7 +56,7 @@ def gradient_penalty(critic, real, fake, mix=None, training: bool = True) -> tf.
 
 
 def critic_loss(critic, real, fake, penalty_weight: float = PENALTY_WEIGHT, mix=None,
-                training: bool = True) -> tuple[tf.Tensor, dict]:
+                training: bool = True, rng=None) -> tuple[tf.Tensor, dict]:
     """E[D(fake)] - E[D(real)] + penalty_weight * gradient_penalty.
 
     Args:
@@ -66,7 +69,7 @@ def critic_loss(critic, real, fake, penalty_weight: float = PENALTY_WEIGHT, mix=
     real = tf.convert_to_tensor(real, tf.float32)
     real_scores = _scores(critic, real, training)
     fake_scores = _scores(critic, fake, training)
-    penalty = gradient_penalty(critic, real, fake, mix=mix, training=training)
+    penalty = gradient_penalty(critic, real, fake, mix=mix, training=training, rng=rng)
     distance = tf.reduce_mean(real_scores) - tf.reduce_mean(fake_scores)
     return -distance + penalty_weight * penalty, {"wasserstein": distance, "penalty": penalty}
 

@@ -237,9 +237,9 @@ def coarse_inputs(batch, coarse_source: str = "regressor", landmarks: str = "det
 
 
 def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.Variable, s4: tf.Variable,
-                      coarse_source: str = "regressor", landmarks: str = "detected"):
+                      coarse_source: str = "regressor", landmarks: str = "detected", penalty_rng=None):
     """batch {"image" [B,S,S,3] 0-255, "mask" [B,S,S] 0-1[, "coefficients" [B, 257]]} -> dict of loss
-    terms, "total" and "critic"."""
+    terms, "total" and "critic". penalty_rng: tf.random.Generator of the gradient penalty's mixes."""
     use_identity = loss_config["identity"] and nets.facenet is not None
     use_adversarial = loss_config["adversarial"] and critic is not None
     use_vertex = loss_config["vertex"]
@@ -278,7 +278,8 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
         if use_adversarial:
             real, fake = 2.0 * photo - 1.0, 2.0 * composite - 1.0
             terms["adversarial"] = adversarial.generator_loss(critic, fake)
-            losses["critic"], critic_parts = adversarial.critic_loss(critic, real, fake, mix=loss_config["penalty_mix"])
+            losses["critic"], critic_parts = adversarial.critic_loss(critic, real, fake, mix=loss_config["penalty_mix"],
+                                                                     rng=penalty_rng)
             losses.update({f"critic_{k}": v for k, v in critic_parts.items()})
         else:
             terms["adversarial"] = zero
@@ -397,6 +398,9 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
         # the critic's optimizer counts critic_steps iterations per generator step; its rate follows the epochs
         critic_optimizer = optimizer(train["critic_learning_rate"], decay_steps * train["critic_steps"],
                                      *train["critic_betas"]) if critic else None
+        # the gradient penalty's mixes: a generator whose state is checkpointed, so a resumed run goes on
+        # drawing where it stopped (the global seed restarts with every process)
+        penalty_rng = tf.random.Generator.from_seed(data["seed"]) if critic else None
         s1 = tf.Variable(0.0, trainable=False, name="s1")
         s4 = tf.Variable(1.0, trainable=False, name="s4")
 
@@ -411,8 +415,10 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
     critic_active = (lambda step: float(s1.numpy()) > 0.0) if train["critic_start"] == "s1_positive" else None
     extra = [Objective("critic", critic.trainable_variables, critic_optimizer,
                        updates_before=train["critic_steps"] - 1, active=critic_active)] if critic is not None else []
-    trackables = {"texture_gcn": texture_gcn, **({"critic": critic} if critic is not None else {})}
-    loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4, coarse_source, coarse["landmarks"]),
+    trackables = {"texture_gcn": texture_gcn,
+                  **({"critic": critic, "penalty_rng": penalty_rng} if critic is not None else {})}
+    loop = TrainLoop(make_texture_step(nets, critic, loss_config, s1, s4, coarse_source, coarse["landmarks"],
+                                       penalty_rng=penalty_rng),
                      texture_gcn.trainable_variables,
                      generator_optimizer, workdir, checkpoint_every=train["checkpoint_every"],
                      summary_every=train["summary_every"], trackables=trackables,
