@@ -156,7 +156,8 @@ def run_benchmark(nets, savedmodel: str, batch_sizes, repeats: int = 5, warmup: 
     say = progress or (lambda text: None)
     photo, crop, mask, photo_landmarks = astronaut_crop(nets)
     functions = stage_functions(nets, backend)
-    served = tf.saved_model.load(savedmodel).signatures["serving_default"]
+    from face_gcn.export import export  # pylint: disable=import-outside-toplevel
+    served = export.load_signature(savedmodel)  # ExportError for a damaged SavedModel
     detector = detection.FaceDetector()
     segmenter = masks.SkinColourSegmenter()
 
@@ -293,8 +294,11 @@ def main(argv):
                 fail(PROG, str(error))
             if info.get("image_size") != nets.image_size:
                 fail(PROG, f"--savedmodel takes {info.get('image_size')} px crops, --model {nets.image_size}")
-        result = run_benchmark(nets, savedmodel, batch_sizes, FLAGS.repeats, FLAGS.warmup,
-                               progress=lambda text: print(f"benchmark: {text}", file=sys.stderr))
+        try:
+            result = run_benchmark(nets, savedmodel, batch_sizes, FLAGS.repeats, FLAGS.warmup,
+                                   progress=lambda text: print(f"benchmark: {text}", file=sys.stderr))
+        except export.ExportError as error:
+            fail(PROG, str(error))
         result.update(model=os.path.abspath(FLAGS.model),
                       savedmodel=None if exported_here else os.path.abspath(savedmodel),
                       savedmodel_size_bytes=export.directory_size(savedmodel))

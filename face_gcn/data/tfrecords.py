@@ -27,6 +27,8 @@ Optional coarse stage (a coarse cache, `face-gcn prepare-coarse`; parsed when as
 from __future__ import annotations
 
 import dataclasses
+import os
+import struct
 
 import numpy as np
 
@@ -224,3 +226,46 @@ def write_shard(path: str, serialized_examples) -> int:
                 writer.write(record)
                 count += 1
     return count
+
+
+_RECORD_HEADER = 12   # uint64 length, uint32 masked CRC of the length
+_RECORD_FOOTER = 4    # uint32 masked CRC of the data
+
+
+def count_framed_records(path: str) -> int:
+    """Records in a TFRecord file, from its length fields alone (seeks; reads no payload).
+
+    Raises ValueError naming the file and the byte offset where a record is cut short (a file
+    truncated by a kill or a full disk) or a length field points past the end. Payload CRCs are
+    not checked here (TensorFlow checks them while reading)."""
+    size = os.path.getsize(path)
+    count, offset = 0, 0
+    with open(path, "rb") as handle:
+        while offset < size:
+            header = handle.read(_RECORD_HEADER)
+            if len(header) < _RECORD_HEADER:
+                raise ValueError(f"{path}: truncated TFRecord file: record {count} starts at byte {offset} but the "
+                                 f"file ends at byte {size} ({count} complete records); prepare it again")
+            (length,) = struct.unpack("<Q", header[:8])
+            end = offset + _RECORD_HEADER + length + _RECORD_FOOTER
+            if end > size:
+                raise ValueError(f"{path}: truncated or damaged TFRecord file: record {count} at byte {offset} "
+                                 f"needs {end - offset} bytes, the file ends at byte {size} ({count} complete "
+                                 "records); prepare it again")
+            handle.seek(end)
+            offset, count = end, count + 1
+    return count
+
+
+def count_records(files) -> int:
+    """Records in TFRecord files, each checked for truncation (count_framed_records)."""
+    return sum(count_framed_records(path) for path in files)
+
+
+def data_loss_message(files, error) -> str:
+    """A one-line account of TensorFlow's DataLossError while reading ``files`` (a record whose CRC
+    does not match: its bytes changed after it was written)."""
+    detail = getattr(error, "message", str(error)).strip().splitlines()[-1]
+    detail = detail.split("}}")[-1].split(" [Op:")[0].strip()  # without TensorFlow's node names
+    where = files[0] if len(files) == 1 else f"one of {len(files)} files ({files[0]} ...)"
+    return f"damaged training data in {where}: {detail}; prepare the data again"

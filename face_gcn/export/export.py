@@ -3,6 +3,8 @@
     OUT/saved_model.pb, OUT/variables/   the ServingModule (face_gcn.export.serving)
     OUT/face_gcn_export.json             image size, vertex/triangle counts, signatures, outputs,
                                          source model directory, face_gcn version
+    OUT/assets/triangles.json            {"triangles": [[a, b, c], ...]} the mesh's vertex indices
+                                         (also the SavedModel's function mesh_triangles())
 
 TF Serving reads versioned folders: put OUT at MODEL_BASE/1. The directory is built under a
 temporary name beside OUT and renamed into place; an existing OUT is replaced only if it is a
@@ -22,6 +24,7 @@ from face_gcn.export import serving
 from face_gcn.reconstruction import forward, model_dir
 
 INFO_FILE = "face_gcn_export.json"
+TRIANGLES_FILE = "assets/triangles.json"
 
 
 class ExportError(ValueError):
@@ -46,10 +49,14 @@ def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) 
                                                 "face_mask": f"float32 [B, {module.image_size}, "
                                                              f"{module.image_size}] face region in [0, 1]"},
                                "serve_encoded": {"encoded": "string [B] JPEG/PNG bytes of square crops"}},
-                "outputs": list(serving.OUTPUT_NAMES), "triangles": "constant output 'triangles' [T, 3] int32",
+                "outputs": list(serving.OUTPUT_NAMES),
+                "triangles": f"{TRIANGLES_FILE} (and the function mesh_triangles()): int32 [T, 3]",
                 "rasterizer": "pure TensorFlow (no custom ops)"}
         with open(os.path.join(staging, INFO_FILE), "w", encoding="utf-8") as handle:
             json.dump(info, handle, indent=2, sort_keys=True)
+        os.makedirs(os.path.join(staging, os.path.dirname(TRIANGLES_FILE)), exist_ok=True)
+        with open(os.path.join(staging, TRIANGLES_FILE), "w", encoding="utf-8") as handle:
+            json.dump({"triangles": nets.morphable.triangles.astype(int).tolist()}, handle, separators=(",", ":"))
     return info
 
 
@@ -64,8 +71,28 @@ def read_info(path: str) -> dict:
     info_path = os.path.join(path, INFO_FILE)
     if not os.path.isfile(info_path):
         raise ExportError(f"{path} is not a face-gcn SavedModel export (no {INFO_FILE})")
-    with open(info_path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(info_path, encoding="utf-8") as handle:
+            info = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{info_path} is unreadable ({error})") from None
+    if not isinstance(info, dict):
+        raise ExportError(f"{info_path} is not a face-gcn export description")
+    return info
+
+
+def load_signature(path: str, name: str = "serving_default"):
+    """The concrete function of one signature of an exported SavedModel; ExportError names a damaged
+    or foreign SavedModel (a truncated saved_model.pb, missing variables, no such signature)."""
+    read_info(path)
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as error:  # pylint: disable=broad-except  (protobuf, NotFoundError, OSError, ValueError)
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{path}: cannot load the SavedModel ({type(error).__name__}: {detail[:300]})") from None
+    if name not in loaded.signatures:
+        raise ExportError(f"{path}: no signature {name!r} (has {sorted(loaded.signatures)})")
+    return loaded.signatures[name]
 
 
 def directory_size(path: str) -> int:

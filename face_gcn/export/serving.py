@@ -26,7 +26,9 @@ Outputs of both:
   coefficients   float32 [B, 257]   Deng's layout (id 80 | exp 64 | tex 80 | angles 3 | gamma 27 | t 3)
   render         float32 [B, S, S, 3] refined render over black, [0, 1] (not clipped)
   coverage       float32 [B, S, S]  1 where the mesh covers the pixel
-  triangles      int32   [T, 3]     the mesh's triangles (constant; no batch dimension)
+Every output has the batch first, so TF Serving's REST row format ("instances" in, "predictions" out)
+serves every signature. The mesh's triangles (int32 [T, 3], constant) are not an output: the module's
+function mesh_triangles() returns them, and the export writes them to assets/triangles.json.
 Bad input: a wrong dtype is refused by the signature; a wrong shape or rank (checked before any
 network runs), an empty batch, bytes that are neither JPEG nor PNG, an image with a side over
 MAX_ENCODED_SIDE (checked in the header, before decoding), a non-square decoded image or a face_mask
@@ -44,7 +46,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PNG_HEADER_BYTES = 33  # signature, then the IHDR chunk that holds the size
 MAX_ENCODED_SIDE = 4096  # pixels; larger crops are refused before decoding (memory bound)
 OUTPUT_NAMES = ("vertices", "refined_colors", "refined_lit", "coarse_colors", "coarse_lit", "coefficients",
-                "render", "coverage", "triangles")
+                "render", "coverage")
 SIGNATURES = ("serving_default", "serve_masked", "serve_encoded")
 
 
@@ -67,6 +69,8 @@ class ServingModule(tf.Module):
                                                  tf.TensorSpec([None, size, size], tf.float32, name="face_mask")])
         self.serve_encoded = tf.function(
             self._serve_encoded, input_signature=[tf.TensorSpec([None], tf.string, name="encoded")])
+        triangles = formation.model_tensors(nets.morphable).triangles
+        self.mesh_triangles = tf.function(lambda: tf.identity(triangles, name="triangles"), input_signature=[])
 
     def signatures(self) -> dict:
         """{signature name: concrete function} for tf.saved_model.save.
@@ -135,7 +139,6 @@ class ServingModule(tf.Module):
     def outputs(self, images, face_mask=None) -> dict:
         """images: uint8 [B, S, S, 3], face_mask: None or [B, S, S] -> the outputs of the module docstring."""
         result = forward.reconstruct(self._nets, images, face_mask=face_mask, backend="fallback", fit_steps=0)
-        tensors = formation.model_tensors(self._nets.morphable)
         coarse = result.coarse
         return {
             "vertices": tf.identity(coarse.posed, name="vertices"),
@@ -146,7 +149,6 @@ class ServingModule(tf.Module):
             "coefficients": tf.identity(result.coefficients, name="coefficients"),
             "render": tf.identity(result.refined_image, name="render"),
             "coverage": tf.identity(result.refined_alpha, name="coverage"),
-            "triangles": tf.identity(tensors.triangles, name="triangles"),
         }
 
 

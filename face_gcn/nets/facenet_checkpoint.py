@@ -114,8 +114,12 @@ def load_sandberg_checkpoint(model: keras.Model, checkpoint_prefix: str,
                                 "model-20180402-114759.ckpt-275)")
     for part in [prefix + ".index"] + sorted(glob.glob(glob.escape(prefix) + ".data-*")):
         fileio.refuse_lfs_pointer(part, "FaceNet checkpoint file", CheckpointMismatchError)
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        shapes = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointMismatchError(f"{prefix} is not a readable TensorFlow checkpoint "
+                                      f"({error.message if hasattr(error, 'message') else error})") from None
     pairs = variable_mapping(model)
     missing = [name for _, name in pairs if name not in shapes]
     if missing:

@@ -92,7 +92,11 @@ def load_model_dir(path: str) -> FaceGCN:
         if not isinstance(name, str) or os.path.basename(name) != name or not os.path.isfile(os.path.join(path, name)):
             raise ModelDirError(f"{path}: missing {key} file ({name!r})")
         fileio.refuse_lfs_pointer(os.path.join(path, name), f"{key} file", ModelDirError)
-    morphable = model_lib.load(os.path.join(path, files["morphable"]))
+    try:
+        morphable = model_lib.load(os.path.join(path, files["morphable"]))
+    except (model_lib.MorphableModelError, OSError, ValueError) as error:
+        raise ModelDirError(f"{os.path.join(path, files['morphable'])}: cannot load the morphable model "
+                            f"({error})") from None
     loaded = {}
     for key in ("regressor", "texture_gcn"):
         file = os.path.join(path, files[key])
@@ -102,7 +106,11 @@ def load_model_dir(path: str) -> FaceGCN:
             raise ModelDirError(f"{file}: cannot load the {key} ({type(error).__name__}: {error})") from None
     facenet = None
     if meta.get("uses_facenet"):
-        facenet = facenet_lib.build_facenet(weights=os.path.join(path, files["facenet"]))
+        file = os.path.join(path, files["facenet"])
+        try:
+            facenet = facenet_lib.build_facenet(weights=file)
+        except (OSError, ValueError) as error:  # h5py: OSError for a damaged file; Keras: ValueError for another net
+            raise ModelDirError(f"{file}: cannot load the FaceNet weights ({error})") from None
     try:
         return FaceGCN(morphable=morphable, regressor=loaded["regressor"], texture_gcn=loaded["texture_gcn"],
                        facenet=facenet, image_size=meta["image_size"],

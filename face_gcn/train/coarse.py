@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 
 from face_gcn import fileio
-from face_gcn.data import pipeline
+from face_gcn.data import pipeline, tfrecords
 from face_gcn.losses import coarse as coarse_losses
 from face_gcn.losses import identity as identity_losses
 from face_gcn.losses import photometric
@@ -173,7 +173,9 @@ def train_coarse(config: dict, workdir: str, log=logging.info) -> dict:
             log("no FaceNet weights given (nets.facenet_weights): the perceptual identity loss is skipped")
         optimizer = keras.optimizers.Adam(exponential_decay(train["learning_rate"], train["decay_steps"],
                                                             train["decay_rate"]))
-    dataset = pipeline.make_dataset(pipeline.shard_files(data["train"]), size, data["batch_size"], training=True,
+    files = pipeline.shard_files(data["train"])
+    tfrecords.count_records(files)  # ValueError naming a truncated file
+    dataset = pipeline.make_dataset(files, size, data["batch_size"], training=True,
                                     seed=data["seed"], shuffle_buffer=data["shuffle_buffer"], repeat=True)
     step_fn = make_coarse_step(model, regressor, config["loss"], size, facenet)
 
@@ -186,7 +188,10 @@ def train_coarse(config: dict, workdir: str, log=logging.info) -> dict:
                      checkpoint_every=train["checkpoint_every"], summary_every=train["summary_every"],
                      trackables={"regressor": regressor}, image_fn=previews, path_key="source", strategy=strategy)
     start = loop.restore()
-    losses = loop.run(dataset, train["steps"], resume=False, log=log)
+    try:
+        losses = loop.run(dataset, train["steps"], resume=False, log=log)
+    except tf.errors.DataLossError as error:
+        raise ValueError(tfrecords.data_loss_message(files, error)) from None
     steps = int(loop.step.numpy())
     path = os.path.join(workdir, REGRESSOR_FILE)
     with fileio.atomic_path(path) as tmp:

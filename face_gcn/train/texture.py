@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from face_gcn.data import mask_morphology, pipeline
+from face_gcn.data import mask_morphology, pipeline, tfrecords
 from face_gcn.graph import hierarchy as hierarchy_lib
 from face_gcn.losses import adversarial, authors, identity as identity_losses, photometric, schedule, vertex
 from face_gcn.morphable import configured, symmetry
@@ -127,11 +127,6 @@ class TextureTraining:
     epoch_steps: int
     s1: tf.Variable  # the schedule's current weights (loop.on_step_start sets them)
     s4: tf.Variable
-
-
-def count_records(files) -> int:
-    """Number of records in TFRecord files (no parsing)."""
-    return int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda count, _: count + 1).numpy())
 
 
 def precision_policy(requested: bool, num_gpus: int) -> str:
@@ -357,11 +352,12 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
         log(f"coarse cache: {cache['num_images']} faces with precomputed coarse coefficients and embeddings")
     size = data["crop_size"]
     files = pipeline.shard_files(data["train"])
+    num_records = tfrecords.count_records(files)  # ValueError naming a truncated file, before any network is built
     morphable = config_morphable(config)
     policy = precision_policy(train["mixed_precision"], len(tf.config.list_physical_devices("GPU")))
     if train["mixed_precision"] and policy == "float32":
         log("train.mixed_precision needs a GPU; training in float32")
-    epoch_steps = train["epoch_steps"] or max(1, count_records(files) // data["batch_size"])
+    epoch_steps = train["epoch_steps"] or max(1, num_records // data["batch_size"])
     decay_steps = train["decay_steps"] or epoch_steps
     keras.utils.set_random_seed(data["seed"])  # initial weights, critic mixes, dropout: reproducible runs
     strategy = select_strategy(train["mirrored"])
@@ -444,7 +440,10 @@ def _check_critic_betas(betas) -> None:
 def train_texture(config: dict, workdir: str, log=logging.info) -> dict:
     """Trains from a config; writes the model directory workdir/model; returns a summary dict."""
     run, dataset = setup_texture_training(config, workdir, log)
-    losses = run.loop.run(dataset, config["train"]["steps"], log=log)
+    try:
+        losses = run.loop.run(dataset, config["train"]["steps"], log=log)
+    except tf.errors.DataLossError as error:
+        raise ValueError(tfrecords.data_loss_message(pipeline.shard_files(config["data"]["train"]), error)) from None
     summary = {"steps": int(run.loop.step.numpy()), "losses": losses, "steps_per_second": run.loop.steps_per_second,
                "epoch_steps": run.epoch_steps}
     model_dir.save_model_dir(os.path.join(workdir, MODEL_SUBDIR), run.nets, {"config": config, **summary})

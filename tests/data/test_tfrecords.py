@@ -151,3 +151,20 @@ def test_coarse_cache_fields_round_trip_and_are_required_when_asked_for():
         tfrecords.parse(tf.constant(tfrecords.serialize(cached)), 24, embedding_size=5)
     with pytest.raises(ValueError, match="together"):
         dataclasses.replace(base, coarse_coefficients=np.zeros(257, np.float32))
+
+
+def test_record_count_from_the_framing_and_truncation_named(tmp_path):
+    path = str(tmp_path / "shard.tfrecord")
+    payloads = [b"", b"x" * 7, bytes(range(256)) * 40]
+    assert tfrecords.write_shard(path, payloads) == 3
+    assert tfrecords.count_framed_records(path) == 3
+    assert tfrecords.count_records([path, path]) == 6
+    # TensorFlow's reader agrees on what the framing holds
+    assert [r.numpy() for r in tf.data.TFRecordDataset(path)] == payloads
+    data = open(path, "rb").read()  # noqa: SIM115
+    for cut, complete in ((len(data) - 1, 2), (12 + 0 + 4 + 5, 1), (3, 0)):
+        (tmp_path / "cut.tfrecord").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=rf"cut.tfrecord: truncated.*\({complete} complete records\)"):
+            tfrecords.count_framed_records(str(tmp_path / "cut.tfrecord"))
+    (tmp_path / "empty.tfrecord").write_bytes(b"")
+    assert tfrecords.count_framed_records(str(tmp_path / "empty.tfrecord")) == 0

@@ -41,6 +41,7 @@ def crops():
 
 # Runs in a fresh interpreter: no face_gcn import, so our rasterizer op is not registered.
 SERVE = textwrap.dedent("""
+    import json
     import struct
     import sys
     import numpy as np
@@ -72,6 +73,32 @@ SERVE = textwrap.dedent("""
     masks = np.zeros(images.shape[:3], np.float32)
     masks[:, 16:48, 20:44] = 1.0
     masked = model.signatures["serve_masked"](images=tf.constant(images), face_mask=tf.constant(masks))
+
+    # TF Serving's REST row format: a JSON list of instances in, one JSON object per instance out, which
+    # needs every output to have the batch first (as TF Serving's json_tensor.cc checks)
+    def row_format(signature, request):
+        instances = json.loads(request)["instances"]
+        inputs = {key: tf.constant([instance[key] for instance in instances],
+                                   dtype=signature.structured_input_signature[1][key].dtype) for key in instances[0]}
+        outputs = {key: value.numpy() for key, value in signature(**inputs).items()}
+        for key, value in outputs.items():
+            assert value.ndim >= 1 and value.shape[0] == len(instances), (key, value.shape)
+        return json.dumps({"predictions": [{key: value[i].tolist() for key, value in outputs.items()}
+                                           for i in range(len(instances))]})
+    request = json.dumps({"instances": [{"images": image.tolist()} for image in images]})
+    rows = json.loads(row_format(model.signatures["serving_default"], request))["predictions"]
+    row_coefficients = np.array([row["coefficients"] for row in rows], np.float32)
+    mask_request = json.dumps({"instances": [{"images": i.tolist(), "face_mask": m.tolist()} for i, m in zip(images, masks)]})
+    masked_rows = json.loads(row_format(model.signatures["serve_masked"], mask_request))["predictions"]
+    import base64  # the REST API's binary values: {"b64": ...}, decoded by TF Serving into the string tensor
+    bytes_request = json.dumps({"instances": [{"encoded": {"b64": base64.b64encode(e).decode()}} for e in encoded]})
+    decoded = [{"encoded": base64.b64decode(item["encoded"]["b64"])} for item in json.loads(bytes_request)["instances"]]
+    bytes_outputs = model.signatures["serve_encoded"](encoded=tf.constant([item["encoded"] for item in decoded]))
+    bytes_rows = [value.shape[0] for value in bytes_outputs.values()]
+    triangles = model.mesh_triangles().numpy()
+    import json as json_module, os
+    with open(os.path.join(path, "assets", "triangles.json")) as handle:
+        asset_triangles = np.array(json_module.load(handle)["triangles"])
 
     errors = {}
     cases = {
@@ -114,6 +141,8 @@ SERVE = textwrap.dedent("""
              masks=masks, masked_refined=masked["refined_colors"].numpy(), masked_render=masked["render"].numpy(),
              resized_expected=tf.image.resize(tf.cast(grey_image, tf.float32), images.shape[1:3], antialias=True).numpy(),
              unknown=np.array(unknown, dtype=str), errors=np.array(repr(errors)),
+             row_coefficients=row_coefficients, masked_row_refined=np.array([r["refined_colors"] for r in masked_rows]),
+             bytes_rows=np.array(bytes_rows), triangles=triangles, asset_triangles=asset_triangles,
              loaded_ours=np.array(loaded_ours, dtype=str))
 """)
 
@@ -138,7 +167,12 @@ def test_fresh_process_serves_the_python_model(nets, exported, tmp_path):
     np.testing.assert_allclose(got["vertices"], expected.coarse.posed.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got["coarse_colors"], np.clip(expected.coarse.albedo.numpy(), 0, 1), atol=1e-5)
     np.testing.assert_allclose(got["coarse_lit"], expected.coarse.colors.numpy(), atol=1e-5)
-    np.testing.assert_array_equal(got["triangles"], nets.morphable.triangles)
+    np.testing.assert_array_equal(got["triangles"], nets.morphable.triangles)  # mesh_triangles()
+    np.testing.assert_array_equal(got["asset_triangles"], nets.morphable.triangles)  # assets/triangles.json
+    # the REST row format serves every signature
+    np.testing.assert_allclose(got["row_coefficients"], got["coefficients"], atol=1e-6)
+    np.testing.assert_allclose(got["masked_row_refined"], got["masked_refined"], atol=1e-6)
+    assert list(got["bytes_rows"]) == [len(images)] * len(serving.OUTPUT_NAMES)
     # T_p visibility comes from the z-buffer: the two rasterizers may disagree on a few edge vertices
     np.testing.assert_allclose(got["refined_colors"], expected.refined_albedo.numpy(), atol=2e-3)
     np.testing.assert_allclose(got["refined_lit"], expected.refined_colors.numpy(), atol=2e-3)
@@ -183,7 +217,7 @@ def test_fresh_process_serves_the_python_model(nets, exported, tmp_path):
     assert errors["mask_nan"].startswith("InvalidArgumentError") and "must be finite" in errors["mask_nan"]
 
 
-def test_saved_model_cli_lists_the_signatures(exported):
+def test_saved_model_cli_lists_and_runs_the_signatures(exported, tmp_path):
     path, _ = exported
     tool = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = subprocess.run([tool, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120,
@@ -195,6 +229,14 @@ def test_saved_model_cli_lists_the_signatures(exported):
     assert f"shape: (-1, {SIZE}, {SIZE}, 3)" in text and f"shape: (-1, {SIZE}, {SIZE})" in text and "dtype: DT_UINT8" in text and "DT_STRING" in text
     for name in serving.OUTPUT_NAMES:
         assert f"outputs['{name}']" in text
+    assert "outputs['triangles']" not in text  # no output without a batch dimension (REST row format)
+    np.save(tmp_path / "images.npy", crops())
+    result = subprocess.run([tool, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+                             "--inputs", f"images={tmp_path / 'images.npy'}"],
+                            capture_output=True, text=True, timeout=180, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in serving.OUTPUT_NAMES:
+        assert f"Result for output key {name}:" in result.stdout, name
 
 
 def test_export_is_atomic_and_never_replaces_foreign_folders(nets, exported, tmp_path):
