@@ -101,8 +101,50 @@ def resample(matrix: tf.SparseTensor, x):
     return _from_columns(sparse_matmul(matrix, _to_columns(x)), tf.shape(x)[0])
 
 
+def chebyshev_sum(laplacian: tf.SparseTensor, blocks) -> tf.Tensor:
+    """sum_k T_k(L~) blocks[k] for a symmetric L~, by Clenshaw's recursion.
+
+    b_k = z_k + 2 L~ b_{k+1} - b_{k+2} (b_K = b_{K+1} = 0), sum = z_0 + L~ b_1 - b_2: K - 1
+    products, like chebyshev_basis, on the blocks' columns. Its gradient for block k is
+    T_k(L~) g, which is chebyshev_basis's forward recursion on the upstream g.
+
+    Args:
+      laplacian: [N, N] symmetric SparseTensor, indices in row-major order (unused when K = 1).
+      blocks: K tensors [N, C].
+    Returns:
+      [N, C].
+    """
+    order = len(blocks)
+    if order == 1:
+        return blocks[0]
+
+    @tf.custom_gradient
+    def total(indices, values, dense_shape, *zs):
+        operand = _csr(indices, values, dense_shape)
+        later, latest = tf.zeros_like(zs[0]), zs[order - 1]  # b_{k+2}, b_{k+1}
+        for k in range(order - 2, 0, -1):
+            later, latest = latest, zs[k] + 2.0 * _product(operand, latest) - later
+        result = zs[0] + _product(operand, latest) - later
+
+        def gradient(upstream):
+            operand = _csr(indices, values, dense_shape)
+            terms = [upstream, _product(operand, upstream)]
+            for _ in range(2, order):
+                terms.append(2.0 * _product(operand, terms[-1]) - terms[-2])
+            return (None, None, None, *terms)
+
+        return result, gradient
+
+    return total(laplacian.indices, laplacian.values, laplacian.dense_shape,
+                 *[tf.convert_to_tensor(z, laplacian.values.dtype) for z in blocks])
+
+
 def chebyshev_filter(laplacian, x, kernel, order):
     """sum_k T_k(L~) x theta_k.
+
+    The sparse products run on min(F_in, F_out) channels per example: with F_out < F_in the input
+    is projected first (z_k = x theta_k) and the polynomial summed by Clenshaw's recursion
+    (chebyshev_sum); otherwise the basis T_k(L~) x is built first and projected (chebyshev_basis).
 
     Args:
       laplacian: symmetric tf.SparseTensor [N, N], the rescaled Laplacian L~ (unused when
@@ -113,12 +155,15 @@ def chebyshev_filter(laplacian, x, kernel, order):
     Returns:
       [B, N, F_out].
     """
-    channels, num_vertices = x.shape[-1], tf.shape(x)[1]
+    channels, num_vertices, batch = x.shape[-1], tf.shape(x)[1], tf.shape(x)[0]
     thetas = tf.unstack(tf.reshape(kernel, [channels, order, -1]), axis=1)  # K x [F_in, F_out]
+    columns = _to_columns(x)  # [N, B * F_in]
 
-    def project(term, theta):  # [N, B*F_in] -> [N*B, F_out]
-        return tf.matmul(tf.reshape(term, [-1, channels]), theta)
+    def project(block, theta):  # [N, B * F_in] -> [N, B * F_out]
+        return tf.reshape(tf.matmul(tf.reshape(block, [-1, channels]), theta), [num_vertices, -1])
 
-    terms = chebyshev_basis(laplacian, _to_columns(x), order)
-    y = tf.add_n([project(term, theta) for term, theta in zip(terms, thetas)])  # [N*B, F_out]
-    return _from_columns(tf.reshape(y, [num_vertices, -1]), tf.shape(x)[0])
+    if order > 1 and kernel.shape[-1] < channels:
+        y = chebyshev_sum(laplacian, [project(columns, theta) for theta in thetas])
+    else:
+        y = tf.add_n([project(term, theta) for term, theta in zip(chebyshev_basis(laplacian, columns, order), thetas)])
+    return _from_columns(y, batch)

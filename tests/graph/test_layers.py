@@ -46,9 +46,10 @@ def small_mesh():
 
 
 @pytest.mark.parametrize("lmax", ["exact", "fixed"])
-def test_chebconv_matches_eigendecomposition_filter(small_mesh, lmax):
+@pytest.mark.parametrize("fin,fout", [(3, 5), (5, 3)])  # basis first / projection first (Clenshaw)
+def test_chebconv_matches_eigendecomposition_filter(small_mesh, lmax, fin, fout):
     _, _, adjacency = small_mesh
-    order, fin, fout = 6, 3, 5
+    order = 6
     rng = np.random.default_rng(0)
     theta = rng.normal(size=(order, fin, fout))
     x = rng.normal(size=(2, adjacency.shape[0], fin))
@@ -60,9 +61,10 @@ def test_chebconv_matches_eigendecomposition_filter(small_mesh, lmax):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_chebconv_input_gradient_matches_analytic(small_mesh):
+@pytest.mark.parametrize("fin,fout", [(2, 3), (3, 2)])
+def test_chebconv_input_gradient_matches_analytic(small_mesh, fin, fout):
     _, _, adjacency = small_mesh
-    order, fin, fout = 4, 2, 3
+    order = 4
     rng = np.random.default_rng(1)
     theta = rng.normal(size=(order, fin, fout))
     weights = rng.normal(size=(1, adjacency.shape[0], fout))
@@ -134,7 +136,8 @@ def test_keras_file_round_trip_and_tf_function(tmp_path):
     expected = model(x).numpy()
     assert expected.shape == (2, 16, 4)
     traced = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec([None, 64, 3], tf.float32)])
-    np.testing.assert_allclose(traced(x).numpy(), expected, rtol=1e-6)
+    # Grappler may regroup the float32 sums of Clenshaw's recursion in a traced graph: rounding-level differences
+    np.testing.assert_allclose(traced(x).numpy(), expected, rtol=1e-5, atol=1e-6)
     path = tmp_path / "model.keras"
     model.save(path)
     restored = keras.models.load_model(path)
@@ -150,7 +153,7 @@ def test_saved_model_export_round_trip(tmp_path):
     expected = model(x).numpy()
     model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
     reloaded = tf.saved_model.load(str(tmp_path / "saved"))
-    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_shape_errors():

@@ -9,7 +9,7 @@ import tensorflow as tf  # noqa: E402
 
 from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
-from face_gcn.graph.products import chebyshev_basis, resample, sparse_matmul  # noqa: E402
+from face_gcn.graph.products import chebyshev_basis, chebyshev_sum, resample, sparse_matmul  # noqa: E402
 from face_gcn.graph.sparse import to_sparse_tensor  # noqa: E402
 from .graph_test_meshes import icosphere  # noqa: E402
 
@@ -78,6 +78,22 @@ def test_chebyshev_basis_gradient_with_unused_terms(laplacian):
         loss = tf.reduce_sum(terms[2])
     expected = filters[2].T @ np.ones_like(x)
     np.testing.assert_allclose(tape.gradient(loss, block).numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 6])
+def test_chebyshev_sum_and_its_gradient_match_closed_form(laplacian, order):
+    rng = np.random.default_rng(10 + order)
+    blocks = [rng.normal(size=(laplacian.shape[0], 3)) for _ in range(order)]
+    upstream = rng.normal(size=blocks[0].shape)
+    filters = _dense_chebyshev(laplacian, order)
+    variables = [tf.constant(b) for b in blocks]
+    with tf.GradientTape() as tape:
+        tape.watch(variables)
+        total = chebyshev_sum(to_sparse_tensor(laplacian, "float64"), variables)
+        loss = tf.reduce_sum(total * upstream)
+    np.testing.assert_allclose(total.numpy(), sum(t_k @ b for t_k, b in zip(filters, blocks)), rtol=1e-9, atol=1e-9)
+    for got, t_k in zip(tape.gradient(loss, variables), filters):
+        np.testing.assert_allclose(got.numpy(), t_k.T @ upstream, rtol=1e-9, atol=1e-9)
 
 
 def test_chebconv_refuses_an_asymmetric_laplacian():
