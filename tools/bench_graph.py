@@ -27,7 +27,7 @@ from scipy.spatial import Delaunay  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mesh", "sunflower", ["sunflower", "demo_bfm"], "sunflower: a face-like Delaunay disc of "
-                  "--vertices; demo_bfm: the demo generator at BFM density (35,576 vertices, the mesh of "
+                  "--vertices; demo_bfm: the demo generator at BFM density (35,899 vertices, the mesh of "
                   "bench_train and bench_fit)")
 flags.DEFINE_integer("vertices", 35709, "vertex count of the sunflower mesh")
 flags.DEFINE_integer("batch", 16, "batch size of the convolution benchmark")
