@@ -105,7 +105,7 @@ def stage_functions(nets, backend: str = "auto"):
     from face_gcn.nets import gcn  # pylint: disable=import-outside-toplevel
     from face_gcn.nets import regressor as regressor_lib  # pylint: disable=import-outside-toplevel
     from face_gcn.reconstruction import forward  # pylint: disable=import-outside-toplevel
-    from face_gcn.render import face_renderer, lighting, vertex_sampling  # pylint: disable=import-outside-toplevel
+    from face_gcn.render import deferred, face_renderer, lighting, vertex_sampling  # pylint: disable=import-outside-toplevel
     size = nets.image_size
     tensors = formation.model_tensors(nets.morphable)
     focal, center = face_renderer.camera_for_size(size)
@@ -133,9 +133,9 @@ def stage_functions(nets, backend: str = "auto"):
         coarse = face_renderer.render_coefficients(nets.morphable, coefficients, image_size=size, backend=backend)
         samples = vertex_sampling.sample_vertex_colors(
             images / 255.0, coarse.posed, coarse.normals, tensors.triangles, tensors.vertex_triangles,
-            face_mask=masks, focal=focal, center=center, backend=backend)
+            face_mask=masks, focal=focal, center=center, backend=backend, fragments=coarse.fragments)
         lit = lighting.illuminate(refined_albedo, coarse.normals, coeff_lib.split_coefficients(coefficients).gamma)
-        image, alpha = face_renderer.render_posed(coarse.posed, tensors.triangles, lit, size, backend=backend)
+        image, alpha = deferred.shade_fragments(coarse.fragments, tensors.triangles, lit)
         features = gcn.refiner_inputs(tf.clip_by_value(coarse.albedo, 0.0, 1.0), samples.colors, samples.visibility)
         return coarse.image, image, alpha, features
 

@@ -63,14 +63,10 @@ def render_views(model, coefficients, albedo_by_method: dict, image_size: int, b
     fitted = face_renderer.render_coefficients(model, coefficients, image_size, backend=backend)
     gamma = coeff_lib.split_coefficients(coefficients).gamma
     shading = lighting.sh_shading(fitted.normals, gamma).numpy()[0]
-    focal, center = face_renderer.camera_for_size(image_size)
-    clip = camera.deng_clip_space(fitted.posed, focal=focal, center=center, image_width=image_size,
-                                  image_height=image_size)
     views, alpha = {}, None
     for method, albedo in albedo_by_method.items():
         lit = np.asarray(albedo, np.float32) * shading
-        image, alpha_t = deferred.render_vertex_colors(clip, model.triangles, lit[None], image_size,
-                                                       image_size, backend=backend)
+        image, alpha_t = deferred.shade_fragments(fitted.fragments, model.triangles, lit[None])
         views[method] = (lit, image.numpy()[0])
         alpha = alpha_t.numpy()[0]
     return fitted.posed.numpy()[0], alpha, views

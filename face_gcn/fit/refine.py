@@ -38,7 +38,7 @@ from face_gcn.losses import photometric, vertex
 from face_gcn.morphable import coefficients as coeff_lib
 from face_gcn.morphable import formation
 from face_gcn.nets import gcn
-from face_gcn.render import camera, deferred, face_renderer, lighting, rasterizer, vertex_sampling
+from face_gcn.render import camera, deferred, face_renderer, lighting, vertex_sampling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +204,8 @@ class TextureRefiner:
         masks = tf.constant(mask[None])
         samples = vertex_sampling.sample_vertex_colors(
             images, fitted.posed, fitted.normals, tensors.triangles, tensors.vertex_triangles,
-            face_mask=masks, focal=face_renderer.camera_for_size(size)[0], backend=self.backend)
+            face_mask=masks, focal=face_renderer.camera_for_size(size)[0], backend=self.backend,
+            fragments=fitted.fragments)
         gamma = coeff_lib.split_coefficients(coefficients).gamma
         shading = lighting.sh_shading(fitted.normals, gamma)                      # [1, V, 3]
         albedo = tf.clip_by_value(fitted.albedo, 0.0, 1.0)
@@ -212,11 +213,7 @@ class TextureRefiner:
         delit = tf.clip_by_value(samples.colors / tf.maximum(shading, 1e-3), 0.0, 1.0)
         features = gcn.refiner_inputs(albedo, samples.colors, vis)
         decoded = gcn.refiner_inputs(albedo, delit, vis)
-        focal, center = face_renderer.camera_for_size(size)
-        clip = camera.deng_clip_space(fitted.posed, focal=focal, center=center, image_width=size,
-                                      image_height=size)
-        barycentrics, triangle_ids, _ = rasterizer.rasterize(clip, tensors.triangles, size, size,
-                                                             backend=self.backend)
+        barycentrics, triangle_ids = fitted.fragments.barycentrics, fitted.fragments.triangle_ids
         embedding = tf.zeros([1, 1])
         if self.facenet is not None and self.config.identity_weight > 0:
             from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
@@ -252,9 +249,5 @@ def render_albedo(model, coefficients, albedo, image_size: int = camera.DENG_IMA
     fitted = face_renderer.render_coefficients(model, coefficients, image_size, backend=backend)
     gamma = coeff_lib.split_coefficients(coefficients).gamma
     colors = lighting.illuminate(albedo[None], fitted.normals, gamma)
-    focal, center = face_renderer.camera_for_size(image_size)
-    clip = camera.deng_clip_space(fitted.posed, focal=focal, center=center, image_width=image_size,
-                                  image_height=image_size)
-    image, alpha = deferred.render_vertex_colors(clip, formation.model_tensors(model).triangles, colors,
-                                                 image_size, image_size, backend=backend)
+    image, alpha = deferred.shade_fragments(fitted.fragments, formation.model_tensors(model).triangles, colors)
     return image.numpy()[0], alpha.numpy()[0]

@@ -27,7 +27,7 @@ from face_gcn.morphable.model import MorphableModel
 from face_gcn.nets import facenet as facenet_lib
 from face_gcn.nets import gcn
 from face_gcn.nets import regressor as regressor_lib
-from face_gcn.render import face_renderer, lighting, vertex_sampling
+from face_gcn.render import deferred, face_renderer, lighting, vertex_sampling
 
 
 REFINER_PHOTO_INPUTS = ("colors", "shading_removed")
@@ -206,7 +206,7 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
         visible_region = mask_morphology.erode_face_mask(face_mask)
     samples = vertex_sampling.sample_vertex_colors(
         images / 255.0, coarse.posed, coarse.normals, tensors.triangles, tensors.vertex_triangles,
-        face_mask=visible_region, focal=focal, center=center, backend=backend)
+        face_mask=visible_region, focal=focal, center=center, backend=backend, fragments=coarse.fragments)
 
     gamma = coeff_lib.split_coefficients(coefficients).gamma
     photo = samples.colors
@@ -216,7 +216,8 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
     colors = nets.texture_gcn([embedding, features], training=training)
     refined_albedo = 0.5 * (tf.cast(colors, tf.float32) + 1.0)
     refined_colors = lighting.illuminate(refined_albedo, coarse.normals, gamma)
-    image, alpha = face_renderer.render_posed(coarse.posed, tensors.triangles, refined_colors, size, backend=backend)
+    # one rasterization serves the coarse render, T_p's visibility and the refined render (same geometry)
+    image, alpha = deferred.shade_fragments(coarse.fragments, tensors.triangles, refined_colors)
     return Reconstruction(coefficients=coefficients, coarse=coarse, samples=samples, embedding=embedding,
                           refined_albedo=refined_albedo, refined_colors=refined_colors,
                           refined_image=image, refined_alpha=alpha)

@@ -28,6 +28,7 @@ class FaceRender(NamedTuple):
     landmarks: tf.Tensor      # [B, 68, 2] pixels, rows pointing down, centres at i + 0.5
     image: tf.Tensor          # [B, H, W, 3] rendered colours, 0 where no face
     alpha: tf.Tensor          # [B, H, W] 1 where the face covers the pixel
+    fragments: deferred.Fragments  # the rasterization behind image: other colourings reuse it (shade_posed)
 
 
 def camera_for_size(image_size: int) -> tuple[float, float]:
@@ -60,9 +61,19 @@ def render_coefficients(model, coefficients, image_size: int = camera.DENG_IMAGE
     focal, center = camera_for_size(image_size)
     landmarks = camera.project_landmarks(posed, tensors.landmark_indices, focal=focal,
                                          center=center, image_height=image_size)
-    image, alpha = render_posed(posed, tensors.triangles, colors, image_size, backend=backend)
+    fragments = rasterize_posed(posed, tensors.triangles, image_size, backend=backend)
+    image, alpha = deferred.shade_fragments(fragments, tensors.triangles, colors)
     return FaceRender(shape=shape, posed=posed, albedo=albedo, normals=normals, colors=colors,
-                      landmarks=landmarks, image=image, alpha=alpha)
+                      landmarks=landmarks, image=image, alpha=alpha, fragments=fragments)
+
+
+def rasterize_posed(posed, triangles, image_size: int = camera.DENG_IMAGE_SIZE,
+                    backend: str = "auto") -> deferred.Fragments:
+    """Fragments of world-space meshes [B, V, 3] through Deng's camera at image_size x image_size."""
+    focal, center = camera_for_size(image_size)
+    clip = camera.deng_clip_space(posed, focal=focal, center=center, image_width=image_size,
+                                  image_height=image_size)
+    return deferred.rasterize_fragments(clip, triangles, image_size, image_size, backend=backend)
 
 
 def render_posed(posed, triangles, colors, image_size: int = camera.DENG_IMAGE_SIZE,

@@ -67,7 +67,7 @@ def _ndc_to_depth(ndc_z, near: float = camera.DENG_NEAR, far: float = camera.DEN
 def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, face_mask=None,
                          focal: float = camera.DENG_FOCAL, center=None,
                          depth_tolerance: float | None = None,
-                         backend: str = "auto") -> VertexSamples:
+                         backend: str = "auto", fragments=None) -> VertexSamples:
     """T_p and its visibility for a batch of posed meshes over their photos.
 
     Args:
@@ -81,6 +81,8 @@ def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, fa
       depth_tolerance: world-unit depth tolerance of the occlusion test; None:
         DEPTH_TOLERANCE_PIXELS pixel footprints (depth / focal) per vertex.
       backend: rasterizer backend.
+      fragments: the deferred.Fragments of these posed meshes at the images' size through the same
+        camera (e.g. FaceRender.fragments), whose z-buffer is reused; None: rasterized here.
     Returns:
       VertexSamples; colours are not multiplied by the visibility.
     """
@@ -108,7 +110,12 @@ def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, fa
     front_facing = tf.reduce_sum(normals * to_camera, axis=-1) > 0.0
 
     clip = camera.deng_clip_space(posed, focal, center, width, height)
-    _, triangle_ids, z_buffer = rasterizer.rasterize(clip, triangles, width, height, backend=backend)
+    if fragments is None:
+        _, triangle_ids, z_buffer = rasterizer.rasterize(clip, triangles, width, height, backend=backend)
+    else:
+        if tuple(fragments.triangle_ids.shape[1:3]) != (height, width):
+            raise ValueError(f"fragments are {fragments.triangle_ids.shape[1:3]}, the images {(height, width)}")
+        triangle_ids, z_buffer = fragments.triangle_ids, fragments.z_buffer
     column = tf.clip_by_value(tf.cast(tf.floor(pixels[..., 0]), tf.int32), 0, width - 1)
     row_down = tf.clip_by_value(tf.cast(tf.floor(pixels[..., 1]), tf.int32), 0, height - 1)
     row_up = height - 1 - row_down  # the rasterizer's row 0 is the bottom (NDC y = -1)

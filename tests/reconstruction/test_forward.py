@@ -45,3 +45,29 @@ def test_shading_removed_lets_a_pass_through_texture_reproduce_the_photo(tiny_ne
 def test_refiner_photo_is_validated(tiny_nets):
     with pytest.raises(ValueError, match="refiner_photo"):
         dataclasses.replace(tiny_nets, refiner_photo="albedo")
+
+
+@pytest.mark.parametrize("backend", ["op", "fallback"])
+def test_one_rasterization_serves_the_coarse_render_visibility_and_refined_render(tiny_nets, backend):
+    """reconstruct rasterizes the posed mesh once; each use equals rendering or sampling on its own."""
+    from face_gcn.morphable import formation
+    from face_gcn.render import op_library, vertex_sampling
+    if backend == "op" and op_library.load() is None:
+        pytest.skip("the compiled rasterizer op is not built")
+    size = tiny_nets.image_size
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (2, size, size, 3)).astype(np.float32)
+    masks = np.zeros((2, size, size), np.float32)
+    masks[:, 10:50, 12:52] = 1.0
+    result = forward.reconstruct(tiny_nets, images, face_mask=masks, backend=backend)
+    tensors = formation.model_tensors(tiny_nets.morphable)
+    alone = face_renderer.render_posed(result.coarse.posed, tensors.triangles, result.refined_colors, size,
+                                       backend=backend)
+    np.testing.assert_array_equal(result.refined_image.numpy(), alone[0].numpy())
+    np.testing.assert_array_equal(result.refined_alpha.numpy(), alone[1].numpy())
+    focal, center = face_renderer.camera_for_size(size)
+    sampled = vertex_sampling.sample_vertex_colors(images / 255.0, result.coarse.posed, result.coarse.normals,
+                                                   tensors.triangles, tensors.vertex_triangles, face_mask=masks,
+                                                   focal=focal, center=center, backend=backend)
+    np.testing.assert_array_equal(result.samples.visibility.numpy(), sampled.visibility.numpy())
+    assert 0 < result.samples.visibility.numpy().mean() < 1
