@@ -94,15 +94,19 @@ def recover_directory(path: str | os.PathLike) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def replaceable_directory(path: str | os.PathLike, marker: str) -> bool:
+def replaceable_directory(path: str | os.PathLike, marker: str, entries=None) -> bool:
     """Whether ``path`` may be replaced by atomic_directory: it is missing, an empty directory, or a
-    directory holding ``marker`` (a file our own output of that kind always has)."""
+    directory holding ``marker`` (a file our own output of that kind always has) and, when ``entries``
+    is given, nothing but those names (a file of the user's put there is never deleted)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         return True
     if not os.path.isdir(path):
         return False
-    return not os.listdir(path) or os.path.isfile(os.path.join(path, marker))
+    present = set(os.listdir(path))
+    if not present:
+        return True
+    return os.path.isfile(os.path.join(path, marker)) and (entries is None or present <= set(entries))
 
 
 def _umask() -> int:

@@ -67,18 +67,19 @@ def _same_folder(first: str, second: str) -> bool:
 class OutputFolder:
     """``with OutputFolder(out, "face-gcn fit", inputs=paths) as folder:`` ... ``folder.claim(...)``.
 
-    inputs: the input photos (files) and folders given on the command line.
+    inputs: the input photos (files) and folders given on the command line. flag: the option that
+    named the folder, for messages.
     """
 
-    def __init__(self, path: str, command: str, inputs=()):
+    def __init__(self, path: str, command: str, inputs=(), flag: str = "--out"):
         self.path = os.path.abspath(path)
-        self.command = command
+        self.command, self.flag = command, flag
         if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise OutputFolderError(f"--out {path} is a file, not a folder")
+            raise OutputFolderError(f"{flag} {path} is a file, not a folder")
         for item in inputs:
             folder = item if os.path.isdir(item) else os.path.dirname(os.path.abspath(item))
             if os.path.isdir(self.path) and _same_folder(folder, self.path):
-                raise OutputFolderError(f"--out {path} is the folder of the input photos ({item}); "
+                raise OutputFolderError(f"{flag} {path} is the folder of the input photos ({item}); "
                                         "give a separate output folder")
         self._lock_handle = None
         self._files: dict[str, str] = {}   # relative path -> source photo
@@ -108,7 +109,7 @@ class OutputFolder:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise OutputFolderError(f"--out {self.path} is in use by another face-gcn run ({holder}); "
+            raise OutputFolderError(f"{self.flag} {self.path} is in use by another face-gcn run ({holder}); "
                                     "wait for it to finish or give another folder") from None
         handle.seek(0)
         handle.truncate()
@@ -152,7 +153,7 @@ class OutputFolder:
                 owner = self._files.get(relative)
                 whose = f"another photo's output ({owner})" if owner is not None else "not written by face-gcn"
                 raise OutputFolderError(f"{os.path.join(self.path, relative)} exists and is {whose}; "
-                                        "it is left untouched: move it or give another --out")
+                                        f"it is left untouched: move it or give another {self.flag}")
 
     def record(self, relatives, source: str = "") -> None:
         """Notes ``relatives`` as written for ``source``; the record on disk is replaced atomically."""

@@ -38,6 +38,15 @@ def list_images(arguments) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def segmenter_classes(values, prog: str) -> list[int]:
+    """--segmenter_classes as integers; a one-line error of ``prog`` otherwise."""
+    from face_gcn.cli._errors import fail  # pylint: disable=import-outside-toplevel
+    try:
+        return [int(value) for value in values]
+    except ValueError:
+        fail(prog, f"--segmenter_classes must be integers, e.g. 1,2,3; got {','.join(values)}")
+
+
 def output_stem(path: str) -> str:
     """A file-system-safe output name from the photo's file name (face_gcn.output_folder adds _2, _3, ...)."""
     base = os.path.splitext(os.path.basename(path))[0] or "image"

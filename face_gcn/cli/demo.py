@@ -43,7 +43,7 @@ def main(argv):
         raise SystemExit(f"error: {error}") from None
     from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
     try:
-        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn demo"):  # one run per workdir
+        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn demo", flag="--workdir"):  # one run per workdir
             result = run.run_demo(FLAGS.workdir, settings, log=logging.info)
     except output_folder.OutputFolderError as error:
         raise SystemExit(f"error: {error}") from None

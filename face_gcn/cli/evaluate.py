@@ -112,3 +112,5 @@ def main(argv):
     written = " and ".join(path for path in (FLAGS.json, FLAGS.markdown) if path)
     print(f"evaluate: {len(methods)} method(s), {evaluated} image(s) evaluated, {failed} "
           f"failed; wrote {written}")
+    if not evaluated:
+        fail(PROG, f"no image could be evaluated ({failed} failed; the reasons are in {written})")

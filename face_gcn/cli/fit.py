@@ -39,7 +39,8 @@ flags.DEFINE_integer("shape_steps", 100, "Adam steps of the shape stage.")
 flags.DEFINE_integer("appearance_steps", 140, "Adam steps of the albedo + light stage.")
 flags.DEFINE_integer("low_resolution", 112, "Render size of the shape stage (0: the crop size).")
 flags.DEFINE_integer("refine_steps", 150, "Adam steps of the test-time GCN refinement (0: none).")
-flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.")
+flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.", lower_bound=1,
+                     upper_bound=4096)
 flags.DEFINE_integer("batch_size", 8, "Photos whose coarse fits run together as one batch (each face is "
                      "fitted as if alone; the texture refinement runs per photo).")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
@@ -140,6 +141,7 @@ def main(argv):
         raise app.UsageError(f"--batch_size must be in [1, 256], got {FLAGS.batch_size}")
     if not 64 <= FLAGS.crop_size <= 1024:
         raise app.UsageError(f"--crop_size must be in [64, 1024], got {FLAGS.crop_size}")
+    classes = _photos.segmenter_classes(FLAGS.segmenter_classes, PROG)
     if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
         fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
     if FLAGS.facenet_weights and not os.path.isfile(FLAGS.facenet_weights):
@@ -152,12 +154,12 @@ def main(argv):
     from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
     try:
         with _photos.PhotoOutputs(FLAGS.out, PROG, arguments) as photo_outputs:
-            _fit(paths, photo_outputs)
+            _fit(paths, photo_outputs, classes)
     except output_folder.OutputFolderError as error:
         fail(PROG, str(error))
 
 
-def _fit(paths, photo_outputs):
+def _fit(paths, photo_outputs, classes):
     from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import model as model_lib  # pylint: disable=import-outside-toplevel
@@ -184,10 +186,12 @@ def _fit(paths, photo_outputs):
     low = FLAGS.low_resolution if FLAGS.low_resolution < FLAGS.crop_size else 0
     fit_config = coarse_fit.FitConfig(stages=coarse_fit.default_stages(
         FLAGS.pose_steps, FLAGS.shape_steps, FLAGS.appearance_steps, low))
-    pipeline = FitPipeline(model, FLAGS.crop_size, fit_config, refine.RefineConfig(steps=FLAGS.refine_steps),
-                           facenet=facenet, segmenter=FLAGS.segmenter,
-                           segmenter_classes=[int(c) for c in FLAGS.segmenter_classes],
-                           min_face_size=FLAGS.min_face_size, regressor=regressor)
+    try:
+        pipeline = FitPipeline(model, FLAGS.crop_size, fit_config, refine.RefineConfig(steps=FLAGS.refine_steps),
+                               facenet=facenet, segmenter=FLAGS.segmenter, segmenter_classes=classes,
+                               min_face_size=FLAGS.min_face_size, regressor=regressor)
+    except ValueError as error:  # a --segmenter that is not a usable SavedModel
+        fail(PROG, str(error))
     started = time.perf_counter()
     fitted, failed = [], []
 

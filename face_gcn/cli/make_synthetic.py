@@ -45,8 +45,10 @@ def main(argv):
         raise app.UsageError("--num_shards and --batch_size must be at least 1")
     if not 16 <= FLAGS.image_size <= 4096:
         raise app.UsageError(f"--image_size must be in [16, 4096], got {FLAGS.image_size}")
-    if FLAGS.noise_std < 0:
-        raise app.UsageError("--noise_std must be non-negative")
+    if not 0 <= FLAGS.noise_std <= 1:  # also refuses NaN
+        raise app.UsageError(f"--noise_std must be in [0, 1] (a fraction of 255), got {FLAGS.noise_std}")
+    if FLAGS.seed < 0:
+        raise app.UsageError(f"--seed must be >= 0, got {FLAGS.seed}")
 
     from face_gcn.synthesis import dataset as synthetic  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
@@ -61,10 +63,15 @@ def main(argv):
     splits = [("train", FLAGS.num_images)]
     if FLAGS.num_heldout:
         splits.append(("heldout", FLAGS.num_heldout))
-    for split, count in splits:
-        manifest = synthetic.write_dataset(
-            os.path.join(FLAGS.out, split), model, count, FLAGS.seed, split=split,
-            config=config, num_shards=min(FLAGS.num_shards, count),
-            batch_size=FLAGS.batch_size, progress=FLAGS.progress)
-        print(f"make-synthetic: {split}: {manifest['num_images']} images in "
-              f"{manifest['num_shards']} shards, {os.path.join(FLAGS.out, split)}")
+    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
+    try:
+        with output_folder.OutputFolder(FLAGS.out, PROG):  # one run per folder
+            for split, count in splits:
+                manifest = synthetic.write_dataset(
+                    os.path.join(FLAGS.out, split), model, count, FLAGS.seed, split=split,
+                    config=config, num_shards=min(FLAGS.num_shards, count),
+                    batch_size=FLAGS.batch_size, progress=FLAGS.progress)
+                print(f"make-synthetic: {split}: {manifest['num_images']} images in "
+                      f"{manifest['num_shards']} shards, {os.path.join(FLAGS.out, split)}")
+    except (output_folder.OutputFolderError, ValueError) as error:
+        fail(PROG, str(error))

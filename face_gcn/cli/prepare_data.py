@@ -38,7 +38,8 @@ flags.DEFINE_integer("segmenter_input_size", 0, "Resize crops to this square siz
 flags.DEFINE_string("morphable_model", None, "Morphable model (.npz) whose 5 standard "
                     "landmarks the photos are aligned to (default: $FACE_GCN_MORPHABLE_MODEL, "
                     "else the built-in demo model).")
-flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.")
+flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.", lower_bound=1,
+                     upper_bound=4096)
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 
@@ -90,7 +91,7 @@ def main(argv):
     from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
     input_folders = [FLAGS.input] if os.path.isdir(FLAGS.input) else []
     try:
-        with output_folder.OutputFolder(FLAGS.output_dir, PROG, inputs=input_folders):  # one run per folder
+        with output_folder.OutputFolder(FLAGS.output_dir, PROG, inputs=input_folders, flag="--output_dir"):  # one run per folder
             manifest = prepare.prepare(files, FLAGS.output_dir, config, num_shards=FLAGS.num_shards,
                                        workers=FLAGS.workers, progress=FLAGS.progress)
     except output_folder.OutputFolderError as error:
@@ -101,3 +102,5 @@ def main(argv):
           f"({reasons}); {len(manifest['several_faces'])} with several faces (largest kept); "
           f"{manifest['num_shards']} shards ({len(manifest['shards_reused'])} reused) in "
           f"{FLAGS.output_dir}")
+    if not manifest["written"]:
+        fail(PROG, f"no photo could be prepared (see {os.path.join(FLAGS.output_dir, 'manifest.json')})")

@@ -31,7 +31,8 @@ flags.DEFINE_integer("batch_size", 16, "Crops run through the networks together.
 flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or the path of a "
                     "face-parsing SavedModel.")
 flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
-flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.")
+flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.", lower_bound=1,
+                     upper_bound=4096)
 flags.DEFINE_integer("fit_steps", 20, "Rendered steps of the coarse fit after the regressor, per batch "
                      "(face_gcn.fit.coarse_fit.refinement_stages); 0: the regressor alone, as the paper.",
                      lower_bound=0, upper_bound=1000)
@@ -141,6 +142,7 @@ def main(argv):
         raise app.UsageError("--out is required")
     if FLAGS.batch_size < 1:
         raise app.UsageError("--batch_size must be at least 1")
+    classes = _photos.segmenter_classes(FLAGS.segmenter_classes, PROG)
     if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
         fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
     try:
@@ -151,20 +153,22 @@ def main(argv):
     from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
     try:
         with _photos.PhotoOutputs(FLAGS.out, PROG, arguments) as photo_outputs:
-            _reconstruct(paths, photo_outputs)
+            _reconstruct(paths, photo_outputs, classes)
     except output_folder.OutputFolderError as error:
         fail(PROG, str(error))
 
 
-def _reconstruct(paths, photo_outputs):
+def _reconstruct(paths, photo_outputs, classes):
     from face_gcn.reconstruction import model_dir  # pylint: disable=import-outside-toplevel
     try:
         nets = model_dir.load_model_dir(FLAGS.model)
     except model_dir.ModelDirError as error:
         fail(PROG, str(error))
-    aligner = _photos.PhotoAligner(nets.morphable.alignment_landmarks, nets.image_size, segmenter=FLAGS.segmenter,
-                                   segmenter_classes=[int(c) for c in FLAGS.segmenter_classes],
-                                   min_face_size=FLAGS.min_face_size)
+    try:
+        aligner = _photos.PhotoAligner(nets.morphable.alignment_landmarks, nets.image_size, segmenter=FLAGS.segmenter,
+                                       segmenter_classes=classes, min_face_size=FLAGS.min_face_size)
+    except ValueError as error:  # a --segmenter that is not a usable SavedModel
+        fail(PROG, str(error))
     started = time.perf_counter()
     runner = Reconstructor(nets, photo_outputs, FLAGS.batch_size, aligner, FLAGS.backend,
                            source=os.path.abspath(FLAGS.model), fit_steps=FLAGS.fit_steps)

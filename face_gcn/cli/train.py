@@ -33,7 +33,7 @@ def main(argv):
     from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
     try:
         config = texture.build_config(FLAGS.config, overrides)
-        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn train"):  # one run per workdir
+        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn train", flag="--workdir"):  # one run per workdir
             summary = texture.train_texture(config, FLAGS.workdir, log=logging.info)
     except (config_lib.ConfigError, output_folder.OutputFolderError, ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -25,7 +25,7 @@ def main(argv):
     from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
     try:
         config = coarse.build_config(FLAGS.config, FLAGS.set)
-        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn train-coarse"):  # one run per workdir
+        with output_folder.OutputFolder(FLAGS.workdir, "face-gcn train-coarse", flag="--workdir"):  # one run per workdir
             result = coarse.train_coarse(config, FLAGS.workdir, log=logging.info)
     except (config_lib.ConfigError, output_folder.OutputFolderError, ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -58,6 +58,8 @@ class FaceDetector:
         from mtcnn import MTCNN  # pylint: disable=import-outside-toplevel
         self._mtcnn = MTCNN(device="CPU:0")
         self.min_face_size = int(min_face_size)
+        if self.min_face_size < 1:
+            raise ValueError(f"min_face_size must be at least 1 pixel, got {min_face_size}")
         self.min_score = float(min_score)
         self.max_side = int(max_side)
 

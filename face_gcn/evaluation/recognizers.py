@@ -119,12 +119,28 @@ class Recognizer:
     def embed(self, images) -> np.ndarray:
         """images: [B, H, W, 3] uint8 or float RGB in [0, 255] -> [B, D] float32 embeddings."""
         images = check_images(images)
-        chunks = [self._embed_batch(images[start:start + self.batch_size])
+        chunks = [self._checked_batch(images[start:start + self.batch_size])
                   for start in range(0, images.shape[0], self.batch_size)]
         dims = {chunk.shape[1] for chunk in chunks}
         if len(dims) != 1:
             raise RecognizerError(f"{self.name} returned embeddings of sizes {sorted(dims)}")
         return np.concatenate(chunks, axis=0)
+
+    def _checked_batch(self, images: np.ndarray) -> np.ndarray:
+        """_embed_batch, with a network that fails or returns NaN/inf reported as a RecognizerError."""
+        try:
+            embeddings = np.asarray(self._embed_batch(images))
+        except RecognizerError:
+            raise
+        except Exception as error:  # pylint: disable=broad-except  (a user's network: any TF or runtime error)
+            detail = (str(error).strip().splitlines() or [""])[0][:300]
+            raise RecognizerError(f"{self.name} failed on {len(images)} image(s) of {images.shape[1:]}: "
+                                  f"{type(error).__name__}: {detail}") from None
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(images):
+            raise RecognizerError(f"{self.name} returned {embeddings.shape} for {len(images)} images; expected [B, D]")
+        if not np.all(np.isfinite(embeddings)):
+            raise RecognizerError(f"{self.name} returned NaN or inf embeddings")
+        return embeddings
 
     def _embed_batch(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError

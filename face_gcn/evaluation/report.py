@@ -73,22 +73,28 @@ def read_identities(path: str) -> dict[str, str]:
     if not os.path.isfile(path):
         raise EvaluationError(f"identities file not found: {path}")
     table: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        for line_number, row in enumerate(csv.reader(handle), start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != 2:
-                raise EvaluationError(f"{path}:{line_number}: expected 'name,identity', got "
-                                      f"{len(row)} fields")
-            name, identity = row[0].strip(), row[1].strip()
-            if line_number == 1 and (name.lower(), identity.lower()) == ("name", "identity"):
-                continue
-            if not name or not identity:
-                raise EvaluationError(f"{path}:{line_number}: empty name or identity")
-            if table.get(name, identity) != identity:
-                raise EvaluationError(f"{path}:{line_number}: {name!r} listed with two "
-                                      f"identities ({table[name]!r}, {identity!r})")
-            table[name] = identity
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as error:
+        raise EvaluationError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except csv.Error as error:
+        raise EvaluationError(f"{path}: not a CSV file ({error})") from None
+    for line_number, row in enumerate(rows, start=1):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise EvaluationError(f"{path}:{line_number}: expected 'name,identity', got "
+                                  f"{len(row)} fields")
+        name, identity = row[0].strip(), row[1].strip()
+        if line_number == 1 and (name.lower(), identity.lower()) == ("name", "identity"):
+            continue
+        if not name or not identity:
+            raise EvaluationError(f"{path}:{line_number}: empty name or identity")
+        if table.get(name, identity) != identity:
+            raise EvaluationError(f"{path}:{line_number}: {name!r} listed with two "
+                                  f"identities ({table[name]!r}, {identity!r})")
+        table[name] = identity
     if not table:
         raise EvaluationError(f"identities file {path} has no rows")
     return table

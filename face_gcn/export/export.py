@@ -25,6 +25,8 @@ from face_gcn.reconstruction import forward, model_dir
 
 INFO_FILE = "face_gcn_export.json"
 TRIANGLES_FILE = "assets/triangles.json"
+# what an export directory holds (tf.saved_model.save's files and ours): only such a folder is replaced
+EXPORT_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra", INFO_FILE}
 
 
 class ExportError(ValueError):
@@ -34,8 +36,9 @@ class ExportError(ValueError):
 def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) -> dict:
     """Saves the serving module of ``nets`` at ``out_dir``; returns the description written."""
     out_dir = os.path.abspath(out_dir)
-    if not fileio.replaceable_directory(out_dir, "saved_model.pb"):
-        raise ExportError(f"{out_dir} exists and is not a SavedModel directory; refusing to replace it")
+    if not fileio.replaceable_directory(out_dir, "saved_model.pb", entries=EXPORT_ENTRIES):
+        raise ExportError(f"{out_dir} exists and is not a face-gcn SavedModel export (or holds other files too); "
+                          "refusing to replace it")
     module = serving.ServingModule(nets)
     with fileio.atomic_directory(out_dir) as staging:
         tf.saved_model.save(module, staging, signatures=module.signatures())
@@ -92,7 +95,14 @@ def load_signature(path: str, name: str = "serving_default"):
         raise ExportError(f"{path}: cannot load the SavedModel ({type(error).__name__}: {detail[:300]})") from None
     if name not in loaded.signatures:
         raise ExportError(f"{path}: no signature {name!r} (has {sorted(loaded.signatures)})")
-    return loaded.signatures[name]
+    function = loaded.signatures[name]
+    expected = {"serving_default": {"images": tf.uint8}, "serve_masked": {"images": tf.uint8, "face_mask": tf.float32},
+                "serve_encoded": {"encoded": tf.string}}.get(name)
+    inputs = {key: spec.dtype for key, spec in function.structured_input_signature[1].items()}
+    if expected is not None and inputs != expected:
+        raise ExportError(f"{path}: signature {name!r} takes {inputs}, a face-gcn export's takes {expected}; "
+                          "not a face-gcn SavedModel")
+    return function
 
 
 def directory_size(path: str) -> int:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from face_gcn import fileio
+from face_gcn import fileio, keras_io
 
 NUM_COEFFICIENTS = 257
 FEATURE_SIZE = 2048  # ResNet-50 global average pool (Deng's resnet_v1_50/pool5)
@@ -153,7 +153,8 @@ def load_regressor(path: str) -> keras.Model:
     fileio.refuse_lfs_pointer(path, "regressor")
     if not path.endswith(".keras"):
         raise ValueError(f"expected a .keras file, got {path}")
-    return keras.saving.load_model(path, custom_objects={"RgbToCaffeBgr": RgbToCaffeBgr, "RgbToBgr": RgbToBgr})
+    return keras_io.load_keras_file(path, "regressor", custom_objects={"RgbToCaffeBgr": RgbToCaffeBgr,
+                                                                        "RgbToBgr": RgbToBgr})
 
 
 def regress(model: keras.Model, images, training: bool = False) -> RegressorOutputs:

@@ -79,6 +79,7 @@ def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regre
     size = int(regressor.input.shape[1])
     run = coarse_function(morphable, regressor, facenet, fit_steps, backend)
     files = pipeline.shard_files(data)
+    tfrecords.count_records(files)  # ValueError naming a truncated file, before any work
     os.makedirs(out_dir, exist_ok=True)
     started = time.perf_counter()
     bar = None
@@ -113,7 +114,10 @@ def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regre
                     if bar is not None:
                         bar.update(len(coefficients))
 
-            tfrecords.write_shard(os.path.join(out_dir, os.path.basename(path)), records())
+            try:
+                tfrecords.write_shard(os.path.join(out_dir, os.path.basename(path)), records())
+            except tf.errors.DataLossError as error:
+                raise ValueError(tfrecords.data_loss_message([path], error)) from None
             shards.append(os.path.basename(path))
     finally:
         if bar is not None:

@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import os
 
-import keras
 
-from face_gcn import fileio
+from face_gcn import fileio, keras_io
 from face_gcn.morphable import model as model_lib
 from face_gcn.nets import facenet as facenet_lib
 from face_gcn.reconstruction.forward import REFINER_PHOTO_INPUTS, FaceGCN
@@ -41,8 +40,9 @@ def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
     info: JSON-serialisable extras (e.g. config, steps, losses) stored under "training".
     """
     path = os.path.abspath(path)
-    if not fileio.replaceable_directory(path, META_FILE):
-        raise ModelDirError(f"{path} exists and is not a face-gcn model directory; refusing to replace it")
+    if not fileio.replaceable_directory(path, META_FILE, entries={META_FILE, *FILES.values()}):
+        raise ModelDirError(f"{path} exists and is not a face-gcn model directory (or holds other files too); "
+                            "refusing to replace it")
     with fileio.atomic_directory(path) as staging:
         model_lib.save(nets.morphable, os.path.join(staging, FILES["morphable"]))
         nets.regressor.save(os.path.join(staging, FILES["regressor"]))
@@ -77,6 +77,11 @@ def read_meta(path: str) -> dict:
     steps = meta.get("coarse_fit_steps", 0)
     if not isinstance(steps, int) or not 0 <= steps <= 10000:
         raise ModelDirError(f"{meta_path}: coarse_fit_steps must be an integer in [0, 10000], got {steps!r}")
+    files = meta.get("files")
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise ModelDirError(f"{meta_path}: files must map each network to a file name, got {files!r}")
+    if not isinstance(meta.get("uses_facenet", False), bool):
+        raise ModelDirError(f"{meta_path}: uses_facenet must be true or false, got {meta.get('uses_facenet')!r}")
     if meta.get("refiner_photo", "colors") not in REFINER_PHOTO_INPUTS:
         raise ModelDirError(f"{meta_path}: refiner_photo must be one of {REFINER_PHOTO_INPUTS}, "
                             f"got {meta.get('refiner_photo')!r}")
@@ -86,7 +91,7 @@ def read_meta(path: str) -> dict:
 def load_model_dir(path: str) -> FaceGCN:
     """Loads the networks of a model directory; raises ModelDirError naming the bad file."""
     meta = read_meta(path)
-    files = meta.get("files", {})
+    files = meta["files"]
     for key in ("morphable", "regressor", "texture_gcn") + (("facenet",) if meta.get("uses_facenet") else ()):
         name = files.get(key)
         if not isinstance(name, str) or os.path.basename(name) != name or not os.path.isfile(os.path.join(path, name)):
@@ -101,9 +106,9 @@ def load_model_dir(path: str) -> FaceGCN:
     for key in ("regressor", "texture_gcn"):
         file = os.path.join(path, files[key])
         try:
-            loaded[key] = keras.saving.load_model(file, compile=False, safe_mode=True)
-        except Exception as error:  # Keras raises many types for a damaged or foreign file
-            raise ModelDirError(f"{file}: cannot load the {key} ({type(error).__name__}: {error})") from None
+            loaded[key] = keras_io.load_keras_file(file, key)
+        except ValueError as error:
+            raise ModelDirError(str(error)) from None
     facenet = None
     if meta.get("uses_facenet"):
         file = os.path.join(path, files["facenet"])

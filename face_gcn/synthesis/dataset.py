@@ -399,6 +399,8 @@ def write_dataset(output_dir: str, model, num_images: int, seed: int, split: str
       ground_truth.npz  coefficients [N, 257], albedo [N, V, 3], detail [N, V, 3] (float32),
                         landmarks68 [N, 68, 2], sources [N] (unicode), record order
       manifest.json     counts, seed, split, model name, image size, shard files
+    An existing ``output_dir`` is rewritten only when it holds nothing but an earlier write_dataset's
+    files (whose shards are removed first, so no stale shard stays next to the new ones).
     Returns the manifest dict.
     """
     if num_images < 1:
@@ -407,6 +409,7 @@ def write_dataset(output_dir: str, model, num_images: int, seed: int, split: str
         raise ValueError(f"num_shards must be in [1, num_images], got {num_shards}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _clear_previous_dataset(output_dir)
     num_v = model.num_vertices
     coefficients = np.zeros((num_images, coeff_lib.NUM_COEFFICIENTS), np.float32)
     albedo = np.zeros((num_images, num_v, 3), np.float32)
@@ -453,6 +456,31 @@ def write_dataset(output_dir: str, model, num_images: int, seed: int, split: str
     }
     fileio.write_json(os.path.join(output_dir, MANIFEST_FILE), manifest)
     return manifest
+
+
+def _clear_previous_dataset(output_dir: str) -> None:
+    """Removes an earlier write_dataset's shards from ``output_dir``; ValueError when the folder holds
+    anything else (the user's files are never replaced or mixed with ours)."""
+    if not os.path.isdir(output_dir):
+        return
+    present = {name for name in os.listdir(output_dir) if not name.startswith(".")}
+    ours = set()
+    if MANIFEST_FILE in present:
+        try:
+            previous = fileio.read_format_json(os.path.join(output_dir, MANIFEST_FILE), FORMAT, "manifest")
+        except ValueError:
+            previous = None
+        if previous is not None:
+            ours = {MANIFEST_FILE, GROUND_TRUTH_FILE} | {name for name in previous.get("shards", [])
+                                                          if isinstance(name, str) and os.path.basename(name) == name}
+    foreign = sorted(present - ours)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise ValueError(f"{output_dir} holds files that make-synthetic did not write ({shown}); "
+                         "give an empty or new folder")
+    for name in ours - {MANIFEST_FILE, GROUND_TRUTH_FILE}:
+        if os.path.exists(os.path.join(output_dir, name)):
+            os.remove(os.path.join(output_dir, name))
 
 
 def load_ground_truth(output_dir: str) -> dict:

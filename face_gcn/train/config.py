@@ -12,6 +12,7 @@ After merging, ``ranges`` ({"section.key": (low, high)}, inclusive, None = unbou
 from __future__ import annotations
 
 import copy
+import math
 import os
 from typing import Any, Iterable, Mapping
 
@@ -23,8 +24,12 @@ class ConfigError(ValueError):
 
 
 def _check_value(path: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
+    if default is None:
         return value
+    if value is None:
+        kind = "true/false" if isinstance(default, bool) else "a number" if isinstance(default, (int, float)) \
+            else "a list" if isinstance(default, (list, tuple)) else "a string"
+        raise ConfigError(f"{path}: expected {kind}, got null")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true/false, got {value!r}")
@@ -37,6 +42,8 @@ def _check_value(path: str, value: Any, default: Any) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):

@@ -58,7 +58,11 @@ def test_ranges_and_choices_are_checked_after_merging(tmp_path):
     assert build_config(SCHEMA, None, ["train.steps=1", "train.lr=1.0", "name=y"], ranges, choices)["name"] == "y"
     for override, message in (("train.steps=0", "train.steps: must be >= 1, got 0"),
                               ("train.lr=1.5", "train.lr: must be in [0.0, 1.0], got 1.5"),
-                              ("name=z", "name: must be one of x, y; got 'z'")):
+                              ("name=z", "name: must be one of x, y; got 'z'"),
+                              ("train.steps=null", "train.steps: expected a number, got null"),
+                              ("train.lr=.nan", "train.lr: expected a finite number, got nan"),
+                              ("train.lr=-.inf", "train.lr: expected a finite number, got -inf"),
+                              ("data.path=null", "data.path: expected a string, got null")):
         with pytest.raises(ConfigError) as raised:
             build_config(SCHEMA, None, [override], ranges, choices)
         assert str(raised.value) == message
