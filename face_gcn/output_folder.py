@@ -19,7 +19,6 @@ Platforms without fcntl (Windows) get the record and the name checks but no lock
 
 from __future__ import annotations
 
-import json
 import os
 
 from face_gcn import fileio
@@ -33,17 +32,26 @@ class OutputFolderError(Exception):
     """An output folder that cannot be used: in use by another run, an input folder, a file of the user's."""
 
 
+def read_record(folder: str) -> dict[str, str]:
+    """{relative path: source photo} of the record in ``folder`` ({} when there is none); ValueError
+    when it is unreadable or not a record."""
+    path = os.path.join(folder, RECORD_NAME)
+    if not os.path.exists(path):
+        return {}
+    record = fileio.read_format_json(path, RECORD_FORMAT, "output record")
+    files = record.get("files")
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise ValueError(f"{path}: no files map")
+    return dict(files)
+
+
 def recorded_outputs(folder: str) -> set[str]:
     """Absolute paths of the files the record in ``folder`` lists (empty when there is none or it is unreadable)."""
     try:
-        with open(os.path.join(folder, RECORD_NAME), encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
+        files = read_record(folder)
+    except ValueError:
         return set()
-    files = record.get("files") if isinstance(record, dict) and record.get("format") == RECORD_FORMAT else None
-    if not isinstance(files, dict):
-        return set()
-    return {os.path.abspath(os.path.join(folder, name)) for name in files if isinstance(name, str)}
+    return {os.path.abspath(os.path.join(folder, name)) for name in files}
 
 
 def outputs_above(path: str) -> set[str]:
@@ -118,17 +126,11 @@ class OutputFolder:
         self._lock_handle = handle
 
     def _read_record(self) -> dict:
-        path = os.path.join(self.path, RECORD_NAME)
-        if not os.path.exists(path):
-            return {}
         try:
-            record = fileio.read_format_json(path, RECORD_FORMAT, "output record")
+            return read_record(self.path)
         except ValueError as error:
-            raise OutputFolderError(f"{path} is damaged ({error}); move it away to use this folder") from None
-        files = record.get("files")
-        if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
-            raise OutputFolderError(f"{path} is damaged (no files map); move it away to use this folder")
-        return dict(files)
+            raise OutputFolderError(f"{os.path.join(self.path, RECORD_NAME)} is damaged ({error}); "
+                                    "move it away to use this folder") from None
 
     # -- names and files ----------------------------------------------------------------------
     def _replaceable(self, relative: str, source: str) -> bool:
