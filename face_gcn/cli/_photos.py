@@ -9,6 +9,7 @@ used raises SkipImage with a short reason ("no_face", "unreadable", "missing", .
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -84,6 +85,19 @@ class PhotoOutputs:
         from face_gcn import fileio  # pylint: disable=import-outside-toplevel
         self.folder.record(["summary.json"])
         fileio.write_json(os.path.join(self.folder.path, "summary.json"), summary)
+
+
+@contextlib.contextmanager
+def open_outputs(out: str, prog: str, inputs):
+    """An entered PhotoOutputs for a command's run; a folder it cannot use (in use by another run, the
+    photo folder, a file face-gcn did not write) ends the command in one line of ``prog``."""
+    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
+    from face_gcn.cli._errors import fail  # pylint: disable=import-outside-toplevel
+    try:
+        with PhotoOutputs(out, prog, inputs) as outputs:
+            yield outputs
+    except output_folder.OutputFolderError as error:
+        fail(prog, str(error))
 
 
 def progress(items, desc: str, enabled: bool = True):

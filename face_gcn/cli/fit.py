@@ -151,12 +151,8 @@ def main(argv):
     except ValueError as error:
         fail(PROG, str(error))
 
-    from face_gcn import output_folder  # pylint: disable=import-outside-toplevel
-    try:
-        with _photos.PhotoOutputs(FLAGS.out, PROG, arguments) as photo_outputs:
-            _fit(paths, photo_outputs, classes)
-    except output_folder.OutputFolderError as error:
-        fail(PROG, str(error))
+    with _photos.open_outputs(FLAGS.out, PROG, arguments) as photo_outputs:
+        _fit(paths, photo_outputs, classes)
 
 
 def _fit(paths, photo_outputs, classes):
