@@ -32,6 +32,8 @@ import struct
 
 import numpy as np
 
+from face_gcn import tf_errors
+
 IMAGE_KEY = "image/encoded"
 MASK_KEY = "mask/encoded"
 NUM_COEFFICIENTS = 257
@@ -265,7 +267,6 @@ def count_records(files) -> int:
 def data_loss_message(files, error) -> str:
     """A one-line account of TensorFlow's DataLossError while reading ``files`` (a record whose CRC
     does not match: its bytes changed after it was written)."""
-    detail = getattr(error, "message", str(error)).strip().splitlines()[-1]
-    detail = detail.split("}}")[-1].split(" [Op:")[0].strip()  # without TensorFlow's node names
+    detail = tf_errors.message_line(error)
     where = files[0] if len(files) == 1 else f"one of {len(files)} files ({files[0]} ...)"
     return f"damaged training data in {where}: {detail}; prepare the data again"

@@ -24,20 +24,11 @@ import os
 
 import numpy as np
 
-from face_gcn import savedmodel_io
+from face_gcn import savedmodel_io, tf_errors
 
 PREPROCESSING = ("facenet", "unit", "raw")
 KINDS = ("savedmodel", "onnx", "facenet")
 _LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def _last_message_line(text: str) -> str:
-    """The line of a (TensorFlow) error message that says what failed: TensorFlow puts its node stack
-    between a 'Graph execution error:' header and the message, and node names after it."""
-    lines = [line for line in text.strip().splitlines()
-             if line.strip() and not line.startswith((" ", "\t")) and not line.startswith("Graph execution error")
-             and not line.startswith(("Detected at node", "[["))]
-    return (lines[-1] if lines else text.strip()).split(" [Op:")[0][:300]
 
 
 class RecognizerError(ValueError):
@@ -142,7 +133,7 @@ class Recognizer:
         except RecognizerError:
             raise
         except Exception as error:  # pylint: disable=broad-except  (a user's network: any TF or runtime error)
-            detail = _last_message_line(str(error))
+            detail = tf_errors.message_line(error)
             raise RecognizerError(f"{self.name} failed on {len(images)} image(s) of {images.shape[1:]}: "
                                   f"{type(error).__name__}: {detail}") from None
         if embeddings.ndim != 2 or embeddings.shape[0] != len(images):

@@ -18,7 +18,7 @@ import os
 
 import tensorflow as tf
 
-from face_gcn import fileio
+from face_gcn import fileio, tf_errors
 from face_gcn import version as version_lib
 from face_gcn.export import serving
 from face_gcn.reconstruction import forward, model_dir
@@ -91,8 +91,8 @@ def load_signature(path: str, name: str = "serving_default"):
     try:
         loaded = tf.saved_model.load(path)
     except Exception as error:  # pylint: disable=broad-except  (protobuf, NotFoundError, OSError, ValueError)
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"{path}: cannot load the SavedModel ({type(error).__name__}: {detail[:300]})") from None
+        raise ExportError(f"{path}: cannot load the SavedModel ({type(error).__name__}: "
+                          f"{tf_errors.message_line(error)})") from None
     if name not in loaded.signatures:
         raise ExportError(f"{path}: no signature {name!r} (has {sorted(loaded.signatures)})")
     function = loaded.signatures[name]
