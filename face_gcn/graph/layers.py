@@ -8,7 +8,10 @@ weights file carries the matrices; ``keras.models.load_model`` rebuilds the laye
 placeholders of the right shape and loads the real values. SavedModels capture them as
 variables too. Optimizers never touch them (not trainable).
 
-Tensors are [B, N, F]: batch, vertices, channels.
+Tensors are batch-major [B, N, F] (batch, vertices, channels) by default. ChebConv, MeshResample and
+ChebResBlock built with ``vertex_major=True`` take and give [N, B, F] instead, the sparse products'
+own layout, so a network that swaps the axes once (SwapBatchAndVertices) at its entry and exit
+spares two transposes of every activation per graph layer.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from face_gcn.graph.products import chebyshev_filter, resample
+from face_gcn.graph.products import chebyshev_filter, resample, to_vertex_major
 from face_gcn.graph.sparse import sparse_components
 
 PACKAGE = "face_gcn"
@@ -89,11 +92,24 @@ class _SparseOperand:
         return {f"{self.name}_shape": list(self.shape), f"{self.name}_nnz": self.nnz}
 
 
-def _check_input(x, num_vertices, layer_name):
-    if x.shape.rank != 3:
-        raise ValueError(f"{layer_name}: input must be [B, N, F], got shape {x.shape}")
-    if x.shape[1] is not None and x.shape[1] != num_vertices:
-        raise ValueError(f"{layer_name}: input has {x.shape[1]} vertices, the matrix expects {num_vertices}")
+def _layout(vertex_major: bool) -> str:
+    return "[N, B, F]" if vertex_major else "[B, N, F]"
+
+
+def _check_input(shape, num_vertices, layer_name, vertex_major=False):
+    """Rank 3 and, where known, ``num_vertices`` on the vertex axis of the layout."""
+    if len(shape) != 3:
+        raise ValueError(f"{layer_name}: input must be {_layout(vertex_major)}, got shape {tuple(shape)}")
+    vertices = shape[0 if vertex_major else 1]
+    if num_vertices is not None and vertices is not None and vertices != num_vertices:
+        raise ValueError(f"{layer_name}: input has {vertices} vertices, the matrix expects {num_vertices}")
+
+
+def _with_vertices(shape, num_vertices, channels, vertex_major):
+    """The output shape: ``shape`` with its vertex axis and channels replaced."""
+    if vertex_major:
+        return (num_vertices, shape[1], channels)
+    return (shape[0], num_vertices, channels)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -103,8 +119,9 @@ class ChebConv(keras.layers.Layer):
     y_j = sum_i sum_k theta[i, j, k] T_k(L~) x_i, with T_0 = x, T_1 = L~ x,
     T_k = 2 L~ T_{k-1} - T_{k-2}. No bias (the authors add it in the activation layer).
 
-    Input [B, N, F_in] -> output [B, N, filters]. The kernel is stored as [F_in * K, filters]
-    with row index f_in * K + k (the authors' layout), He-normal initialised.
+    Input [B, N, F_in] -> output [B, N, filters] ([N, B, ...] with vertex_major). The kernel is
+    stored as [F_in * K, filters] with row index f_in * K + k (the authors' layout), He-normal
+    initialised.
 
     Args:
       filters: F_out.
@@ -112,14 +129,17 @@ class ChebConv(keras.layers.Layer):
       laplacian: rescaled Laplacian L~ [N, N] (SciPy sparse or tf.SparseTensor). May be omitted
         for K = 1 (then it is a per-vertex dense layer and ``num_vertices`` is optional).
       use_bias: add a per-channel bias (default False, as the authors).
+      vertex_major: features are [N, B, F] (default False: [B, N, F]).
     """
 
     def __init__(self, filters, K, laplacian=None, *, use_bias=False, kernel_initializer="he_normal",
-                 kernel_regularizer=None, laplacian_shape=None, laplacian_nnz=None, **kwargs):
+                 kernel_regularizer=None, laplacian_shape=None, laplacian_nnz=None, vertex_major=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if int(filters) < 1 or int(K) < 1:
             raise ValueError(f"filters and K must be >= 1, got {filters}, {K}")
         self.filters, self.K, self.use_bias = int(filters), int(K), bool(use_bias)
+        self.vertex_major = bool(vertex_major)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.operand = None
@@ -130,13 +150,14 @@ class ChebConv(keras.layers.Layer):
             if not self.operand.is_symmetric():
                 raise ValueError("laplacian must be symmetric (a rescaled Laplacian of an undirected mesh)")
 
+    def _num_vertices(self):
+        return None if self.operand is None else self.operand.shape[0]
+
     def build(self, input_shape):
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"{self.name}: input must be [B, N, F] with known F, got {input_shape}")
+        _check_input(input_shape, self._num_vertices(), self.name, self.vertex_major)
+        if input_shape[-1] is None:
+            raise ValueError(f"{self.name}: input must have a known number of channels, got {input_shape}")
         if self.operand is not None:
-            if input_shape[1] is not None and input_shape[1] != self.operand.shape[0]:
-                raise ValueError(f"{self.name}: input has {input_shape[1]} vertices, "
-                                 f"the Laplacian {self.operand.shape[0]}")
             self.operand.create_weights(self)
         self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]) * self.K, self.filters),
                                       initializer=self.kernel_initializer,
@@ -146,23 +167,20 @@ class ChebConv(keras.layers.Layer):
 
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
-        if x.shape.rank != 3:
-            raise ValueError(f"{self.name}: input must be [B, N, F], got shape {x.shape}")
-        laplacian = None
-        if self.operand is not None:
-            _check_input(x, self.operand.shape[0], self.name)
-            laplacian = self.operand.tensor(x.dtype)
-        y = chebyshev_filter(laplacian, x, tf.cast(self.kernel, x.dtype), self.K)
+        _check_input(x.shape, self._num_vertices(), self.name, self.vertex_major)
+        laplacian = None if self.operand is None else self.operand.tensor(x.dtype)
+        y = chebyshev_filter(laplacian, x, tf.cast(self.kernel, x.dtype), self.K, vertex_major=self.vertex_major)
         if self.bias is not None:
             y = y + tf.cast(self.bias, x.dtype)
-        return tf.ensure_shape(y, [None, x.shape[1], self.filters])
+        return tf.ensure_shape(y, self.compute_output_shape(x.shape))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1], self.filters)
+        vertices = input_shape[0 if self.vertex_major else 1]
+        return _with_vertices(input_shape, vertices, self.filters, self.vertex_major)
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, K=self.K, use_bias=self.use_bias,
+        config.update(filters=self.filters, K=self.K, use_bias=self.use_bias, vertex_major=self.vertex_major,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
                       kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer))
         if self.operand is not None:
@@ -174,34 +192,43 @@ class ChebConv(keras.layers.Layer):
 class MeshResample(keras.layers.Layer):
     """y = M x with a fixed sparse M: down-sampling D [Nc, Nf] or up-sampling U [Nf, Nc].
 
-    Input [B, N_in, F] -> output [B, N_out, F] with M [N_out, N_in].
+    Input [B, N_in, F] -> output [B, N_out, F] with M [N_out, N_in] ([N, B, F] with vertex_major).
     """
 
-    def __init__(self, matrix=None, *, matrix_shape=None, matrix_nnz=None, **kwargs):
+    def __init__(self, matrix=None, *, matrix_shape=None, matrix_nnz=None, vertex_major=False, **kwargs):
         super().__init__(**kwargs)
         self.operand = _SparseOperand("matrix", matrix, matrix_shape, matrix_nnz)
+        self.vertex_major = bool(vertex_major)
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{self.name}: input must be [B, N, F], got {input_shape}")
-        if input_shape[1] is not None and input_shape[1] != self.operand.shape[1]:
-            raise ValueError(f"{self.name}: input has {input_shape[1]} vertices, the matrix takes "
-                             f"{self.operand.shape[1]}")
+        _check_input(input_shape, self.operand.shape[1], self.name, self.vertex_major)
         self.operand.create_weights(self)
 
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
-        _check_input(x, self.operand.shape[1], self.name)
-        y = resample(self.operand.tensor(x.dtype), x)
-        return tf.ensure_shape(y, [None, self.operand.shape[0], x.shape[-1]])
+        _check_input(x.shape, self.operand.shape[1], self.name, self.vertex_major)
+        y = resample(self.operand.tensor(x.dtype), x, vertex_major=self.vertex_major)
+        return tf.ensure_shape(y, self.compute_output_shape(x.shape))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.operand.shape[0], input_shape[2])
+        return _with_vertices(input_shape, self.operand.shape[0], input_shape[2], self.vertex_major)
 
     def get_config(self):
         config = super().get_config()
         config.update(self.operand.config())
+        config.update(vertex_major=self.vertex_major)
         return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SwapBatchAndVertices(keras.layers.Layer):
+    """[B, N, F] <-> [N, B, F]: into and out of the vertex-major layout (its own inverse)."""
+
+    def call(self, inputs):
+        return to_vertex_major(tf.convert_to_tensor(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[1], input_shape[0], input_shape[2])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -235,19 +262,20 @@ class ChebResBlock(keras.layers.Layer):
     """Residual block: act(b2 + cheb2(act(b1 + cheb1(x))) + shortcut(x)).
 
     The shortcut is the identity when F_in == filters, else a K = 1 Chebyshev conv (a per-vertex
-    linear map, the authors' choice). Input [B, N, F_in] -> output [B, N, filters].
+    linear map, the authors' choice). Input [B, N, F_in] -> output [B, N, filters] ([N, B, ...] with
+    vertex_major).
 
     Args:
       filters: F_out; K: Chebyshev order; laplacian: rescaled Laplacian [N, N];
-      activation: Keras activation (default "elu").
+      activation: Keras activation (default "elu"); vertex_major: features are [N, B, F].
     """
 
     def __init__(self, filters, K, laplacian=None, *, activation="elu", laplacian_shape=None,
-                 laplacian_nnz=None, **kwargs):
+                 laplacian_nnz=None, vertex_major=False, **kwargs):
         super().__init__(**kwargs)
-        self.filters, self.K = int(filters), int(K)
+        self.filters, self.K, self.vertex_major = int(filters), int(K), bool(vertex_major)
         self.activation_name = activation if isinstance(activation, str) else keras.activations.serialize(activation)
-        spec = dict(laplacian_shape=laplacian_shape, laplacian_nnz=laplacian_nnz)
+        spec = dict(laplacian_shape=laplacian_shape, laplacian_nnz=laplacian_nnz, vertex_major=self.vertex_major)
         self.conv1 = ChebConv(self.filters, self.K, laplacian, name="conv1", **spec)
         self.act1 = BiasActivation(activation, name="act1")
         self.conv2 = ChebConv(self.filters, self.K, laplacian, name="conv2", **spec)
@@ -257,13 +285,13 @@ class ChebResBlock(keras.layers.Layer):
         self._laplacian_config = self.conv1.operand.config()
 
     def build(self, input_shape):
-        inner = (input_shape[0], input_shape[1], self.filters)
+        inner = (input_shape[0], input_shape[1], self.filters)  # either layout: only F changes
         self.conv1.build(input_shape)
         self.act1.build(inner)
         self.conv2.build(inner)
         self.bias2.build(inner)
         if int(input_shape[-1]) != self.filters:
-            self.shortcut = ChebConv(self.filters, 1, name="shortcut")
+            self.shortcut = ChebConv(self.filters, 1, vertex_major=self.vertex_major, name="shortcut")
             self.shortcut.build(input_shape)
 
     def call(self, inputs):
@@ -277,5 +305,6 @@ class ChebResBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, K=self.K, activation=self.activation_name, **self._laplacian_config)
+        config.update(filters=self.filters, K=self.K, activation=self.activation_name, vertex_major=self.vertex_major,
+                      **self._laplacian_config)
         return config

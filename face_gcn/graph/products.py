@@ -5,10 +5,12 @@ dense side gets a gradient. Products run on TensorFlow's CSR kernels (SparseMatr
 that TF Serving carries): on this project's CPUs they are 6-10x faster than
 tf.sparse.sparse_dense_matmul on a 3,643-vertex Laplacian with 128 columns (tools/bench_graph.py).
 The Chebyshev recursion is one differentiable unit (chebyshev_basis) whose backward pass runs the
-transposed recursion on the same matrix.
+transposed recursion on the same matrix; its doubled terms 2 L~ T use a second operand holding
+2 L~ (exact in floating point), which spares an element-wise pass per order.
 
-Vertex features are [B, N, F]; inside a convolution they are folded to columns [N, B * F] so that
-each product serves the whole batch.
+Vertex features are batch-major [B, N, F] at the layers' boundaries or vertex-major [N, B, F] inside
+a network built that way (face_gcn.nets.gcn); a product sees them as columns [N, B * F], so that it
+serves the whole batch, which is a free reshape of the vertex-major layout.
 """
 
 from __future__ import annotations
@@ -67,18 +69,18 @@ def chebyshev_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
 
     @tf.custom_gradient
     def basis(indices, values, dense_shape, t0):
-        operand = _csr(indices, values, dense_shape)
+        operand, doubled = _csr(indices, values, dense_shape), _csr(indices, 2.0 * values, dense_shape)
         terms = [t0, _product(operand, t0)]
         for _ in range(2, order):
-            terms.append(2.0 * _product(operand, terms[-1]) - terms[-2])
+            terms.append(_product(doubled, terms[-1]) - terms[-2])
 
         def gradient(*upstream):
             upstream = [tf.zeros_like(t0) if g is None else g for g in upstream]
-            operand = _csr(indices, values, dense_shape)
+            operand, doubled = _csr(indices, values, dense_shape), _csr(indices, 2.0 * values, dense_shape)
             later, latest = tf.zeros_like(t0), upstream[order - 1]  # b_{k+2}, b_{k+1}
             for k in range(order - 2, 0, -1):
-                later, latest = latest, upstream[k] + 2.0 * _product(operand, latest) - later
-            return None, None, None, upstream[0] + _product(operand, latest) - later
+                later, latest = latest, upstream[k] + (_product(doubled, latest) - later)
+            return None, None, None, upstream[0] + (_product(operand, latest) - later)
 
         return terms, gradient
 
@@ -86,19 +88,28 @@ def chebyshev_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
                  tf.convert_to_tensor(x, laplacian.values.dtype))
 
 
-def _to_columns(x):
-    """[B, N, F] -> [N, B * F]: the batch folded into the columns of one product."""
-    return tf.reshape(tf.transpose(x, [1, 0, 2]), [tf.shape(x)[1], -1])
+def to_vertex_major(x):
+    """[B, N, F] -> [N, B, F]."""
+    return tf.transpose(x, [1, 0, 2])
 
 
-def _from_columns(columns, batch):
-    """[N, B * F] -> [B, N, F]."""
-    return tf.transpose(tf.reshape(columns, [tf.shape(columns)[0], batch, -1]), [1, 0, 2])
+def to_batch_major(x):
+    """[N, B, F] -> [B, N, F]."""
+    return tf.transpose(x, [1, 0, 2])
 
 
-def resample(matrix: tf.SparseTensor, x):
-    """M x per example: M [R, N] sparse, x [B, N, F] -> [B, R, F]."""
-    return _from_columns(sparse_matmul(matrix, _to_columns(x)), tf.shape(x)[0])
+def _columns(x):
+    """Vertex-major [N, B, F] -> [N, B * F] (a free reshape): the batch folded into the columns."""
+    return tf.reshape(x, [tf.shape(x)[0], -1])
+
+
+def resample(matrix: tf.SparseTensor, x, vertex_major: bool = False):
+    """M x per example: M [R, N] sparse, x [B, N, F] -> [B, R, F] (or [N, B, F] -> [R, B, F] when
+    vertex_major)."""
+    if not vertex_major:
+        return to_batch_major(resample(matrix, to_vertex_major(x), vertex_major=True))
+    shape = tf.shape(x)
+    return tf.reshape(sparse_matmul(matrix, _columns(x)), [-1, shape[1], shape[2]])
 
 
 def chebyshev_sum(laplacian: tf.SparseTensor, blocks) -> tf.Tensor:
@@ -120,17 +131,17 @@ def chebyshev_sum(laplacian: tf.SparseTensor, blocks) -> tf.Tensor:
 
     @tf.custom_gradient
     def total(indices, values, dense_shape, *zs):
-        operand = _csr(indices, values, dense_shape)
+        operand, doubled = _csr(indices, values, dense_shape), _csr(indices, 2.0 * values, dense_shape)
         later, latest = tf.zeros_like(zs[0]), zs[order - 1]  # b_{k+2}, b_{k+1}
         for k in range(order - 2, 0, -1):
-            later, latest = latest, zs[k] + 2.0 * _product(operand, latest) - later
-        result = zs[0] + _product(operand, latest) - later
+            later, latest = latest, zs[k] + (_product(doubled, latest) - later)
+        result = zs[0] + (_product(operand, latest) - later)
 
         def gradient(upstream):
-            operand = _csr(indices, values, dense_shape)
+            operand, doubled = _csr(indices, values, dense_shape), _csr(indices, 2.0 * values, dense_shape)
             terms = [upstream, _product(operand, upstream)]
             for _ in range(2, order):
-                terms.append(2.0 * _product(operand, terms[-1]) - terms[-2])
+                terms.append(_product(doubled, terms[-1]) - terms[-2])
             return (None, None, None, *terms)
 
         return result, gradient
@@ -139,31 +150,35 @@ def chebyshev_sum(laplacian: tf.SparseTensor, blocks) -> tf.Tensor:
                  *[tf.convert_to_tensor(z, laplacian.values.dtype) for z in blocks])
 
 
-def chebyshev_filter(laplacian, x, kernel, order):
+def chebyshev_filter(laplacian, x, kernel, order, vertex_major: bool = False):
     """sum_k T_k(L~) x theta_k.
 
     The sparse products run on min(F_in, F_out) channels per example: with F_out < F_in the input
     is projected first (z_k = x theta_k) and the polynomial summed by Clenshaw's recursion
     (chebyshev_sum); otherwise the basis T_k(L~) x is built first and projected (chebyshev_basis).
+    Vertex-major features are the products' own layout; batch-major ones are transposed on the
+    way in and out.
 
     Args:
       laplacian: symmetric tf.SparseTensor [N, N], the rescaled Laplacian L~ (unused when
         order == 1).
-      x: [B, N, F_in].
+      x: [B, N, F_in], or [N, B, F_in] when vertex_major.
       kernel: [F_in * K, F_out], row f_in * K + k holds theta_k[f_in, :].
       order: K >= 1.
     Returns:
-      [B, N, F_out].
+      [B, N, F_out], or [N, B, F_out] when vertex_major.
     """
-    channels, num_vertices, batch = x.shape[-1], tf.shape(x)[1], tf.shape(x)[0]
+    if not vertex_major:
+        return to_batch_major(chebyshev_filter(laplacian, to_vertex_major(x), kernel, order, vertex_major=True))
+    channels, shape = x.shape[-1], tf.shape(x)
     thetas = tf.unstack(tf.reshape(kernel, [channels, order, -1]), axis=1)  # K x [F_in, F_out]
-    columns = _to_columns(x)  # [N, B * F_in]
+    columns = _columns(x)  # [N, B * F_in]
 
     def project(block, theta):  # [N, B * F_in] -> [N, B * F_out]
-        return tf.reshape(tf.matmul(tf.reshape(block, [-1, channels]), theta), [num_vertices, -1])
+        return tf.reshape(tf.matmul(tf.reshape(block, [-1, channels]), theta), [shape[0], -1])
 
     if order > 1 and kernel.shape[-1] < channels:
         y = chebyshev_sum(laplacian, [project(columns, theta) for theta in thetas])
     else:
         y = tf.add_n([project(term, theta) for term, theta in zip(chebyshev_basis(laplacian, columns, order), thetas)])
-    return _from_columns(y, batch)
+    return tf.reshape(y, [shape[0], shape[1], -1])

@@ -19,7 +19,10 @@ Combiner: concat the two colour maps (6 channels), cheb(6->3) with no bias, tanh
 
 Every graph layer stores its sparse matrix as non-trainable weights, so a `.keras` file of
 `build_texture_gcn(...)` loads back without the hierarchy. Tensors: vertex features [B, V, F];
-colours [B, V, 3] in [-1, 1].
+colours [B, V, 3] in [-1, 1]. Inside the Decoder and the Refiner the graph layers run vertex-major
+([V, B, F], the sparse products' layout): each swaps the axes once on the way in and out (at the
+coarsest level around the Refiner's FC layers), not every layer twice; the same arithmetic, and
+`.keras` files written before this layout still load as they were built.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from face_gcn.graph.layers import BiasActivation, ChebConv, ChebResBlock, MeshResample
+from face_gcn.graph.layers import BiasActivation, ChebConv, ChebResBlock, MeshResample, SwapBatchAndVertices
 
 DEFAULT_EMBEDDING_SIZE = 3840  # 2048 regressor pool5 + 1792 FaceNet AvgPool_1a_8x8
 COLOR_CHANNELS = 3
@@ -128,8 +131,17 @@ def _fully_connected(units: int, name: str):
 
 
 def _cheb_elu(x, width, config, laplacian, name):
-    x = ChebConv(width, config.K, laplacian, name=f"{name}_cheb")(x)
+    """cheb(->width) +b ELU on vertex-major features."""
+    x = ChebConv(width, config.K, laplacian, vertex_major=True, name=f"{name}_cheb")(x)
     return BiasActivation("elu", name=f"{name}_act")(x)
+
+
+def _resample(x, matrix, name):
+    return MeshResample(matrix, vertex_major=True, name=name)(x)
+
+
+def _res_block(x, width, config, laplacian, name):
+    return ChebResBlock(width, config.K, laplacian, vertex_major=True, name=name)(x)
 
 
 def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=None,
@@ -143,15 +155,17 @@ def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
     embedding = keras.Input((config.embedding_size,), name="embedding")
     x = _fully_connected(hierarchy.num_vertices[stages] * widths[0], "fc")(embedding)
     x = keras.layers.Reshape((hierarchy.num_vertices[stages], widths[0]), name="to_vertices")(x)
+    x = SwapBatchAndVertices(name="to_vertex_major")(x)
     out_widths = widths[1:] if config.variant == "normal" else widths[1:] + (COLOR_CHANNELS,)
     for level, width in zip(range(stages - 1, -1, -1), out_widths):
-        x = MeshResample(hierarchy.up[level], name=f"up{level}")(x)
+        x = _resample(x, hierarchy.up[level], f"up{level}")
         if config.variant == "normal":
             x = _cheb_elu(x, width, config, level_laplacians[level], f"level{level}")
         else:
-            x = ChebResBlock(width, config.K, level_laplacians[level], name=f"res{level}")(x)
+            x = _res_block(x, width, config, level_laplacians[level], f"res{level}")
     if config.variant == "normal" and config.combiner_input == "colors":
         x = _cheb_elu(x, COLOR_CHANNELS, config, level_laplacians[0], "output")
+    x = SwapBatchAndVertices(name="to_batch_major")(x)
     return keras.Model(embedding, x, name=name)
 
 
@@ -164,36 +178,39 @@ def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
     level_laplacians = level_laplacians or laplacians(hierarchy, config)
     widths, sizes = config.refiner_widths, hierarchy.num_vertices
     inputs = keras.Input((sizes[0], REFINER_INPUT_CHANNELS), name="vertex_features")
+    x = SwapBatchAndVertices(name="to_vertex_major")(inputs)
     if config.variant == "resnet":
-        x = ChebResBlock(widths[0], config.K, level_laplacians[0], name="res0")(inputs)
-        x = MeshResample(hierarchy.down[0], name="down0")(x)
-        x = ChebResBlock(widths[1], config.K, level_laplacians[1], name="res1")(x)
-        x = ChebResBlock(widths[2], config.K, level_laplacians[1], name="res2")(x)
-        x = MeshResample(hierarchy.up[0], name="up0")(x)
-        x = ChebResBlock(widths[3], config.K, level_laplacians[0], name="res3")(x)
-        x = ChebResBlock(COLOR_CHANNELS, config.K, level_laplacians[0], name="res4")(x)
-        return keras.Model(inputs, x, name=name)
+        x = _res_block(x, widths[0], config, level_laplacians[0], "res0")
+        x = _resample(x, hierarchy.down[0], "down0")
+        x = _res_block(x, widths[1], config, level_laplacians[1], "res1")
+        x = _res_block(x, widths[2], config, level_laplacians[1], "res2")
+        x = _resample(x, hierarchy.up[0], "up0")
+        x = _res_block(x, widths[3], config, level_laplacians[0], "res3")
+        x = _res_block(x, COLOR_CHANNELS, config, level_laplacians[0], "res4")
+        return keras.Model(inputs, SwapBatchAndVertices(name="to_batch_major")(x), name=name)
     if not 0 <= config.refiner_skip_levels <= stages:
         raise ValueError(f"refiner_skip_levels must be in [0, {stages}], got {config.refiner_skip_levels}")
-    x = ChebConv(widths[0], config.K, level_laplacians[0], name="input_cheb")(inputs)
+    x = ChebConv(widths[0], config.K, level_laplacians[0], vertex_major=True, name="input_cheb")(x)
     encoded = {0: x}
     for level in range(1, stages + 1):
-        x = MeshResample(hierarchy.down[level - 1], name=f"down{level - 1}")(x)
+        x = _resample(x, hierarchy.down[level - 1], f"down{level - 1}")
         x = _cheb_elu(x, widths[level - 1], config, level_laplacians[level], f"enc{level}")
         encoded[level] = x
+    x = SwapBatchAndVertices(name="coarsest_to_batch_major")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = _fully_connected(config.refiner_latent, "latent")(x)
     x = _fully_connected(sizes[stages] * widths[-1], "unlatent")(x)
     x = keras.layers.Reshape((sizes[stages], widths[-1]), name="latent_to_vertices")(x)
+    x = SwapBatchAndVertices(name="coarsest_to_vertex_major")(x)
     skip_levels = set(range(stages - config.refiner_skip_levels, stages))
     for level in range(stages - 1, -1, -1):
-        x = MeshResample(hierarchy.up[level], name=f"up{level}")(x)
+        x = _resample(x, hierarchy.up[level], f"up{level}")
         if level in skip_levels:
             x = keras.layers.Concatenate(axis=-1, name=f"skip{level}")([x, encoded[level]])
         x = _cheb_elu(x, widths[level], config, level_laplacians[level], f"dec{level}")
     if config.combiner_input == "colors":
         x = _cheb_elu(x, COLOR_CHANNELS, config, level_laplacians[0], "output")
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, SwapBatchAndVertices(name="to_batch_major")(x), name=name)
 
 
 def build_combiner(num_vertices: int, decoder_channels: int, refiner_channels: int, laplacian,

@@ -10,7 +10,8 @@ import tensorflow as tf  # noqa: E402
 
 from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
-from face_gcn.graph.layers import BiasActivation, ChebConv, ChebResBlock, MeshResample  # noqa: E402
+from face_gcn.graph.layers import (BiasActivation, ChebConv, ChebResBlock, MeshResample,  # noqa: E402
+                                   SwapBatchAndVertices)
 from .graph_test_meshes import bumpy_grid, icosphere  # noqa: E402
 
 
@@ -39,24 +40,32 @@ def _kernel_from_theta(theta):
     return np.transpose(theta, (1, 0, 2)).reshape(fin * order, fout)
 
 
+def _vertex_major(x):
+    """[B, N, F] <-> [N, B, F] in NumPy, for feeding and reading the layers' vertex-major layout."""
+    return np.ascontiguousarray(np.transpose(x, (1, 0, 2)))
+
+
 @pytest.fixture(scope="module")
 def small_mesh():
     vertices, triangles = icosphere(2, bump=0.1)  # 162 vertices
     return vertices, triangles, mesh_adjacency(triangles, len(vertices))
 
 
+@pytest.mark.parametrize("vertex_major", [False, True])
 @pytest.mark.parametrize("lmax", ["exact", "fixed"])
 @pytest.mark.parametrize("fin,fout", [(3, 5), (5, 3)])  # basis first / projection first (Clenshaw)
-def test_chebconv_matches_eigendecomposition_filter(small_mesh, lmax, fin, fout):
+def test_chebconv_matches_eigendecomposition_filter(small_mesh, lmax, fin, fout, vertex_major):
     _, _, adjacency = small_mesh
     order = 6
     rng = np.random.default_rng(0)
     theta = rng.normal(size=(order, fin, fout))
     x = rng.normal(size=(2, adjacency.shape[0], fin))
-    layer = ChebConv(fout, order, chebyshev_operator(adjacency, lmax))
-    layer.build(x.shape)
+    layer = ChebConv(fout, order, chebyshev_operator(adjacency, lmax), vertex_major=vertex_major)
+    fed = (_vertex_major(x) if vertex_major else x).astype(np.float32)
+    layer.build(fed.shape)
     layer.kernel.assign(_kernel_from_theta(theta).astype(np.float32))
-    got = layer(x.astype(np.float32)).numpy()
+    got = layer(fed).numpy()
+    got = _vertex_major(got) if vertex_major else got
     expected = _reference_cheb(_spectral_filters(adjacency, order, lmax), x, theta)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
@@ -85,8 +94,10 @@ def test_resample_and_bias_activation_match_numpy():
     rng = np.random.default_rng(2)
     matrix = sp.random(7, 11, density=0.3, format="csr", random_state=3)
     x = rng.normal(size=(3, 11, 4)).astype(np.float32)
-    np.testing.assert_allclose(MeshResample(matrix)(x).numpy(), np.einsum("rn,bnf->brf", matrix.toarray(), x),
-                               rtol=1e-5, atol=1e-6)
+    expected = np.einsum("rn,bnf->brf", matrix.toarray(), x)
+    np.testing.assert_allclose(MeshResample(matrix)(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    vertex_major = MeshResample(matrix, vertex_major=True)(_vertex_major(x)).numpy()
+    np.testing.assert_allclose(vertex_major, _vertex_major(expected), rtol=1e-5, atol=1e-6)
     act = BiasActivation("relu")
     act.build(x.shape)
     act.bias.assign(np.arange(4, dtype=np.float32) - 1.5)
@@ -95,13 +106,14 @@ def test_resample_and_bias_activation_match_numpy():
     np.testing.assert_allclose(elu(x).numpy(), np.where(x > 0, x, np.expm1(x)), rtol=1e-5, atol=1e-6)
 
 
-def test_residual_block_matches_reference(small_mesh):
+@pytest.mark.parametrize("vertex_major", [False, True])
+def test_residual_block_matches_reference(small_mesh, vertex_major):
     _, _, adjacency = small_mesh
     order, fin, fout = 3, 4, 6
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, adjacency.shape[0], fin)).astype(np.float32)
-    block = ChebResBlock(fout, order, chebyshev_operator(adjacency, "exact"))
-    block.build(x.shape)
+    block = ChebResBlock(fout, order, chebyshev_operator(adjacency, "exact"), vertex_major=vertex_major)
+    block.build(_vertex_major(x).shape if vertex_major else x.shape)
     theta1, theta2 = rng.normal(size=(order, fin, fout)) * 0.3, rng.normal(size=(order, fout, fout)) * 0.3
     skip, b1, b2 = rng.normal(size=(fin, fout)), rng.normal(size=fout), rng.normal(size=fout)
     block.conv1.kernel.assign(_kernel_from_theta(theta1).astype(np.float32))
@@ -113,25 +125,37 @@ def test_residual_block_matches_reference(small_mesh):
     filters_k = _spectral_filters(adjacency, order, "exact")
     hidden = elu(_reference_cheb(filters_k, x, theta1) + b1)
     expected = elu(_reference_cheb(filters_k, hidden, theta2) + b2 + x @ skip)
-    np.testing.assert_allclose(block(x).numpy(), expected, rtol=1e-4, atol=1e-4)
+    got = _vertex_major(block(_vertex_major(x)).numpy()) if vertex_major else block(x).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     assert len(block.trainable_weights) == 5  # two cheb kernels, two biases, the shortcut
 
 
-def _small_model():
+def _small_model(vertex_major=False):
+    """[B, 64, 3] -> [B, 16, 4]; with vertex_major the graph layers run on [N, B, F] between two swaps."""
     vertices, triangles = bumpy_grid(8)
     adjacency = mesh_adjacency(triangles, len(vertices))
     down = sp.csr_matrix((np.ones(16), (np.arange(16), np.arange(0, 64, 4))), shape=(16, 64))
     inputs = keras.Input((64, 3))
-    x = ChebConv(8, 6, chebyshev_operator(adjacency, "exact"))(inputs)
+    x = SwapBatchAndVertices()(inputs) if vertex_major else inputs
+    x = ChebConv(8, 6, chebyshev_operator(adjacency, "exact"), vertex_major=vertex_major)(x)
     x = BiasActivation()(x)
-    x = ChebResBlock(8, 3, chebyshev_operator(adjacency, "fixed"))(x)
-    x = ChebResBlock(4, 2, chebyshev_operator(adjacency, "fixed"), activation="relu")(x)
-    outputs = MeshResample(down)(x)
+    x = ChebResBlock(8, 3, chebyshev_operator(adjacency, "fixed"), vertex_major=vertex_major)(x)
+    x = ChebResBlock(4, 2, chebyshev_operator(adjacency, "fixed"), activation="relu", vertex_major=vertex_major)(x)
+    x = MeshResample(down, vertex_major=vertex_major)(x)
+    outputs = SwapBatchAndVertices()(x) if vertex_major else x
     return keras.Model(inputs, outputs)
 
 
-def test_keras_file_round_trip_and_tf_function(tmp_path):
-    model = _small_model()
+def test_vertex_major_model_equals_the_batch_major_one():
+    batch_major, vertex_major = _small_model(), _small_model(vertex_major=True)
+    vertex_major.set_weights(batch_major.get_weights())
+    x = np.random.default_rng(7).normal(size=(2, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(vertex_major(x).numpy(), batch_major(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("vertex_major", [False, True])
+def test_keras_file_round_trip_and_tf_function(tmp_path, vertex_major):
+    model = _small_model(vertex_major)
     x = np.random.default_rng(5).normal(size=(2, 64, 3)).astype(np.float32)
     expected = model(x).numpy()
     assert expected.shape == (2, 16, 4)
@@ -147,8 +171,9 @@ def test_keras_file_round_trip_and_tf_function(tmp_path):
     assert all("indices" not in w.path and "values" not in w.path for w in restored.trainable_weights)
 
 
-def test_saved_model_export_round_trip(tmp_path):
-    model = _small_model()
+@pytest.mark.parametrize("vertex_major", [False, True])
+def test_saved_model_export_round_trip(tmp_path, vertex_major):
+    model = _small_model(vertex_major)
     x = np.random.default_rng(6).normal(size=(3, 64, 3)).astype(np.float32)
     expected = model(x).numpy()
     model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
@@ -165,3 +190,7 @@ def test_shape_errors():
         ChebConv(4, 3)  # K > 1 needs a Laplacian
     with pytest.raises(ValueError, match="vertices"):
         MeshResample(sp.identity(5, format="csr"))(np.zeros((1, 6, 2), np.float32))
+    with pytest.raises(ValueError, match="17 vertices"):  # vertex-major: the vertices come first
+        ChebConv(4, 3, laplacian, vertex_major=True)(np.zeros((17, 16, 2), np.float32))
+    with pytest.raises(ValueError, match="6 vertices"):
+        MeshResample(sp.identity(5, format="csr"), vertex_major=True)(np.zeros((6, 5, 2), np.float32))
