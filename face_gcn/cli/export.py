@@ -6,8 +6,9 @@
 The SavedModel has three signatures, `serving_default` (uint8 [B, S, S, 3] aligned crops),
 `serve_masked` (the crops and float32 [B, S, S] face masks, as in training) and `serve_encoded`
 (string [B] of JPEG/PNG bytes), each returning vertices, refined and coarse colours,
-coefficients, a render with its coverage, and the triangles as a constant output; it holds stock
-TensorFlow ops only (the pure-TF rasterizer). See face_gcn/export/serving.py.
+coefficients, and a render with its coverage (--norender_outputs leaves the two images out); the
+triangles are in assets/triangles.json. It holds stock TensorFlow ops only (the pure-TF
+rasterizer). See face_gcn/export/serving.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ flags.DEFINE_string("model", None, "Model directory (written by `face-gcn train`
 flags.DEFINE_string("checkpoint", None, "A `face-gcn train` workdir; its model/ directory is exported "
                     "(alternative to --model).")
 flags.DEFINE_string("out", None, "SavedModel directory to write (replaced if it is a SavedModel).")
+flags.DEFINE_boolean("render_outputs", True, "Include the render and coverage images in every signature's "
+                     "outputs; --norender_outputs leaves them out and the graph does not shade them (the mesh "
+                     "is still rasterized for T_p's visibility).")
 
 PROG = "face-gcn export"
 
@@ -57,7 +61,7 @@ def main(argv):
     from face_gcn.reconstruction import model_dir  # pylint: disable=import-outside-toplevel
     started = time.perf_counter()
     try:
-        info = export.export_model_dir(path, FLAGS.out)
+        info = export.export_model_dir(path, FLAGS.out, render_outputs=FLAGS.render_outputs)
     except (model_dir.ModelDirError, export.ExportError) as error:
         fail(PROG, str(error))
     size = export.directory_size(FLAGS.out) / 2 ** 20

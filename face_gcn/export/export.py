@@ -33,13 +33,18 @@ class ExportError(ValueError):
     """An output path that cannot take the export; the message says why."""
 
 
-def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) -> dict:
-    """Saves the serving module of ``nets`` at ``out_dir``; returns the description written."""
+def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None,
+                render_outputs: bool = True) -> dict:
+    """Saves the serving module of ``nets`` at ``out_dir``; returns the description written.
+
+    render_outputs: False leaves the render and coverage images out of every signature (and out of
+    the graph's work).
+    """
     out_dir = os.path.abspath(out_dir)
     if not fileio.replaceable_directory(out_dir, "saved_model.pb", entries=EXPORT_ENTRIES):
         raise ExportError(f"{out_dir} exists and is not a face-gcn SavedModel export (or holds other files too); "
                           "refusing to replace it")
-    module = serving.ServingModule(nets)
+    module = serving.ServingModule(nets, render_outputs=render_outputs)
     with fileio.atomic_directory(out_dir) as staging:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         info = {"format": "face-gcn-savedmodel", "version": 1, "face_gcn_version": version_lib.__version__,
@@ -52,7 +57,7 @@ def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) 
                                                 "face_mask": f"float32 [B, {module.image_size}, "
                                                              f"{module.image_size}] face region in [0, 1]"},
                                "serve_encoded": {"encoded": "string [B] JPEG/PNG bytes of square crops"}},
-                "outputs": list(serving.OUTPUT_NAMES),
+                "outputs": list(module.output_names),
                 "triangles": f"{TRIANGLES_FILE} (and the function mesh_triangles()): int32 [T, 3]",
                 "rasterizer": "pure TensorFlow (no custom ops)"}
         with open(os.path.join(staging, INFO_FILE), "w", encoding="utf-8") as handle:
@@ -63,10 +68,10 @@ def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None) 
     return info
 
 
-def export_model_dir(model_path: str, out_dir: str) -> dict:
+def export_model_dir(model_path: str, out_dir: str, render_outputs: bool = True) -> dict:
     """Loads a model directory (face_gcn.reconstruction.model_dir) and exports it."""
     nets = model_dir.load_model_dir(model_path)
-    return export_nets(nets, out_dir, source=os.path.abspath(model_path))
+    return export_nets(nets, out_dir, source=os.path.abspath(model_path), render_outputs=render_outputs)
 
 
 def read_info(path: str) -> dict:

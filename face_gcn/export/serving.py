@@ -26,6 +26,8 @@ Outputs of both:
   coefficients   float32 [B, 257]   Deng's layout (id 80 | exp 64 | tex 80 | angles 3 | gamma 27 | t 3)
   render         float32 [B, S, S, 3] refined render over black, [0, 1] (not clipped)
   coverage       float32 [B, S, S]  1 where the mesh covers the pixel
+An export with render_outputs=False leaves out the last two (IMAGE_OUTPUTS) and its graph never
+shades them; the rasterization stays, since T_p's visibility reads it.
 Every output has the batch first, so TF Serving's REST row format ("instances" in, "predictions" out)
 serves every signature. The mesh's triangles (int32 [T, 3], constant) are not an output: the module's
 function mesh_triangles() returns them, and the export writes them to assets/triangles.json.
@@ -47,6 +49,7 @@ PNG_HEADER_BYTES = 33  # signature, then the IHDR chunk that holds the size
 MAX_ENCODED_SIDE = 4096  # pixels; larger crops are refused before decoding (memory bound)
 OUTPUT_NAMES = ("vertices", "refined_colors", "refined_lit", "coarse_colors", "coarse_lit", "coefficients",
                 "render", "coverage")
+IMAGE_OUTPUTS = ("render", "coverage")
 SIGNATURES = ("serving_default", "serve_masked", "serve_encoded")
 
 
@@ -57,10 +60,11 @@ class ServingModule(tf.Module):
     second time next to the variables list, and misses the GCNs' sparse matrices anyway.
     """
 
-    def __init__(self, nets: forward.FaceGCN):
+    def __init__(self, nets: forward.FaceGCN, render_outputs: bool = True):
         super().__init__(name="face_gcn_serving")
         self._nets = nets  # a plain dataclass: not tracked
         self.image_size = int(nets.image_size)
+        self.output_names = tuple(name for name in OUTPUT_NAMES if render_outputs or name not in IMAGE_OUTPUTS)
         size = self.image_size
         self.serve_images = tf.function(
             self._serve_images, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
@@ -137,10 +141,13 @@ class ServingModule(tf.Module):
         return self.serve_masked(images, tf.ones(tf.shape(images)[:3], tf.float32))
 
     def outputs(self, images, face_mask=None) -> dict:
-        """images: uint8 [B, S, S, 3], face_mask: None or [B, S, S] -> the outputs of the module docstring."""
+        """images: uint8 [B, S, S, 3], face_mask: None or [B, S, S] -> the outputs named in output_names.
+
+        Outputs left out are not computed: tracing prunes what no output reads.
+        """
         result = forward.reconstruct(self._nets, images, face_mask=face_mask, backend="fallback", fit_steps=0)
         coarse = result.coarse
-        return {
+        outputs = {
             "vertices": tf.identity(coarse.posed, name="vertices"),
             "refined_colors": tf.identity(result.refined_albedo, name="refined_colors"),
             "refined_lit": tf.identity(result.refined_colors, name="refined_lit"),
@@ -150,6 +157,7 @@ class ServingModule(tf.Module):
             "render": tf.identity(result.refined_image, name="render"),
             "coverage": tf.identity(result.refined_alpha, name="coverage"),
         }
+        return {name: outputs[name] for name in self.output_names}
 
 
 def decode_one(data, image_size: int):

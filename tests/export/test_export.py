@@ -260,3 +260,19 @@ def test_export_is_atomic_and_never_replaces_foreign_folders(nets, exported, tmp
     assert sum(int(np.prod(shape)) for shape in saved.values()) == sum(int(np.prod(v.shape)) for v in weights.values())
     with pytest.raises(export.ExportError, match="not a face-gcn SavedModel"):
         export.read_info(str(foreign))
+
+
+def test_export_without_render_outputs_serves_the_rest_unchanged(nets, exported, tmp_path):
+    full_path, _ = exported
+    path = str(tmp_path / "no_render")
+    info = export.export_nets(nets, path, render_outputs=False)
+    expected_names = [name for name in serving.OUTPUT_NAMES if name not in serving.IMAGE_OUTPUTS]
+    assert info["outputs"] == expected_names and export.read_info(path)["outputs"] == expected_names
+    images = tf.constant(crops())
+    full = tf.saved_model.load(full_path).signatures["serving_default"](images=images)
+    signatures = tf.saved_model.load(path).signatures
+    for name in serving.SIGNATURES:
+        assert sorted(signatures[name].structured_outputs) == sorted(expected_names), name
+    got = signatures["serving_default"](images=images)
+    for name in expected_names:
+        np.testing.assert_allclose(got[name].numpy(), full[name].numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
