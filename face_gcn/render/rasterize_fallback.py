@@ -8,8 +8,8 @@ with near/far clipping to [-1, 1]; among equal depths the higher triangle index 
 sequential loop keeps a fragment whose depth is <= the stored one). Empty pixels: id -1,
 barycentrics 0, depth 1. The float32 arithmetic follows the op's order, so ids agree exactly.
 
-How: every (image, triangle) pair owns the pixels of its bounding box (the whole image for a
-triangle crossing w = 0). The candidate fragments (about 4 per triangle on a 224 x 224 face) are
+How: every (image, triangle) pair owns the pixels whose centres its bounding box holds (the whole
+image for a triangle crossing w = 0). The candidate fragments (about 4 per triangle on a 224 x 224 face) are
 enumerated in chunks of FRAGMENT_CHUNK inside a tf.while_loop, so memory stays bounded for big
 triangles and batches; in each chunk the depth winner of each pixel is found with
 unsorted_segment_min, ties broken with unsorted_segment_max over triangle ids, and chunks merge
@@ -27,6 +27,9 @@ from face_gcn.render import rasterize_inputs
 MAX_TOTAL_PIXELS = 1 << 28
 # Candidate fragments resolved per step; bounds memory for big triangles and batches.
 FRAGMENT_CHUNK = 1 << 22
+# Pixels of slack around a triangle's projected span when choosing candidate pixel centres; the
+# float32 projection is off by ~1e-5 px at 224 px, so this is ample and costs almost nothing.
+BOX_MARGIN = 1.0 / 64.0
 
 
 def _adjugate_rows(corners):
@@ -69,7 +72,12 @@ def _edges(m, px, py):
 
 
 def _bbox_axis(coord, w, size: int):
-    """Pixel range [lo, hi) along one axis for triangles with all w > 0.
+    """Pixel range [lo, hi) along one axis for triangles with all w > 0: the pixels whose centre
+    i + 0.5 lies within BOX_MARGIN of the projected corners' span.
+
+    Only centres can be inside, so this range holds every pixel the inside test can accept (the
+    margin covers the rounding of the projection) and, for the sub-pixel triangles of a face
+    mesh, about a third of the candidates of the span's floor-to-ceil range.
 
     Args:
       coord: [..., 3] clip x (or y); w: [..., 3]; size: pixels along the axis.
@@ -77,8 +85,8 @@ def _bbox_axis(coord, w, size: int):
     half = 0.5 * size
     p = (coord / w + 1.0) * half
     lim = float(size)
-    lo = tf.math.floor(tf.maximum(tf.minimum(tf.reduce_min(p, -1), lim), -1.0))
-    hi = tf.math.ceil(tf.maximum(tf.minimum(tf.reduce_max(p, -1), lim), -1.0))
+    lo = tf.math.ceil(tf.maximum(tf.minimum(tf.reduce_min(p, -1) - (0.5 + BOX_MARGIN), lim), -1.0))
+    hi = tf.math.floor(tf.maximum(tf.minimum(tf.reduce_max(p, -1) - (0.5 - BOX_MARGIN), lim), -1.0)) + 1.0
     lo = tf.cast(tf.clip_by_value(tf.where(tf.math.is_nan(lo), 0.0, lo), 0.0, lim), tf.int32)
     hi = tf.cast(tf.clip_by_value(tf.where(tf.math.is_nan(hi), 0.0, hi), 0.0, lim), tf.int32)
     return lo, hi
