@@ -29,7 +29,9 @@ flags.DEFINE_enum("mode", "batched", ["batched", "photo"], "Which benchmark (mod
 flags.DEFINE_list("batch_sizes", ["1", "16", "64"], "Batch sizes of the batched fit.")
 flags.DEFINE_integer("fit_steps", 20, "Rendered steps of the regress-then-fit stage.")
 flags.DEFINE_list("meshes", ["demo:96", "bfm:224"], "MESH:CROP pairs; demo = the built-in model, bfm = the demo "
-                  "generator at BFM density (35.7k vertices).")
+                  "generator at BFM density (35,899 vertices).")
+flags.DEFINE_enum("photo_mesh", "demo", ["demo", "bfm"], "--mode=photo: the built-in model or the demo generator at "
+                  "BFM density (35,899 vertices).")
 
 
 def _perturbed(truth, rng):
@@ -62,7 +64,8 @@ def batched_benchmark():
     for entry in FLAGS.meshes:
         name, crop = entry.split(":")
         crop = int(crop)
-        model = configured.load_demo() if name == "demo" else demo.build_demo_model(spacing=0.00894)
+        model = (configured.load_demo() if name == "demo"
+                 else demo.build_demo_model(spacing=demo.BFM_DENSITY_SPACING))
         count = max(batch_sizes)
         faces = dataset.generate_batch(model, FLAGS.seed, "heldout", range(count),
                                        dataset.SyntheticConfig(image_size=crop, detail_scale=3.0))
@@ -113,10 +116,11 @@ def photo_benchmark():
 
     from face_gcn.data import alignment, detection, masks  # pylint: disable=import-outside-toplevel
     from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
-    from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
+    from face_gcn.morphable import configured, demo  # pylint: disable=import-outside-toplevel
     from face_gcn.synthesis import dataset  # pylint: disable=import-outside-toplevel
 
-    model = configured.load_demo()
+    model = configured.load_demo() if FLAGS.photo_mesh == "demo" else demo.build_demo_model(
+        spacing=demo.BFM_DENSITY_SPACING)
     fitter = coarse_fit.CoarseFitter(model, 224)
     refiner = refine.TextureRefiner(model, 224, refine.RefineConfig(steps=FLAGS.refine_steps))
     cases = []
@@ -146,7 +150,7 @@ def photo_benchmark():
         rows.append({"name": name, "fit_s": fit_seconds, "refine_s": refine_seconds,
                      **_evaluate(model, image, mask, fit.coefficients, refined)})
 
-    print(f"demo model: {model.num_vertices} vertices; crop 224; refine steps {FLAGS.refine_steps}")
+    print(f"{FLAGS.photo_mesh} mesh: {model.num_vertices} vertices; crop 224; refine steps {FLAGS.refine_steps}")
     print(f"{'image':<14}{'fit s':>8}{'refine s':>10}{'PSNR c':>9}{'PSNR r':>9}{'SSIM c':>9}{'SSIM r':>9}")
     for row in rows:
         print(f"{row['name']:<14}{row['fit_s']:>8.2f}{row['refine_s']:>10.2f}{row['psnr_coarse']:>9.2f}"

@@ -222,7 +222,7 @@ def main(argv):
     del argv
     if FLAGS.mesh == "demo_bfm":
         from face_gcn.morphable import demo  # pylint: disable=import-outside-toplevel
-        model = demo.build_demo_model(0, spacing=0.0089)
+        model = demo.build_demo_model(0, spacing=demo.BFM_DENSITY_SPACING)
         vertices, triangles = model.mean_shape, model.triangles  # as texture training passes them (cache key)
         print(f"demo generator at BFM density: {len(vertices)} vertices, {len(triangles)} triangles")
     else:

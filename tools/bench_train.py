@@ -27,7 +27,8 @@ flags.DEFINE_integer("steps", 8, "timed steps of the demo configuration (+1 trac
 flags.DEFINE_integer("paper_steps", 3, "timed steps of the 224 / 35.6k-vertex configuration (+1 traced)")
 flags.DEFINE_bool("skip_paper", False, "only the demo configuration")
 flags.DEFINE_bool("skip_demo", False, "only the paper configuration")
-flags.DEFINE_float("paper_spacing", 0.0089, "demo-generator edge length for the BFM-sized mesh")
+flags.DEFINE_float("paper_spacing", None, "demo-generator edge length for the BFM-sized mesh "
+                   "(default: demo.BFM_DENSITY_SPACING, 35,899 vertices)")
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
 
@@ -76,7 +77,7 @@ def main(argv):
             rows.append(_run("demo", "demo.yaml", None, 96, FLAGS.steps, scratch, cached))
         if not FLAGS.skip_paper:
             path = os.path.join(scratch, "bfm_sized.npz")
-            model_lib.save(demo.build_demo_model(0, spacing=FLAGS.paper_spacing), path)
+            model_lib.save(demo.build_demo_model(0, spacing=FLAGS.paper_spacing or demo.BFM_DENSITY_SPACING), path)
             for cached in (False, True):
                 rows.append(_run("paper", "celeba_224.yaml", path, 224, FLAGS.paper_steps, scratch, cached))
     finally:

@@ -25,7 +25,6 @@ flags.DEFINE_integer("image_size", 224, "Crop side of the untrained model.")
 flags.DEFINE_boolean("facenet", False, "The untrained model uses FaceNet features (random weights).")
 flags.DEFINE_boolean("bfm_size", False, "The untrained model's mesh is the demo generator at BFM density "
                      "(35,899 vertices, like BFM's 35,709) instead of the 3,643-vertex demo mesh.")
-BFM_DENSITY_SPACING = 0.0089  # demo.build_demo_model spacing that gives 35,899 vertices
 
 
 def make_untrained_model(path: str, backbone: str, image_size: int, use_facenet: bool, bfm_size: bool = False) -> None:
@@ -39,7 +38,7 @@ def make_untrained_model(path: str, backbone: str, image_size: int, use_facenet:
     from face_gcn.reconstruction import forward, model_dir  # pylint: disable=import-outside-toplevel
     if bfm_size:
         from face_gcn.morphable import demo  # pylint: disable=import-outside-toplevel
-        morphable = demo.build_demo_model(0, spacing=BFM_DENSITY_SPACING)
+        morphable = demo.build_demo_model(0, spacing=demo.BFM_DENSITY_SPACING)
     else:
         morphable = configured.load_demo()
     regressor = regressor_lib.build_regressor((image_size, image_size, 3), backbone=backbone)
