@@ -1,9 +1,10 @@
 """Products of fixed sparse matrices with dense blocks: the arithmetic of the graph layers.
 
 The matrix (a rescaled Laplacian L~, a down-sampling D or an up-sampling U) is constant: only the
-dense side gets a gradient. Products run on TensorFlow's CSR kernels (SparseMatrixMatMul, stock ops
-that TF Serving carries): on this project's CPUs they are 6-10x faster than
-tf.sparse.sparse_dense_matmul on a 3,643-vertex Laplacian with 128 columns (tools/bench_graph.py).
+dense side gets a gradient. Products of wide blocks run on TensorFlow's CSR kernels
+(SparseMatrixMatMul, stock ops that TF Serving carries): on this project's CPUs they are 6-10x
+faster than tf.sparse.sparse_dense_matmul on a 3,643-vertex Laplacian with 128 columns
+(tools/bench_graph.py); blocks of at most COO_MAX_COLUMNS columns (a batch of one) use the latter.
 The Chebyshev recursion is one differentiable unit (chebyshev_basis) whose backward pass runs the
 transposed recursion on the same matrix; its doubled terms 2 L~ T use a second operand holding
 2 L~ (exact in floating point), which spares an element-wise pass per order.
@@ -18,16 +19,33 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def _csr(indices, values, dense_shape):
-    """CSR form (a variant tensor) of sparse components whose indices are in row-major order."""
-    return tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=indices, values=values, dense_shape=dense_shape)
+# Up to this many columns the COO kernel (tf.sparse.sparse_dense_matmul) is the faster one and
+# needs no conversion: at 35,899 vertices it takes 1.5-1.9 ms for 3-16 columns where the CSR kernel
+# takes 2.5-4.5 ms plus a 1.1 ms conversion; from 32 columns on CSR wins (3.9 vs 17.5 ms at 32,
+# 13 vs 103 ms at 256). Batched layers have B * F columns, per-photo refinement F.
+COO_MAX_COLUMNS = 16
 
 
-def _product(operand, block, transpose=False):
-    return tf.raw_ops.SparseMatrixMatMul(a=operand, b=block, transpose_a=transpose)
+class _Operand:
+    """A fixed sparse matrix ready for products with blocks of ``columns`` columns: CSR form (one
+    conversion, made here) for wide or unknown blocks, the COO components for narrow ones."""
+
+    def __init__(self, indices, values, dense_shape, columns):
+        self.coo = columns is not None and columns <= COO_MAX_COLUMNS
+        if self.coo:
+            self.matrix = tf.SparseTensor(indices, values, dense_shape)
+        else:
+            self.matrix = tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=indices, values=values,
+                                                                   dense_shape=dense_shape)
+
+    def times(self, block, transpose=False):
+        """M block, or M^T block."""
+        if self.coo:
+            return tf.sparse.sparse_dense_matmul(self.matrix, block, adjoint_a=transpose)
+        return tf.raw_ops.SparseMatrixMatMul(a=self.matrix, b=block, transpose_a=transpose)
 
 
-# The gradient functions below rebuild the CSR operand from their inputs instead of capturing the
+# The gradient functions below rebuild their operands from their inputs instead of capturing the
 # forward pass's: a SavedModel can keep gradient functions that read their inputs, not ones that
 # capture intermediate tensors.
 
@@ -43,9 +61,11 @@ def sparse_matmul(matrix: tf.SparseTensor, dense):
     """
     @tf.custom_gradient
     def apply(indices, values, dense_shape, block):
+        columns = block.shape[-1]
+
         def gradient(upstream):
-            return None, None, None, _product(_csr(indices, values, dense_shape), upstream, transpose=True)
-        return _product(_csr(indices, values, dense_shape), block), gradient
+            return None, None, None, _Operand(indices, values, dense_shape, columns).times(upstream, transpose=True)
+        return _Operand(indices, values, dense_shape, columns).times(block), gradient
 
     return apply(matrix.indices, matrix.values, matrix.dense_shape,
                  tf.convert_to_tensor(dense, matrix.values.dtype))
@@ -69,18 +89,21 @@ def chebyshev_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
 
     @tf.custom_gradient
     def basis(indices, values, dense_shape, t0):
-        operand, doubled = _csr(indices, values, dense_shape), _csr(indices, 2.0 * values, dense_shape)
-        terms = [t0, _product(operand, t0)]
+        columns = t0.shape[-1]
+        operand, doubled = _Operand(indices, values, dense_shape, columns), \
+            _Operand(indices, 2.0 * values, dense_shape, columns)
+        terms = [t0, operand.times(t0)]
         for _ in range(2, order):
-            terms.append(_product(doubled, terms[-1]) - terms[-2])
+            terms.append(doubled.times(terms[-1]) - terms[-2])
 
         def gradient(*upstream):
             upstream = [tf.zeros_like(t0) if g is None else g for g in upstream]
-            operand, doubled = _csr(indices, values, dense_shape), _csr(indices, 2.0 * values, dense_shape)
+            operand, doubled = _Operand(indices, values, dense_shape, columns), \
+                _Operand(indices, 2.0 * values, dense_shape, columns)
             later, latest = tf.zeros_like(t0), upstream[order - 1]  # b_{k+2}, b_{k+1}
             for k in range(order - 2, 0, -1):
-                later, latest = latest, upstream[k] + (_product(doubled, latest) - later)
-            return None, None, None, upstream[0] + (_product(operand, latest) - later)
+                later, latest = latest, upstream[k] + (doubled.times(latest) - later)
+            return None, None, None, upstream[0] + (operand.times(latest) - later)
 
         return terms, gradient
 
@@ -131,17 +154,20 @@ def chebyshev_sum(laplacian: tf.SparseTensor, blocks) -> tf.Tensor:
 
     @tf.custom_gradient
     def total(indices, values, dense_shape, *zs):
-        operand, doubled = _csr(indices, values, dense_shape), _csr(indices, 2.0 * values, dense_shape)
+        columns = zs[0].shape[-1]
+        operand, doubled = _Operand(indices, values, dense_shape, columns), \
+            _Operand(indices, 2.0 * values, dense_shape, columns)
         later, latest = tf.zeros_like(zs[0]), zs[order - 1]  # b_{k+2}, b_{k+1}
         for k in range(order - 2, 0, -1):
-            later, latest = latest, zs[k] + (_product(doubled, latest) - later)
-        result = zs[0] + (_product(operand, latest) - later)
+            later, latest = latest, zs[k] + (doubled.times(latest) - later)
+        result = zs[0] + (operand.times(latest) - later)
 
         def gradient(upstream):
-            operand, doubled = _csr(indices, values, dense_shape), _csr(indices, 2.0 * values, dense_shape)
-            terms = [upstream, _product(operand, upstream)]
+            operand, doubled = _Operand(indices, values, dense_shape, columns), \
+                _Operand(indices, 2.0 * values, dense_shape, columns)
+            terms = [upstream, operand.times(upstream)]
             for _ in range(2, order):
-                terms.append(_product(doubled, terms[-1]) - terms[-2])
+                terms.append(doubled.times(terms[-1]) - terms[-2])
             return (None, None, None, *terms)
 
         return result, gradient

@@ -9,6 +9,7 @@ import tensorflow as tf  # noqa: E402
 
 from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
+from face_gcn.graph import products  # noqa: E402
 from face_gcn.graph.products import chebyshev_basis, chebyshev_sum, resample, sparse_matmul  # noqa: E402
 from face_gcn.graph.sparse import to_sparse_tensor  # noqa: E402
 from .graph_test_meshes import icosphere  # noqa: E402
@@ -21,25 +22,37 @@ def _dense_chebyshev(laplacian, order):
     return [q @ np.diag(np.cos(k * np.arccos(lam))) @ q.T for k in range(order)]
 
 
+# narrow blocks take the COO kernel, wide ones the CSR kernel
+COLUMNS = [3, products.COO_MAX_COLUMNS + 5]
+
+
 @pytest.fixture(scope="module")
 def laplacian():
     vertices, triangles = icosphere(2, bump=0.1)  # 162 vertices
     return chebyshev_operator(mesh_adjacency(triangles, len(vertices)), "exact")
 
 
-def test_sparse_matmul_and_its_gradient_match_dense():
+@pytest.mark.parametrize("columns", COLUMNS + [None])  # None: traced with an unknown column count
+def test_sparse_matmul_and_its_gradient_match_dense(columns):
     rng = np.random.default_rng(0)
     matrix = sp.random(7, 11, density=0.3, random_state=1, format="csr") + sp.eye(7, 11)  # not square
-    dense = rng.normal(size=(11, 5))
-    upstream = rng.normal(size=(7, 5))
+    dense = rng.normal(size=(11, columns or 5))
+    upstream = rng.normal(size=(7, columns or 5))
     block = tf.constant(dense)
-    with tf.GradientTape() as tape:
-        tape.watch(block)
-        product = sparse_matmul(to_sparse_tensor(matrix, "float64"), block)
-        loss = tf.reduce_sum(product * upstream)
+
+    def product_and_gradient(block):
+        with tf.GradientTape() as tape:
+            tape.watch(block)
+            product = sparse_matmul(to_sparse_tensor(matrix, "float64"), block)
+            loss = tf.reduce_sum(product * upstream)
+        return product, tape.gradient(loss, block)
+
+    if columns is None:
+        product_and_gradient = tf.function(product_and_gradient,
+                                           input_signature=[tf.TensorSpec([11, None], tf.float64)])
+    product, gradient = product_and_gradient(block)
     np.testing.assert_allclose(product.numpy(), matrix.toarray() @ dense, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(tape.gradient(loss, block).numpy(), matrix.toarray().T @ upstream,
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gradient.numpy(), matrix.toarray().T @ upstream, rtol=1e-12, atol=1e-12)
 
 
 def test_resample_per_example_matches_dense():
@@ -50,10 +63,11 @@ def test_resample_per_example_matches_dense():
     np.testing.assert_allclose(got, np.einsum("rn,bnf->brf", matrix.toarray(), x), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("columns", COLUMNS)
 @pytest.mark.parametrize("order", [2, 3, 6])
-def test_chebyshev_basis_and_its_gradient_match_closed_form(laplacian, order):
+def test_chebyshev_basis_and_its_gradient_match_closed_form(laplacian, order, columns):
     rng = np.random.default_rng(order)
-    x = rng.normal(size=(laplacian.shape[0], 4))
+    x = rng.normal(size=(laplacian.shape[0], columns))
     upstream = [rng.normal(size=x.shape) for _ in range(order)]
     filters = _dense_chebyshev(laplacian, order)
     block = tf.constant(x)
@@ -80,10 +94,11 @@ def test_chebyshev_basis_gradient_with_unused_terms(laplacian):
     np.testing.assert_allclose(tape.gradient(loss, block).numpy(), expected, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("columns", COLUMNS)
 @pytest.mark.parametrize("order", [1, 2, 3, 6])
-def test_chebyshev_sum_and_its_gradient_match_closed_form(laplacian, order):
+def test_chebyshev_sum_and_its_gradient_match_closed_form(laplacian, order, columns):
     rng = np.random.default_rng(10 + order)
-    blocks = [rng.normal(size=(laplacian.shape[0], 3)) for _ in range(order)]
+    blocks = [rng.normal(size=(laplacian.shape[0], columns)) for _ in range(order)]
     upstream = rng.normal(size=blocks[0].shape)
     filters = _dense_chebyshev(laplacian, order)
     variables = [tf.constant(b) for b in blocks]
