@@ -8,7 +8,8 @@ Two configurations, one table:
 Each runs twice: on the plain synthetic records (the regressor, FaceNet when configured, and the
 coarse fit when coarse.fit_steps > 0 run inside every step) and on a coarse cache of them
 (face-gcn prepare-coarse: the step starts from stored coefficients and embeddings).
-Steps/s exclude the first (tracing) step; images/s count generator and critic batches.
+Steps/s exclude the first (tracing) step; images/s count generator and critic batches; the last
+column projects one CelebA epoch (202,599 images through the generator) at that rate.
 
 Usage: python tools/bench_train.py [--steps 6] [--paper_steps 3] [--skip_paper | --skip_demo]
 """
@@ -31,6 +32,7 @@ flags.DEFINE_float("paper_spacing", None, "demo-generator edge length for the BF
                    "(default: demo.BFM_DENSITY_SPACING, 35,899 vertices)")
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
+CELEBA_IMAGES = 202_599  # one epoch = this many images through the generator (loss.epoch_unit: generator steps)
 
 
 def _run(name, yaml, morphable_path, size, steps, scratch, cached: bool, extra=()):
@@ -83,10 +85,13 @@ def main(argv):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"{'config':<14}{'image':>6}{'vertices':>10}{'batch':>6}{'critic':>7}{'cache s/img':>12}{'setup s':>9}"
-          f"{'steps/s':>9}{'img/s':>8}")
+          f"{'steps/s':>9}{'img/s':>8}{'CelebA epoch h':>16}")
     for r in rows:
+        epoch_hours = CELEBA_IMAGES / r["batch"] / r["steps_s"] / 3600.0
         print(f"{r['config']:<14}{r['image']:>6}{r['vertices']:>10}{r['batch']:>6}{r['critic']:>7}{r['cache_s']:>12.3f}"
-              f"{r['setup_s']:>9.1f}{r['steps_s']:>9.3f}{r['images_s']:>8.2f}")
+              f"{r['setup_s']:>9.1f}{r['steps_s']:>9.3f}{r['images_s']:>8.2f}{epoch_hours:>16.1f}")
+    print(f"CelebA epoch: {CELEBA_IMAGES:,} images through the generator at this rate (the cached rows leave out "
+          "building the cache, cache s/img per image once)")
 
 
 if __name__ == "__main__":
