@@ -45,6 +45,12 @@ class _Operand:
         return tf.raw_ops.SparseMatrixMatMul(a=self.matrix, b=block, transpose_a=transpose)
 
 
+def _recursion_operands(indices, values, dense_shape, columns):
+    """(L~, 2 L~) as operands: the Chebyshev recursions' two matrices."""
+    return (_Operand(indices, values, dense_shape, columns),
+            _Operand(indices, 2.0 * values, dense_shape, columns))
+
+
 # The gradient functions below rebuild their operands from their inputs instead of capturing the
 # forward pass's: a SavedModel can keep gradient functions that read their inputs, not ones that
 # capture intermediate tensors.
@@ -74,8 +80,8 @@ def sparse_matmul(matrix: tf.SparseTensor, dense):
 def chebyshev_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
     """[T_0(L~) x, ..., T_{K-1}(L~) x] for a symmetric L~, by T_k = 2 L~ T_{k-1} - T_{k-2}.
 
-    One CSR operand serves the K - 1 products of the forward pass, another those of the backward
-    pass, which is Clenshaw's recursion for sum_k T_k(L~) g_k (L~ symmetric, so every T_k(L~) is).
+    One pair of operands (L~, 2 L~) serves the K - 1 products of the forward pass, another those of
+    the backward pass, which is Clenshaw's recursion for sum_k T_k(L~) g_k (L~ symmetric, so every T_k(L~) is).
 
     Args:
       laplacian: [N, N] symmetric SparseTensor, indices in row-major order (unused when K = 1).
@@ -90,16 +96,14 @@ def chebyshev_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
     @tf.custom_gradient
     def basis(indices, values, dense_shape, t0):
         columns = t0.shape[-1]
-        operand, doubled = _Operand(indices, values, dense_shape, columns), \
-            _Operand(indices, 2.0 * values, dense_shape, columns)
+        operand, doubled = _recursion_operands(indices, values, dense_shape, columns)
         terms = [t0, operand.times(t0)]
         for _ in range(2, order):
             terms.append(doubled.times(terms[-1]) - terms[-2])
 
         def gradient(*upstream):
             upstream = [tf.zeros_like(t0) if g is None else g for g in upstream]
-            operand, doubled = _Operand(indices, values, dense_shape, columns), \
-                _Operand(indices, 2.0 * values, dense_shape, columns)
+            operand, doubled = _recursion_operands(indices, values, dense_shape, columns)
             later, latest = tf.zeros_like(t0), upstream[order - 1]  # b_{k+2}, b_{k+1}
             for k in range(order - 2, 0, -1):
                 later, latest = latest, upstream[k] + (doubled.times(latest) - later)
@@ -155,16 +159,14 @@ def chebyshev_sum(laplacian: tf.SparseTensor, blocks) -> tf.Tensor:
     @tf.custom_gradient
     def total(indices, values, dense_shape, *zs):
         columns = zs[0].shape[-1]
-        operand, doubled = _Operand(indices, values, dense_shape, columns), \
-            _Operand(indices, 2.0 * values, dense_shape, columns)
+        operand, doubled = _recursion_operands(indices, values, dense_shape, columns)
         later, latest = tf.zeros_like(zs[0]), zs[order - 1]  # b_{k+2}, b_{k+1}
         for k in range(order - 2, 0, -1):
             later, latest = latest, zs[k] + (doubled.times(latest) - later)
         result = zs[0] + (operand.times(latest) - later)
 
         def gradient(upstream):
-            operand, doubled = _Operand(indices, values, dense_shape, columns), \
-                _Operand(indices, 2.0 * values, dense_shape, columns)
+            operand, doubled = _recursion_operands(indices, values, dense_shape, columns)
             terms = [upstream, operand.times(upstream)]
             for _ in range(2, order):
                 terms.append(doubled.times(terms[-1]) - terms[-2])
