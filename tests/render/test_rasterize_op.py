@@ -232,17 +232,18 @@ _THREAD_SCRIPT = textwrap.dedent("""
     import hashlib, json, sys
     import numpy as np
     import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))
+    threads, batch, width, height = (int(value) for value in sys.argv[1:5])
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from face_gcn.render import rasterize_op
     rng = np.random.default_rng(7)
-    w = rng.uniform(0.8, 2.0, size=(2, 3000, 1))
-    xyz = rng.uniform(-1, 1, size=(2, 3000, 3)) * w
+    w = rng.uniform(0.8, 2.0, size=(batch, 3000, 1))
+    xyz = rng.uniform(-1, 1, size=(batch, 3000, 3)) * w
     vertices = tf.Variable(np.concatenate([xyz, w], -1).astype(np.float32))
     triangles = rng.integers(0, 3000, size=(4000, 3)).astype(np.int32)
-    weights = tf.constant(rng.normal(size=(2, 96, 128, 3)).astype(np.float32))
+    weights = tf.constant(rng.normal(size=(batch, height, width, 3)).astype(np.float32))
     with tf.GradientTape() as tape:
-        bary, ids, z = rasterize_op.rasterize(vertices, triangles, 128, 96)
+        bary, ids, z = rasterize_op.rasterize(vertices, triangles, width, height)
         loss = tf.reduce_sum(bary * weights)
     grad = tape.gradient(loss, vertices)
     digest = hashlib.sha256()
@@ -252,8 +253,9 @@ _THREAD_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _digest_with_threads(threads):
-    result = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, str(threads)],
+def _digest_with_threads(threads, batch=2, width=128, height=96):
+    result = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, str(threads), str(batch),
+                             str(width), str(height)],
                             capture_output=True, text=True, check=True, timeout=120,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -261,6 +263,12 @@ def _digest_with_threads(threads):
 
 def test_results_are_bitwise_identical_for_1_and_3_threads():
     assert _digest_with_threads(1) == _digest_with_threads(3)
+
+
+def test_large_single_image_is_bitwise_identical_for_1_and_3_threads():
+    # Enough work per image for the op to split it: forward over triangle ranges merged by
+    # depth, gradient over blocks of rows.
+    assert _digest_with_threads(1, 1, 700, 600) == _digest_with_threads(3, 1, 700, 600)
 
 
 # ---------------------------------------------------------------- bad input

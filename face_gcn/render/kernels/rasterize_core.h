@@ -3,7 +3,11 @@
 // Plain functions on raw arrays, shared by the TensorFlow CPU kernel
 // (rasterize_triangles_op.cc), the CUDA kernels (rasterize_gpu.cu.h) and the
 // standalone CUDA harness (tools/cuda_rasterizer/), so every backend runs the
-// same float arithmetic in the same order.
+// same float arithmetic in the same order. The CPU kernel (rasterize_core.cc)
+// evaluates TriangleBounds, TriangleEdgeMatrix and ShadeFragment's edge values
+// for several triangles at once with the same operations lane by lane; the
+// CUDA emulation test and tests/render/test_simd_paths.py hold it to the same
+// bits.
 //
 // Conventions (Genova et al.'s tf_mesh_renderer behaviour):
 //  * vertices are homogeneous clip coordinates (x, y, z, w), 4 floats each;
@@ -156,6 +160,24 @@ FACE_GCN_HOST_DEVICE inline float PixelCenterNdc(int32_t index, int32_t size) {
   return static_cast<float>((index + 0.5) / half - 1.0);
 }
 
+// The rest of ShadeFragment, for a pixel centre found inside with edge values
+// e0, e1, e2, given the corners' clip z and w: perspective-correct
+// barycentrics and NDC depth; false when the depth is clipped.
+FACE_GCN_HOST_DEVICE inline bool ShadeInside(float e0, float e1, float e2, const float z[3],
+                                             const float w[3], float bary[3], float* depth) {
+  const float one_over_w = e0 + e1 + e2;
+  const float b0 = e0 / one_over_w, b1 = e1 / one_over_w, b2 = e2 / one_over_w;
+  const float clip_z = b0 * z[0] + b1 * z[1] + b2 * z[2];
+  const float clip_w = b0 * w[0] + b1 * w[1] + b2 * w[2];
+  const float ndc_z = clip_z / clip_w;
+  if (!(ndc_z >= -1.0f && ndc_z <= 1.0f)) return false;  // near/far clipping (and NaN)
+  bary[0] = b0;
+  bary[1] = b1;
+  bary[2] = b2;
+  *depth = ndc_z;
+  return true;
+}
+
 // Tests the pixel centre (px, py) against the triangle. On success writes the
 // perspective-correct barycentrics and the NDC depth and returns true; the
 // caller still applies the depth test against its buffer.
@@ -168,65 +190,15 @@ FACE_GCN_HOST_DEVICE inline bool ShadeFragment(const TriangleSetup& setup, const
   const float e2 = m[6] * px + m[7] * py + m[8];
   if (!(e0 >= 0 && e1 >= 0 && e2 >= 0)) return false;
   if (!(e0 > 0 || e1 > 0 || e2 > 0)) return false;
-  const float one_over_w = e0 + e1 + e2;
-  const float b0 = e0 / one_over_w, b1 = e1 / one_over_w, b2 = e2 / one_over_w;
-  const float clip_z = b0 * v0[2] + b1 * v1[2] + b2 * v2[2];
-  const float clip_w = b0 * v0[3] + b1 * v1[3] + b2 * v2[3];
-  const float z = clip_z / clip_w;
-  if (!(z >= -1.0f && z <= 1.0f)) return false;  // near/far clipping (and NaN)
-  bary[0] = b0;
-  bary[1] = b1;
-  bary[2] = b2;
-  *depth = z;
-  return true;
-}
-
-// Gradient of one pixel: given its triangle's corners (clip x, y, w used), the
-// stored barycentrics b and the upstream gradient g = dL/db, writes
-// dL/d(x, y, w) of the three corners into out[3][3] (corner-major). Returns
-// false (and writes nothing) when the triangle matrix is singular.
-//
-// With M = [x; y; w] (columns = corners) and p = (px, py, 1) the pixel centre,
-// lambda = M^-1 p and b = lambda / sum(lambda). For corner j and row k,
-// dL/dM[k][j] = -b_j * sum_i (g_i - g.b) * M^-1[i][k]; the pixel itself drops
-// out. Computed in double.
-FACE_GCN_HOST_DEVICE inline bool PixelGradient(const float* v0, const float* v1,
-                                               const float* v2, const float* b,
-                                               const float* g, float out[9]) {
-  const double a11 = v0[0], a12 = v1[0], a13 = v2[0];
-  const double a21 = v0[1], a22 = v1[1], a23 = v2[1];
-  const double a31 = v0[3], a32 = v1[3], a33 = v2[3];
-  double inv[9];
-  inv[0] = a22 * a33 - a32 * a23;
-  inv[1] = a13 * a32 - a33 * a12;
-  inv[2] = a12 * a23 - a22 * a13;
-  inv[3] = a23 * a31 - a33 * a21;
-  inv[4] = a11 * a33 - a31 * a13;
-  inv[5] = a13 * a21 - a23 * a11;
-  inv[6] = a21 * a32 - a31 * a22;
-  inv[7] = a12 * a31 - a32 * a11;
-  inv[8] = a11 * a22 - a21 * a12;
-  const double det = a11 * inv[0] + a12 * inv[3] + a13 * inv[6];
-  if (!(det != 0.0) || !(det == det)) return false;
-  const double gb = static_cast<double>(g[0]) * b[0] + static_cast<double>(g[1]) * b[1] +
-                    static_cast<double>(g[2]) * b[2];
-  const double r0 = g[0] - gb, r1 = g[1] - gb, r2 = g[2] - gb;
-  // s_k = sum_i r_i * inv[i][k] / det
-  double s[3];
-  for (int k = 0; k < 3; ++k) {
-    s[k] = (r0 * inv[k] + r1 * inv[3 + k] + r2 * inv[6 + k]) / det;
-  }
-  for (int j = 0; j < 3; ++j) {
-    for (int k = 0; k < 3; ++k) {
-      out[3 * j + k] = static_cast<float>(-static_cast<double>(b[j]) * s[k]);
-    }
-  }
-  return true;
+  const float z[3] = {v0[2], v1[2], v2[2]};
+  const float w[3] = {v0[3], v1[3], v2[3]};
+  return ShadeInside(e0, e1, e2, z, w, bary, depth);
 }
 
 // Runs fn(begin, end) over [0, total) split into shards; `cost` is a rough
 // per-unit cost in cycles. Implementations must call fn on disjoint ranges
-// covering [0, total); results never depend on how the range is split.
+// covering [0, total); results never depend on how the range is split (but
+// RasterizeImage gives each call its own image buffers: few shards are best).
 using ParallelRunner =
     std::function<void(int64_t total, int64_t cost, const std::function<void(int64_t, int64_t)>& fn)>;
 
@@ -242,7 +214,10 @@ void RasterizeImage(const float* vertices, const int32_t* triangles, int64_t tri
 
 // Gradient for one image. Inputs as above plus the forward outputs and
 // d_barycentrics [H, W, 3]; d_vertices [V, 4] is overwritten (z column 0).
-// Returns false if a covered pixel holds a triangle id outside [0, T).
+// Pixels whose stored barycentrics sum to >= kDegenerateBarycentricSum get a
+// gradient, with their barycentrics and derivatives recomputed in double from
+// the pixel centre and the vertices. Returns false if such a pixel holds a
+// triangle id outside [0, T).
 bool RasterizeImageGrad(const float* vertices, int64_t vertex_count, const int32_t* triangles,
                         int64_t triangle_count, int32_t width, int32_t height,
                         const float* barycentrics, const int32_t* triangle_ids,

@@ -11,10 +11,15 @@
 // than 4 / 3, triangle indices outside [0, V), non-finite vertex coordinates,
 // image sides outside [1, 8192], more than 2^28 output pixels in total.
 // T = 0 or B = 0 is valid (empty images / empty batch).
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <memory>
+#include <mutex>
 
 #if GOOGLE_CUDA
 #define EIGEN_USE_GPU
@@ -25,7 +30,7 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "tensorflow/core/platform/threadpool.h"
 
 #if GOOGLE_CUDA
 #include "face_gcn/render/kernels/rasterize_gpu_launch.h"
@@ -108,6 +113,67 @@ REGISTER_OP("FaceGcnRasterizeTrianglesGrad")
 
 namespace {
 
+// Branch-free scans the compiler vectorizes; the slow loops in ValidateMesh
+// only run to name the first bad value.
+bool IndicesInRange(const int32_t* indices, int64_t count, int64_t vertex_count) {
+  const uint32_t limit = static_cast<uint32_t>(vertex_count);  // validated < 2^31
+  uint32_t outside = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    outside |= static_cast<uint32_t>(indices[i]) >= limit ? 1u : 0u;  // negatives wrap up
+  }
+  return outside == 0;
+}
+
+bool AllFinite(const float* values, int64_t count) {
+  uint32_t non_finite = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, values + i, sizeof(bits));
+    non_finite |= (bits & 0x7f800000u) == 0x7f800000u ? 1u : 0u;  // exponent all ones
+  }
+  return non_finite == 0;
+}
+
+// Runs work(i) for every i in [0, count) on the calling thread and up to
+// `helpers` pool threads, each taking the next i when it is free. The caller
+// never waits for a helper that has not started (on a busy machine one may
+// start late): a helper that starts after the work is handed out returns at
+// once.
+void RunClaimed(tensorflow::thread::ThreadPool* pool, int helpers, int64_t count,
+                const std::function<void(int64_t)>& work) {
+  struct State {
+    std::mutex mutex;
+    std::condition_variable idle;
+    std::atomic<int64_t> next{0};
+    int active = 0;
+    bool closed = false;
+    int64_t count = 0;
+    const std::function<void(int64_t)>* work = nullptr;
+  };
+  const auto state = std::make_shared<State>();
+  state->count = count;
+  state->work = &work;
+  const auto drain = [](State& s) {
+    for (int64_t i = s.next.fetch_add(1); i < s.count; i = s.next.fetch_add(1)) (*s.work)(i);
+  };
+  for (int h = 0; h < std::min<int64_t>(helpers, count - 1); ++h) {
+    pool->Schedule([state, drain] {
+      {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        if (state->closed) return;
+        ++state->active;
+      }
+      drain(*state);
+      std::lock_guard<std::mutex> lock(state->mutex);
+      if (--state->active == 0) state->idle.notify_all();
+    });
+  }
+  drain(*state);
+  std::unique_lock<std::mutex> lock(state->mutex);
+  state->closed = true;
+  state->idle.wait(lock, [&state] { return state->active == 0; });
+}
+
 // Validates the attributes and the inputs both ops share.
 class RasterizeBase : public OpKernel {
  public:
@@ -145,46 +211,62 @@ class RasterizeBase : public OpKernel {
     }
     const int64_t vertex_count = vertices.dim_size(1);
     const auto tri = triangles.flat<int32_t>();
-    for (int64_t i = 0; i < tri.size(); ++i) {
-      if (tri(i) < 0 || tri(i) >= vertex_count) {
-        return InvalidArgument("triangles[", i / 3, "] holds vertex index ", tri(i),
-                               ", outside [0, ", vertex_count, ")");
+    if (!IndicesInRange(tri.data(), tri.size(), vertex_count)) {
+      for (int64_t i = 0; i < tri.size(); ++i) {
+        if (tri(i) < 0 || tri(i) >= vertex_count) {
+          return InvalidArgument("triangles[", i / 3, "] holds vertex index ", tri(i),
+                                 ", outside [0, ", vertex_count, ")");
+        }
       }
     }
     const auto v = vertices.flat<float>();
-    for (int64_t i = 0; i < v.size(); ++i) {
-      if (!std::isfinite(v(i))) {
-        return InvalidArgument("clip_vertices holds a non-finite value (NaN or Inf) at image ",
-                               i / (4 * vertex_count), ", vertex ", (i / 4) % vertex_count);
+    if (!AllFinite(v.data(), v.size())) {
+      for (int64_t i = 0; i < v.size(); ++i) {
+        if (!std::isfinite(v(i))) {
+          return InvalidArgument("clip_vertices holds a non-finite value (NaN or Inf) at image ",
+                                 i / (4 * vertex_count), ", vertex ", (i / 4) % vertex_count);
+        }
       }
     }
     return absl::OkStatus();
   }
 
+  // Splits work over the intra-op pool in at most one shard per thread (the
+  // forward pass gives each shard its own buffers). A shard has to carry about
+  // a millisecond of work: the split waits for every shard, and on a busy
+  // machine a pool thread may start late.
   raster::ParallelRunner Runner(OpKernelContext* context) {
-    auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
-    return [pool](int64_t total, int64_t cost,
-                  const std::function<void(int64_t, int64_t)>& fn) {
-      if (total <= 0) return;
-      pool->ParallelFor(total, cost, [&fn](int64_t begin, int64_t end) { fn(begin, end); });
+    const auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    auto* pool = workers->workers;
+    const int64_t threads = workers->num_threads;
+    return [pool, threads](int64_t total, int64_t cost,
+                           const std::function<void(int64_t, int64_t)>& fn) {
+      constexpr int64_t kMinShardCost = 2000000;  // cycles
+      const int64_t shards = std::min({threads, total, total * cost / kMinShardCost});
+      if (shards <= 1) {
+        raster::RunSerially(total, cost, fn);
+        return;
+      }
+      pool->ParallelFor(
+          total,
+          tensorflow::thread::ThreadPool::SchedulingParams::Fixed((total + shards - 1) / shards),
+          [&fn](int64_t begin, int64_t end) { fn(begin, end); });
     };
   }
 
   // Runs fn(image, runner) for every image. With at least as many images as
-  // threads, images run in parallel, each on one thread; otherwise images run
-  // one after another, each split across the pool. Results are the same either
-  // way (the per-image code is deterministic for any runner). Returns false if
-  // any call does.
+  // threads, images run in parallel, each on one thread (RunClaimed);
+  // otherwise one after another, each split across the pool. Results are the
+  // same either way (the per-image code is deterministic for any runner).
+  // Returns false if any call does.
   template <typename Fn>
-  bool ForEachImage(OpKernelContext* context, int64_t batch, int64_t cost_per_image, Fn fn) {
+  bool ForEachImage(OpKernelContext* context, int64_t batch, Fn fn) {
     const auto* workers = context->device()->tensorflow_cpu_worker_threads();
     std::atomic<bool> ok(true);
     if (batch >= workers->num_threads && batch > 1) {
       const raster::ParallelRunner serial = raster::RunSerially;
-      workers->workers->ParallelFor(batch, cost_per_image, [&](int64_t begin, int64_t end) {
-        for (int64_t b = begin; b < end; ++b) {
-          if (!fn(b, serial)) ok.store(false);
-        }
+      RunClaimed(workers->workers, workers->num_threads - 1, batch, [&](int64_t b) {
+        if (!fn(b, serial)) ok.store(false);
       });
     } else {
       const raster::ParallelRunner runner = Runner(context);
@@ -226,13 +308,12 @@ class RasterizeTrianglesCpuOp : public RasterizeBase {
     int32_t* ids_data = ids->flat<int32_t>().data();
     float* bary_data = bary->flat<float>().data();
     float* depth_data = depth->flat<float>().data();
-    ForEachImage(context, batch, triangle_count * 60 + pixels * 20,
-                 [&](int64_t b, const raster::ParallelRunner& runner) {
-                   raster::RasterizeImage(v + b * vertex_count * 4, tri, triangle_count, width_,
-                                          height_, runner, ids_data + b * pixels,
-                                          bary_data + b * pixels * 3, depth_data + b * pixels);
-                   return true;
-                 });
+    ForEachImage(context, batch, [&](int64_t b, const raster::ParallelRunner& runner) {
+      raster::RasterizeImage(v + b * vertex_count * 4, tri, triangle_count, width_, height_,
+                             runner, ids_data + b * pixels, bary_data + b * pixels * 3,
+                             depth_data + b * pixels);
+      return true;
+    });
   }
 };
 
@@ -272,8 +353,7 @@ class RasterizeTrianglesGradCpuOp : public RasterizeBase {
     const float* d_bary_data = d_bary.flat<float>().data();
     float* d_vertices_data = d_vertices->flat<float>().data();
     const bool ok = ForEachImage(
-        context, batch, pixels * 60 + vertex_count * 4,
-        [&](int64_t b, const raster::ParallelRunner& runner) {
+        context, batch, [&](int64_t b, const raster::ParallelRunner& runner) {
           return raster::RasterizeImageGrad(
               v + b * vertex_count * 4, vertex_count, tri, triangle_count, width_, height_,
               bary_data + b * pixels * 3, ids_data + b * pixels, d_bary_data + b * pixels * 3,
