@@ -11,8 +11,8 @@ Importing the package makes TensorFlow's CPU allocator its BFC allocator unless 
 already says otherwise (TF_CPU_ALLOCATOR_USE_BFC=false keeps the default). The default allocator
 hands every large tensor back to the system and faults its pages in again on the next use: at the
 paper's scale (a 35,899-vertex mesh, batch 16) an element-wise op on a [35,899, 256] block took
-35 ms with it and 14 ms with BFC, and the end-to-end SavedModel ran 1.5x faster (README, "Speed at
-the paper's scale"). TensorFlow reads the variable when it creates its CPU device, at its first op,
+35 ms with it and 16 ms with BFC, and the end-to-end SavedModel ran 1.5x faster (README,
+"Benchmarks"). TensorFlow reads the variable when it creates its CPU device, at its first op,
 so importing face_gcn after TensorFlow has run an op leaves the allocator as it was.
 """
 
