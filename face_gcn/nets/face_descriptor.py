@@ -1,0 +1,137 @@
+"""dlib's 128-d face descriptor network (a ResNet-34-like metric net) in Keras, from face-api's weights.
+
+The npm package @vladmandic/face-api carries dlib's face recognition network as TensorFlow.js
+weights (model/face_recognition_model-weights_manifest.json, read by
+face_gcn.nets.tfjs_weights). Its forward pass (src/faceRecognitionNet in that package), rebuilt
+here layer for layer:
+
+  x = (RGB 0-255 at 150 x 150 - mean RGB (122.782, 117.001, 104.298)) / 255
+  conv32_down: conv 7x7 stride 2 VALID + bias, per-channel scale (x w + b), ReLU; max-pool 3 / 2 VALID
+  residual (conv32_1..3, conv64_1..3, conv128_1..2, conv256_1..2):
+      relu(x + scale(conv3x3(relu(scale(conv3x3(x))))))      (SAME, stride 1)
+  residual down (conv64_down, conv128_down, conv256_down, conv256_down_out):
+      a = scale(conv3x3 SAME(relu(scale(conv3x3 stride 2 VALID(x)))))
+      p = avg-pool 2 / 2 VALID of x, zero channels appended up to a's
+      when a is a row and a column smaller than p, a zero row (bottom) and column (right) are
+      appended to a; out = relu(a + p)
+  mean over the spatial axes (256), then fc [256, 128] (no bias).
+
+Each conv + bias + scale is one Keras Conv2D here (kernel x w, bias x w + b: the same map, rounded
+differently). Input: float RGB 0-255 [B, 150, 150, 3] (other sizes are resized, bilinear as
+face-api does: TF's legacy resize without half-pixel centres); output [B, 128], not normalised
+(dlib compares descriptors by Euclidean distance, 0.6 for the same person).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+PACKAGE = "face_gcn"
+INPUT_SIZE = 150
+DESCRIPTOR_SIZE = 128
+MEAN_RGB = (122.782, 117.001, 104.298)
+# (prefix, output channels, down-sampling) of the residual stages, in order
+RESIDUAL_STAGES = (("conv32_1", 32, False), ("conv32_2", 32, False), ("conv32_3", 32, False),
+                   ("conv64_down", 64, True), ("conv64_1", 64, False), ("conv64_2", 64, False),
+                   ("conv64_3", 64, False), ("conv128_down", 128, True), ("conv128_1", 128, False),
+                   ("conv128_2", 128, False), ("conv256_down", 256, True), ("conv256_1", 256, False),
+                   ("conv256_2", 256, False), ("conv256_down_out", 256, True))
+
+
+def _conv_names():
+    """Every conv + scale unit's face-api prefix, in the order the network applies them."""
+    names = ["conv32_down"]
+    for prefix, _, _ in RESIDUAL_STAGES:
+        names += [f"{prefix}/conv1", f"{prefix}/conv2"]
+    return names
+
+
+def _layer_name(prefix: str) -> str:
+    return prefix.replace("/", "_")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ResidualDownShortcut(keras.layers.Layer):
+    """face-api's residual-down sum: relu(a' + p') with p = avg-pool 2/2 VALID of x, zero channels
+    appended to p up to a's, and a zero row and column appended to a when p is larger."""
+
+    def call(self, inputs):
+        branch, x = inputs
+        pooled = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+        extra = branch.shape[-1] - pooled.shape[-1]
+        if extra:
+            pooled = tf.pad(pooled, [[0, 0], [0, 0], [0, 0], [0, extra]])
+        if branch.shape[1] != pooled.shape[1] or branch.shape[2] != pooled.shape[2]:
+            branch = tf.pad(branch, [[0, 0], [0, 1], [0, 1], [0, 0]])
+        return tf.nn.relu(pooled + branch)
+
+
+def _to_network_input(images):
+    """RGB 0-255 [B, H, W, 3] -> face-api's normalised 150 x 150 input."""
+    images = tf.cast(images, tf.float32)
+    if images.shape[1] != INPUT_SIZE or images.shape[2] != INPUT_SIZE:
+        images = tf.raw_ops.ResizeBilinear(images=images, size=[INPUT_SIZE, INPUT_SIZE],
+                                           align_corners=False, half_pixel_centers=False)
+    return (images - tf.constant(MEAN_RGB, tf.float32)) / 255.0
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FaceApiInput(keras.layers.Layer):
+    """Resize to 150 x 150 (TF's legacy bilinear, as face-api) and subtract the mean RGB, / 255."""
+
+    def call(self, images):
+        return _to_network_input(images)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], INPUT_SIZE, INPUT_SIZE, 3)
+
+
+def build_face_descriptor(name: str = "face_descriptor") -> keras.Model:
+    """The network with zero weights: RGB 0-255 [B, H, W, 3] -> [B, 128]."""
+    images = keras.Input((None, None, 3), name="images")
+    x = FaceApiInput(name="normalize")(images)
+    x = keras.layers.Conv2D(32, 7, strides=2, padding="valid", name="conv32_down")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D(3, 2, padding="valid", name="pool")(x)
+    for prefix, channels, down in RESIDUAL_STAGES:
+        branch = keras.layers.Conv2D(channels, 3, strides=2 if down else 1, padding="valid" if down else "same",
+                                     name=_layer_name(f"{prefix}/conv1"))(x)
+        branch = keras.layers.ReLU()(branch)
+        branch = keras.layers.Conv2D(channels, 3, padding="same", name=_layer_name(f"{prefix}/conv2"))(branch)
+        if down:
+            x = ResidualDownShortcut(name=f"{prefix}_sum")([branch, x])
+        else:
+            x = keras.layers.ReLU()(keras.layers.Add(name=f"{prefix}_sum")([branch, x]))
+    x = keras.layers.GlobalAveragePooling2D(name="mean")(x)
+    descriptor = keras.layers.Dense(DESCRIPTOR_SIZE, use_bias=False, name="fc")(x)
+    return keras.Model(images, descriptor, name=name)
+
+
+def load_face_api_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+    """Assigns face-api's weights (names as in its manifest) to build_face_descriptor's layers.
+
+    Raises ValueError naming a missing weight or a shape that does not fit.
+    """
+    expected = {f"{prefix}/{part}" for prefix in _conv_names()
+                for part in ("conv/filters", "conv/bias", "scale/weights", "scale/biases")} | {"fc"}
+    missing = sorted(expected - set(weights))
+    if missing:
+        raise ValueError(f"face-api weights lack {len(missing)} of {len(expected)} tensors, e.g. {missing[:3]}: "
+                         "not face_recognition_model's manifest")
+    for prefix in _conv_names():
+        layer = model.get_layer(_layer_name(prefix))
+        filters = np.asarray(weights[f"{prefix}/conv/filters"], np.float32)
+        bias = np.asarray(weights[f"{prefix}/conv/bias"], np.float32)
+        scale = np.asarray(weights[f"{prefix}/scale/weights"], np.float32)
+        shift = np.asarray(weights[f"{prefix}/scale/biases"], np.float32)
+        kernel_shape = tuple(layer.kernel.shape)
+        if filters.shape != kernel_shape or not bias.shape == scale.shape == shift.shape == (kernel_shape[-1],):
+            raise ValueError(f"face-api weight {prefix}: filters {filters.shape}, bias {bias.shape}, scale "
+                             f"{scale.shape} do not fit the layer's kernel {kernel_shape}")
+        layer.set_weights([filters * scale, bias * scale + shift])
+    fc = np.asarray(weights["fc"], np.float32)
+    if fc.shape != (256, DESCRIPTOR_SIZE):
+        raise ValueError(f"face-api weight fc has shape {fc.shape}, expected (256, {DESCRIPTOR_SIZE})")
+    model.get_layer("fc").set_weights([fc])
