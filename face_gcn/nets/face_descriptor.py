@@ -24,9 +24,13 @@ face-api does: TF's legacy resize without half-pixel centres); output [B, 128], 
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+from face_gcn import fileio
 
 PACKAGE = "face_gcn"
 INPUT_SIZE = 150
@@ -88,8 +92,12 @@ class FaceApiInput(keras.layers.Layer):
         return (input_shape[0], INPUT_SIZE, INPUT_SIZE, 3)
 
 
-def build_face_descriptor(name: str = "face_descriptor") -> keras.Model:
-    """The network with zero weights: RGB 0-255 [B, H, W, 3] -> [B, 128]."""
+def build_face_descriptor(weights: str | os.PathLike | None = None, name: str = "face_descriptor") -> keras.Model:
+    """The network: RGB 0-255 [B, H, W, 3] -> [B, 128].
+
+    weights: a `.weights.h5` from `face-gcn convert-face-api`; None leaves the initial weights
+    (for load_face_api_weights).
+    """
     images = keras.Input((None, None, 3), name="images")
     x = FaceApiInput(name="normalize")(images)
     x = keras.layers.Conv2D(32, 7, strides=2, padding="valid", name="conv32_down")(x)
@@ -106,7 +114,18 @@ def build_face_descriptor(name: str = "face_descriptor") -> keras.Model:
             x = keras.layers.ReLU()(keras.layers.Add(name=f"{prefix}_sum")([branch, x]))
     x = keras.layers.GlobalAveragePooling2D(name="mean")(x)
     descriptor = keras.layers.Dense(DESCRIPTOR_SIZE, use_bias=False, name="fc")(x)
-    return keras.Model(images, descriptor, name=name)
+    model = keras.Model(images, descriptor, name=name)
+    if weights is not None:
+        weights = os.fspath(weights)
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(f"face descriptor weights file not found: {weights}")
+        fileio.refuse_lfs_pointer(weights, "face descriptor weights")
+        try:
+            model.load_weights(weights)
+        except (ValueError, OSError) as error:
+            raise ValueError(f"{weights} is not a face descriptor weights file (face-gcn convert-face-api "
+                             f"writes one): {str(error).splitlines()[0][:200]}") from None
+    return model
 
 
 def load_face_api_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:

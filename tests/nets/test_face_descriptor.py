@@ -129,3 +129,29 @@ def test_weights_of_another_network_are_refused(converted):
     wrong = dict(weights, **{"conv64_1/conv1/conv/filters": np.zeros((3, 3, 32, 64))})
     with pytest.raises(ValueError, match="conv64_1/conv1"):
         face_descriptor.load_face_api_weights(model, wrong)
+
+
+def test_convert_cli_writes_weights_that_build_face_descriptor_loads(tmp_path, converted):
+    import subprocess
+    import sys
+
+    model, _ = converted
+    folder = tmp_path / "model"
+    folder.mkdir()
+    _write_manifest(folder, _random_face_api_weights(np.random.default_rng(0)))  # the fixture's weights
+    out = tmp_path / "descriptor.weights.h5"
+    command = [sys.executable, "-m", "face_gcn.cli.convert_face_api", "--model", str(folder), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "117 tensors" in result.stdout
+    images = np.random.default_rng(3).uniform(0, 255, size=(2, 150, 150, 3)).astype(np.float32)
+    loaded = face_descriptor.build_face_descriptor(weights=out)
+    expected = model(images).numpy()  # same weights; two model instances may sum convolutions in another order
+    np.testing.assert_allclose(loaded(images).numpy(), expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    # a folder without the recognizer's manifest: one line, exit 1, nothing written
+    (tmp_path / "empty").mkdir()
+    failed = subprocess.run([sys.executable, "-m", "face_gcn.cli.convert_face_api", "--model", str(tmp_path / "empty"),
+                             "--out", str(tmp_path / "none.weights.h5")], capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "no such file" in failed.stderr and not (tmp_path / "none.weights.h5").exists()
+    with pytest.raises(ValueError, match="not a face descriptor weights file"):
+        face_descriptor.build_face_descriptor(weights=tmp_path / "empty" / ".." / "model" / "face_recognition_model.bin")
