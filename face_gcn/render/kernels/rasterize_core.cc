@@ -175,6 +175,23 @@ FACE_GCN_INLINE void LoadCorners(const float* vertices, const int32_t* const tri
   Transpose(rows, out);
 }
 
+// Rows of adj(M), M = [x; y; w] (columns = corners), lane by lane in the header's
+// TriangleEdgeMatrix order (float lanes for the forward pass, double for the
+// gradient); returns det M.
+template <typename V>
+FACE_GCN_INLINE V AdjugateRows(const V x[3], const V y[3], const V w[3], V m[9]) {
+  m[0] = y[1] * w[2] - w[1] * y[2];
+  m[1] = x[2] * w[1] - w[2] * x[1];
+  m[2] = x[1] * y[2] - y[1] * x[2];
+  m[3] = y[2] * w[0] - w[2] * y[0];
+  m[4] = x[0] * w[2] - w[0] * x[2];
+  m[5] = x[2] * y[0] - y[2] * x[0];
+  m[6] = y[0] * w[1] - w[0] * y[1];
+  m[7] = x[1] * w[0] - w[1] * x[0];
+  m[8] = x[0] * y[1] - y[0] * x[1];
+  return x[0] * m[0] + x[1] * m[3] + x[2] * m[6];
+}
+
 // PixelRange lane by lane: fminf(x, size) and fmaxf(x, -1) as selects (a NaN
 // goes to size, as with fminf), floor and ceil by truncation (exact on
 // [-1, size]), then the clamp at 0.
@@ -425,16 +442,7 @@ FACE_GCN_INLINE void RasterizeRangeBody(const Scene& scene, int64_t begin, int64
     group.top = (top & in_front) | (whole & scene.height);
     // Edge matrices (TriangleEdgeMatrix): rows of adj(M), M = [x; y; w], sign of det M.
     FloatV* m = group.m;
-    m[0] = y[1] * w[2] - w[1] * y[2];
-    m[1] = x[2] * w[1] - w[2] * x[1];
-    m[2] = x[1] * y[2] - y[1] * x[2];
-    m[3] = y[2] * w[0] - w[2] * y[0];
-    m[4] = x[0] * w[2] - w[0] * x[2];
-    m[5] = x[2] * y[0] - y[2] * x[0];
-    m[6] = y[0] * w[1] - w[0] * y[1];
-    m[7] = x[1] * w[0] - w[1] * x[0];
-    m[8] = x[0] * y[1] - y[0] * x[1];
-    const FloatV det = x[0] * m[0] + x[1] * m[3] + x[2] * m[6];
+    const FloatV det = AdjugateRows(x, y, w, m);
     const IntV flip = (det < zero) & INT32_MIN;
     for (int i = 0; i < 9; ++i) {
       m[i] = reinterpret_cast<FloatV>(reinterpret_cast<IntV>(m[i]) ^ flip);
@@ -541,16 +549,7 @@ FACE_GCN_INLINE void PixelGradientsBody(const GradScene& scene, const Covered* p
       w[c] = __builtin_convertvector(columns[3], DoubleV);
     }
     DoubleV adj[9];
-    adj[0] = y[1] * w[2] - w[1] * y[2];
-    adj[1] = x[2] * w[1] - w[2] * x[1];
-    adj[2] = x[1] * y[2] - y[1] * x[2];
-    adj[3] = y[2] * w[0] - w[2] * y[0];
-    adj[4] = x[0] * w[2] - w[0] * x[2];
-    adj[5] = x[2] * y[0] - y[2] * x[0];
-    adj[6] = y[0] * w[1] - w[0] * y[1];
-    adj[7] = x[1] * w[0] - w[1] * x[0];
-    adj[8] = x[0] * y[1] - y[0] * x[1];
-    const DoubleV det = x[0] * adj[0] + x[1] * adj[3] + x[2] * adj[6];
+    const DoubleV det = AdjugateRows(x, y, w, adj);
     const DoubleV l0 = adj[0] * px + adj[1] * py + adj[2];
     const DoubleV l1 = adj[3] * px + adj[4] * py + adj[5];
     const DoubleV l2 = adj[6] * px + adj[7] * py + adj[8];
