@@ -29,13 +29,18 @@ def _default_file_mode() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary path next to ``path``; on success it is moved over ``path``.
 
-    For writers that need a file name (e.g. tf.io.TFRecordWriter). The directory is created if
-    missing; on failure the temporary file is removed and ``path`` is left untouched.
+    For writers that need a file name (e.g. tf.io.TFRecordWriter). The temporary name keeps every
+    extension of ``path`` (".weights.h5", not only ".h5": Keras reads the format from it). The
+    directory is created if missing; on failure the temporary file is removed and ``path`` is
+    left untouched.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    name = os.path.basename(path)
+    first_dot = name.find(".", 1)
+    suffix = name[first_dot:] if first_dot > 0 else ""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
     try:
         yield tmp

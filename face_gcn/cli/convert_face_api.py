@@ -11,12 +11,11 @@ fetches the package from its registry, once.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 
 from absl import app, flags
 
+from face_gcn import fileio
 from face_gcn.cli._errors import fail
 
 PROG = "face-gcn convert-face-api"
@@ -50,16 +49,8 @@ def main(argv):
         face_descriptor.load_face_api_weights(model, weights)
     except ValueError as error:  # TfjsWeightsError included
         fail(PROG, str(error))
-    directory = os.path.dirname(os.path.abspath(FLAGS.out))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)
-    os.close(fd)
-    try:
+    with fileio.atomic_path(FLAGS.out) as tmp:
         model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, FLAGS.out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     values = sum(int(v.size) for v in weights.values())
     print(f"wrote {FLAGS.out}: {len(weights)} tensors, {values} values from {path}")
 

@@ -9,12 +9,9 @@ checkpoint stays with the user; nothing is downloaded.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-
 from absl import app, flags
 
+from face_gcn import fileio
 from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
@@ -40,16 +37,8 @@ def main(argv):
         count = facenet_checkpoint.load_sandberg_checkpoint(model, FLAGS.checkpoint)
     except (facenet_checkpoint.CheckpointMismatchError, OSError) as error:
         fail("face-gcn convert-facenet", str(error))
-    directory = os.path.dirname(os.path.abspath(FLAGS.out))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=directory)
-    os.close(fd)
-    try:
+    with fileio.atomic_path(FLAGS.out) as tmp:
         model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, FLAGS.out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     print(f"wrote {FLAGS.out}: {count} values from {FLAGS.checkpoint}")
 
 
