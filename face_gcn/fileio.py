@@ -3,7 +3,8 @@
 Every writer in face_gcn goes through ``atomic_write``: the data is written to a temporary
 file in the destination directory, flushed, and moved over the destination with os.replace.
 Readers of model and weights files call ``refuse_lfs_pointer`` first: a Git LFS pointer checked
-out in place of the file says so instead of failing as a corrupt file.
+out in place of the file says so instead of failing as a corrupt file. Files face_gcn generates
+once and reuses (mesh hierarchies, converted weights) live under ``cache_directory()``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ import tempfile
 from typing import IO, Iterator
 
 import numpy as np
+
+CACHE_ENV = "FACE_GCN_CACHE"
+
+
+def cache_directory() -> str:
+    """Where generated files are cached: $FACE_GCN_CACHE, default ~/.cache/face_gcn (not created here)."""
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "face_gcn")
 
 
 def _default_file_mode() -> int:

@@ -20,7 +20,8 @@ SUBCOMMANDS = {
     "convert-facenet": ("face_gcn.cli.convert_facenet",
                         "convert Sandberg's FaceNet checkpoint (given by path) to Keras weights"),
     "convert-face-api": ("face_gcn.cli.convert_face_api",
-                         "convert dlib's face descriptor network from face-api's npm weights to Keras weights"),
+                         "convert dlib's face descriptor network (its packaged .dat, a .dat by path, or face-api's "
+                         "npm weights) to Keras weights"),
     "convert-deng": ("face_gcn.cli.convert_deng",
                      "convert Deng et al.'s FaceReconModel.pb (given by path) to a Keras regressor (.keras)"),
     "prepare-data": ("face_gcn.cli.prepare_data",

@@ -24,6 +24,7 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
+from face_gcn import fileio
 from face_gcn.graph.adjacency import mesh_adjacency, validate_mesh
 from face_gcn.graph.decimation import decimate
 from face_gcn.graph.laplacian import (chebyshev_operator, largest_eigenvalue, normalized_laplacian,
@@ -33,7 +34,6 @@ from face_gcn.graph.sampling import down_sampling_matrix, up_sampling_matrix
 LOG = logging.getLogger(__name__)
 
 ALGORITHM_VERSION = 1
-ENV_CACHE = "FACE_GCN_CACHE"
 # Named decimations -> boundary_weight of build_hierarchy: CoMA's quadrics, or ours with
 # boundary-preserving planes (the open rim of a face mesh keeps its shape down the levels).
 DECIMATIONS = {"coma": 0.0, "boundary_preserving": 1.0}
@@ -150,9 +150,8 @@ def hierarchy_key(vertices: np.ndarray, triangles: np.ndarray, factors, boundary
 
 
 def default_cache_path(key: str) -> str:
-    """$FACE_GCN_CACHE (default ~/.cache/face_gcn)/mesh_hierarchy_<key[:20]>.npz."""
-    directory = os.environ.get(ENV_CACHE) or os.path.join(os.path.expanduser("~"), ".cache", "face_gcn")
-    return os.path.join(directory, f"mesh_hierarchy_{key[:20]}.npz")
+    """fileio.cache_directory() ($FACE_GCN_CACHE, default ~/.cache/face_gcn)/mesh_hierarchy_<key[:20]>.npz."""
+    return os.path.join(fileio.cache_directory(), f"mesh_hierarchy_{key[:20]}.npz")
 
 
 def save_hierarchy(path: str | os.PathLike, hierarchy: MeshHierarchy, key: str) -> None:

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import os
 
+from face_gcn import fileio
 from face_gcn.morphable import model as model_lib
 
 ENV_MODEL = "FACE_GCN_MORPHABLE_MODEL"
-ENV_CACHE = "FACE_GCN_CACHE"
+ENV_CACHE = fileio.CACHE_ENV
 DEMO_SEED = 0
-
-
-def cache_dir() -> str:
-    return os.environ.get(ENV_CACHE) or os.path.join(os.path.expanduser("~"), ".cache", "face_gcn")
 
 
 def demo_model_path(seed: int = DEMO_SEED) -> str:
     from face_gcn.morphable import demo  # pylint: disable=import-outside-toplevel
-    return os.path.join(cache_dir(), f"demo_model_v{demo.DEMO_VERSION}_seed{seed}.npz")
+    return os.path.join(fileio.cache_directory(), f"demo_model_v{demo.DEMO_VERSION}_seed{seed}.npz")
 
 
 def describe(path: str | None = None) -> str:

@@ -1,11 +1,14 @@
-"""dlib's 128-d face descriptor network (a ResNet-34-like metric net) in Keras, from face-api's weights.
+"""dlib's 128-d face descriptor network (a ResNet-34-like metric net) in Keras.
 
-The npm package @vladmandic/face-api carries dlib's face recognition network as TensorFlow.js
-weights (model/face_recognition_model-weights_manifest.json, read by
-face_gcn.nets.tfjs_weights). Its forward pass (src/faceRecognitionNet in that package), rebuilt
-here layer for layer:
+Weights come from dlib's own file (dlib_face_recognition_resnet_model_v1.dat, which the PyPI package
+face_recognition_models carries; face_gcn.nets.dlib_weights reads it) or from the npm package
+@vladmandic/face-api, which carries the same network as TensorFlow.js weights
+(model/face_recognition_model-weights_manifest.json, read by face_gcn.nets.tfjs_weights). The forward
+pass (dlib's anet_type; src/faceRecognitionNet in face-api), rebuilt here layer for layer:
 
-  x = (RGB 0-255 at 150 x 150 - mean RGB (122.782, 117.001, 104.298)) / 255
+  x = (RGB 0-255 at 150 x 150 - mean RGB (122.782, 117.001, 104.298)) / divisor
+      (divisor: 256 in dlib's input_rgb_image_sized, 255 in face-api; a non-trainable weight of the
+      "normalize" layer, so each converted .weights.h5 carries its own)
   conv32_down: conv 7x7 stride 2 VALID + bias, per-channel scale (x w + b), ReLU; max-pool 3 / 2 VALID
   residual (conv32_1..3, conv64_1..3, conv128_1..2, conv256_1..2):
       relu(x + scale(conv3x3(relu(scale(conv3x3(x))))))      (SAME, stride 1)
@@ -13,13 +16,15 @@ here layer for layer:
       a = scale(conv3x3 SAME(relu(scale(conv3x3 stride 2 VALID(x)))))
       p = avg-pool 2 / 2 VALID of x, zero channels appended up to a's
       when a is a row and a column smaller than p, a zero row (bottom) and column (right) are
-      appended to a; out = relu(a + p)
-  mean over the spatial axes (256), then fc [256, 128] (no bias).
+      appended to a; out = relu(a + p)   (dlib's add_prev: both zero-padded to the larger size)
+  mean over the spatial axes (256 features), then fc [256, 128] (no bias).
 
 Each conv + bias + scale is one Keras Conv2D here (kernel x w, bias x w + b: the same map, rounded
-differently). Input: float RGB 0-255 [B, 150, 150, 3] (other sizes are resized, bilinear as
-face-api does: TF's legacy resize without half-pixel centres); output [B, 128], not normalised
-(dlib compares descriptors by Euclidean distance, 0.6 for the same person).
+differently). Input: float RGB 0-255 [B, 150, 150, 3], as dlib's 150 x 150 face chip (other sizes
+are resized, bilinear as face-api does: TF's legacy resize without half-pixel centres; dlib itself
+only takes 150 x 150). Outputs, a dict: "descriptor" [B, 128], dlib's own (compared by Euclidean
+distance, 0.6 for the same person), "embedding" [B, 128] = descriptor / ||descriptor|| (float32),
+"features" [B, 256], the spatial mean the fc layer maps.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from face_gcn import fileio
 PACKAGE = "face_gcn"
 INPUT_SIZE = 150
 DESCRIPTOR_SIZE = 128
+FEATURE_SIZE = 256
+FACE_API_DIVISOR = 255.0  # face-api: (x - mean) / 255
+DLIB_DIVISOR = 256.0  # dlib/dnn/input.h, input_rgb_image_sized: (x - mean) / 256.0
 MEAN_RGB = (122.782, 117.001, 104.298)
 # (prefix, output channels, down-sampling) of the residual stages, in order
 RESIDUAL_STAGES = (("conv32_1", 32, False), ("conv32_2", 32, False), ("conv32_3", 32, False),
@@ -72,31 +80,53 @@ class ResidualDownShortcut(keras.layers.Layer):
         return tf.nn.relu(pooled + branch)
 
 
-def _to_network_input(images):
-    """RGB 0-255 [B, H, W, 3] -> face-api's normalised 150 x 150 input."""
+def _to_network_input(images, divisor):
+    """RGB 0-255 [B, H, W, 3] -> the normalised 150 x 150 input [B, 150, 150, 3]."""
     images = tf.cast(images, tf.float32)
     if images.shape[1] != INPUT_SIZE or images.shape[2] != INPUT_SIZE:
         images = tf.raw_ops.ResizeBilinear(images=images, size=[INPUT_SIZE, INPUT_SIZE],
                                            align_corners=False, half_pixel_centers=False)
-    return (images - tf.constant(MEAN_RGB, tf.float32)) / 255.0
+    return (images - tf.constant(MEAN_RGB, tf.float32)) / tf.cast(divisor, tf.float32)
+
+
+def _check_divisor(divisor) -> float:
+    divisor = float(divisor)
+    if not np.isfinite(divisor) or divisor <= 0:
+        raise ValueError(f"the input divisor must be a positive number, got {divisor}")
+    return divisor
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class FaceApiInput(keras.layers.Layer):
-    """Resize to 150 x 150 (TF's legacy bilinear, as face-api) and subtract the mean RGB, / 255."""
+    """Resize to 150 x 150 (TF's legacy bilinear, as face-api), subtract the mean RGB, / divisor.
+
+    divisor: a non-trainable scalar weight (saved with the weights), 255 (face-api) or 256 (dlib).
+    """
+
+    def __init__(self, divisor: float = FACE_API_DIVISOR, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_divisor = _check_divisor(divisor)
+
+    def build(self, input_shape):
+        self.divisor = self.add_weight(name="divisor", shape=(), trainable=False,
+                                       initializer=keras.initializers.Constant(self.initial_divisor))
 
     def call(self, images):
-        return _to_network_input(images)
+        return _to_network_input(images, self.divisor)
+
+    def get_config(self):
+        return {**super().get_config(), "divisor": self.initial_divisor}
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], INPUT_SIZE, INPUT_SIZE, 3)
 
 
 def build_face_descriptor(weights: str | os.PathLike | None = None, name: str = "face_descriptor") -> keras.Model:
-    """The network: RGB 0-255 [B, H, W, 3] -> [B, 128].
+    """The network: RGB 0-255 [B, H, W, 3] -> {"descriptor": [B, 128], "embedding": [B, 128] (unit
+    length), "features": [B, 256]}.
 
-    weights: a `.weights.h5` from `face-gcn convert-face-api`; None leaves the initial weights
-    (for load_face_api_weights).
+    weights: a `.weights.h5` from `face-gcn convert-face-api` (or dlib_weights.packaged_weights());
+    None leaves the initial weights (for load_face_api_weights / dlib_weights.load_dlib_weights).
     """
     images = keras.Input((None, None, 3), name="images")
     x = FaceApiInput(name="normalize")(images)
@@ -112,9 +142,11 @@ def build_face_descriptor(weights: str | os.PathLike | None = None, name: str = 
             x = ResidualDownShortcut(name=f"{prefix}_sum")([branch, x])
         else:
             x = keras.layers.ReLU()(keras.layers.Add(name=f"{prefix}_sum")([branch, x]))
-    x = keras.layers.GlobalAveragePooling2D(name="mean")(x)
-    descriptor = keras.layers.Dense(DESCRIPTOR_SIZE, use_bias=False, name="fc")(x)
-    model = keras.Model(images, descriptor, name=name)
+    features = keras.layers.GlobalAveragePooling2D(name="mean")(x)
+    descriptor = keras.layers.Dense(DESCRIPTOR_SIZE, use_bias=False, name="fc")(features)
+    embedding = keras.layers.UnitNormalization(name="embedding", dtype="float32")(descriptor)
+    outputs = {"descriptor": descriptor, "embedding": embedding, "features": features}
+    model = keras.Model(images, outputs, name=name)
     if weights is not None:
         weights = os.fspath(weights)
         if not os.path.isfile(weights):
@@ -124,15 +156,19 @@ def build_face_descriptor(weights: str | os.PathLike | None = None, name: str = 
             model.load_weights(weights)
         except (ValueError, OSError) as error:
             raise ValueError(f"{weights} is not a face descriptor weights file (face-gcn convert-face-api "
-                             f"writes one): {str(error).splitlines()[0][:200]}") from None
+                             f"writes one; files written before the input divisor was saved need "
+                             f"converting again): {str(error).splitlines()[0][:200]}") from None
     return model
 
 
-def load_face_api_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+def load_face_api_weights(model: keras.Model, weights: dict[str, np.ndarray],
+                          divisor: float = FACE_API_DIVISOR) -> None:
     """Assigns face-api's weights (names as in its manifest) to build_face_descriptor's layers.
 
+    divisor: the input normalisation's, FACE_API_DIVISOR (face-api) or DLIB_DIVISOR (dlib's .dat).
     Raises ValueError naming a missing weight or a shape that does not fit.
     """
+    divisor = _check_divisor(divisor)
     expected = {f"{prefix}/{part}" for prefix in _conv_names()
                 for part in ("conv/filters", "conv/bias", "scale/weights", "scale/biases")} | {"fc"}
     missing = sorted(expected - set(weights))
@@ -154,3 +190,4 @@ def load_face_api_weights(model: keras.Model, weights: dict[str, np.ndarray]) ->
     if fc.shape != (256, DESCRIPTOR_SIZE):
         raise ValueError(f"face-api weight fc has shape {fc.shape}, expected (256, {DESCRIPTOR_SIZE})")
     model.get_layer("fc").set_weights([fc])
+    model.get_layer("normalize").divisor.assign(divisor)

@@ -2,6 +2,8 @@
 from face-api's source (src/faceRecognitionNet), on random weights saved as a TF.js manifest."""
 
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -9,25 +11,8 @@ import pytest
 from face_gcn.nets import face_descriptor
 from face_gcn.nets.tfjs_weights import read_tfjs_weights
 
-
-def _random_face_api_weights(rng):
-    """face-api's tensor names and shapes with random, He-scaled values (float64)."""
-    weights = {}
-
-    def unit(prefix, size, cin, cout):
-        weights[f"{prefix}/conv/filters"] = rng.normal(size=(size, size, cin, cout)) * np.sqrt(2.0 / (size * size * cin))
-        weights[f"{prefix}/conv/bias"] = rng.normal(scale=0.1, size=cout)
-        weights[f"{prefix}/scale/weights"] = rng.uniform(0.5, 1.5, size=cout)
-        weights[f"{prefix}/scale/biases"] = rng.normal(scale=0.1, size=cout)
-
-    unit("conv32_down", 7, 3, 32)
-    channels = 32
-    for prefix, cout, _ in face_descriptor.RESIDUAL_STAGES:
-        unit(f"{prefix}/conv1", 3, channels, cout)
-        unit(f"{prefix}/conv2", 3, cout, cout)
-        channels = cout
-    weights["fc"] = rng.normal(size=(256, 128)) / 16.0
-    return weights
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _face_descriptor_reference as reference  # noqa: E402
 
 
 def _write_manifest(folder, weights):
@@ -51,48 +36,10 @@ def _write_manifest(folder, weights):
     return path, restored
 
 
-def _conv(x, filters, stride, padding):
-    """TF conv2d (NHWC, HWIO) in float64; SAME pads (total // 2) before and the rest after."""
-    size = filters.shape[0]
-    if padding == "same":
-        out = -(-x.shape[1] // stride)
-        total = max((out - 1) * stride + size - x.shape[1], 0)
-        x = np.pad(x, [(0, 0), (total // 2, total - total // 2), (total // 2, total - total // 2), (0, 0)])
-    windows = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))[:, ::stride, ::stride]
-    return np.einsum("bhwcij,ijco->bhwo", windows, filters)
-
-
-def _pool(x, size, stride, reduce):
-    windows = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))[:, ::stride, ::stride]
-    return reduce(windows, axis=(-2, -1))
-
-
-def _reference(images, w):
-    """face-api's FaceRecognitionNet.forwardInput, step by step, in float64."""
-    def unit(x, prefix, stride=1, padding="same", relu=True):
-        out = _conv(x, w[f"{prefix}/conv/filters"], stride, padding) + w[f"{prefix}/conv/bias"]
-        out = out * w[f"{prefix}/scale/weights"] + w[f"{prefix}/scale/biases"]
-        return np.maximum(out, 0.0) if relu else out
-
-    x = (images.astype(np.float64) - np.array(face_descriptor.MEAN_RGB)) / 255.0
-    x = _pool(unit(x, "conv32_down", 2, "valid"), 3, 2, np.max)
-    for prefix, cout, down in face_descriptor.RESIDUAL_STAGES:
-        if not down:
-            x = np.maximum(unit(unit(x, f"{prefix}/conv1"), f"{prefix}/conv2", relu=False) + x, 0.0)
-            continue
-        out = unit(unit(x, f"{prefix}/conv1", 2, "valid"), f"{prefix}/conv2", relu=False)
-        pooled = _pool(x, 2, 2, np.mean)
-        pooled = np.concatenate([pooled, np.zeros(pooled.shape[:3] + (cout - pooled.shape[3],))], axis=3)
-        if out.shape[1:3] != pooled.shape[1:3]:
-            out = np.pad(out, [(0, 0), (0, 1), (0, 1), (0, 0)])
-        x = np.maximum(out + pooled, 0.0)
-    return x.mean(axis=(1, 2)) @ w["fc"]
-
-
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     rng = np.random.default_rng(0)
-    path, restored = _write_manifest(tmp_path_factory.mktemp("face_api"), _random_face_api_weights(rng))
+    path, restored = _write_manifest(tmp_path_factory.mktemp("face_api"), reference.random_face_api_weights(rng))
     model = face_descriptor.build_face_descriptor()
     face_descriptor.load_face_api_weights(model, read_tfjs_weights(path))
     return model, restored
@@ -101,10 +48,11 @@ def converted(tmp_path_factory):
 def test_matches_face_apis_forward_pass(converted):
     model, weights = converted
     images = np.random.default_rng(1).uniform(0, 255, size=(2, 150, 150, 3)).astype(np.float32)
-    got = model(images).numpy()
-    expected = _reference(images, weights)
-    assert got.shape == (2, face_descriptor.DESCRIPTOR_SIZE)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    got = model(images)
+    assert set(got) == {"descriptor", "embedding", "features"}
+    assert got["descriptor"].shape == got["embedding"].shape == (2, face_descriptor.DESCRIPTOR_SIZE)
+    assert got["features"].shape == (2, face_descriptor.FEATURE_SIZE) and got["embedding"].dtype == "float32"
+    reference.assert_outputs_match(got, *reference.forward(images, weights, divisor=255.0))
 
 
 def test_other_sizes_are_resized_like_face_api(converted):
@@ -116,7 +64,8 @@ def test_other_sizes_are_resized_like_face_api(converted):
     rows = np.stack([rows[:, :-1], 0.5 * (rows[:, :-1] + rows[:, 1:])], axis=2).reshape(1, 150, 75, 3)
     cols = np.concatenate([rows, rows[:, :, -1:]], axis=2)
     doubled = np.stack([cols[:, :, :-1], 0.5 * (cols[:, :, :-1] + cols[:, :, 1:])], axis=3).reshape(1, 150, 150, 3)
-    np.testing.assert_allclose(model(images).numpy(), model(doubled.astype(np.float32)).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model(images)["descriptor"].numpy(), model(doubled.astype(np.float32))["descriptor"].numpy(),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_weights_of_another_network_are_refused(converted):
@@ -133,12 +82,11 @@ def test_weights_of_another_network_are_refused(converted):
 
 def test_convert_cli_writes_weights_that_build_face_descriptor_loads(tmp_path, converted):
     import subprocess
-    import sys
 
     model, _ = converted
     folder = tmp_path / "model"
     folder.mkdir()
-    _write_manifest(folder, _random_face_api_weights(np.random.default_rng(0)))  # the fixture's weights
+    _write_manifest(folder, reference.random_face_api_weights(np.random.default_rng(0)))  # the fixture's weights
     out = tmp_path / "descriptor.weights.h5"
     command = [sys.executable, "-m", "face_gcn.cli.convert_face_api", "--model", str(folder), "--out", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -146,8 +94,10 @@ def test_convert_cli_writes_weights_that_build_face_descriptor_loads(tmp_path, c
     assert "117 tensors" in result.stdout
     images = np.random.default_rng(3).uniform(0, 255, size=(2, 150, 150, 3)).astype(np.float32)
     loaded = face_descriptor.build_face_descriptor(weights=out)
-    expected = model(images).numpy()  # same weights; two model instances may sum convolutions in another order
-    np.testing.assert_allclose(loaded(images).numpy(), expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    assert float(loaded.get_layer("normalize").divisor.numpy()) == face_descriptor.FACE_API_DIVISOR == 255.0
+    expected = model(images)["descriptor"].numpy()  # same weights; two instances may sum convolutions in another order
+    np.testing.assert_allclose(loaded(images)["descriptor"].numpy(), expected, rtol=1e-5,
+                               atol=1e-5 * np.abs(expected).max())
     # a folder without the recognizer's manifest: one line, exit 1, nothing written
     (tmp_path / "empty").mkdir()
     failed = subprocess.run([sys.executable, "-m", "face_gcn.cli.convert_face_api", "--model", str(tmp_path / "empty"),
