@@ -27,7 +27,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("demo_dir", "demo_out", "a finished `face-gcn demo` workdir")
 flags.DEFINE_integer("steps", 300, "texture steps per row")
 flags.DEFINE_integer("uv_resolution", 64, "UV map side for the UV-CNN row (the paper's 256 is slow on a CPU)")
-flags.DEFINE_list("rows", [], "Only these rows, by name: pix_id, adv, full, fc_refiner, uv_cnn_refiner, "
+flags.DEFINE_list("rows", [], "Only these rows, by name: pix, pix_id, adv, full, fc_refiner, uv_cnn_refiner, "
                   "authors, authors_objective, colors_combiner; empty: all")
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
@@ -81,10 +81,12 @@ def main(argv):
             for position, (label, source) in enumerate((("coarse, no fit", unfitted), ("coarse (3DMM)", scores))):
                 rows.insert(position, (label, {k.replace("coarse", "refined"): v for k, v in source.items()
                                                if k.endswith("coarse")}, float("nan"), 0.0))
-    print(f"{'row':<16}{'PSNR dB':>9}{'SSIM':>8}{'albedo err':>12}{'steps/s':>9}{'seconds':>9}")
+    print(f"{'row':<16}{'PSNR dB':>9}{'SSIM':>8}{'albedo err':>12}{'id cosine':>11}{'steps/s':>9}{'seconds':>9}")
     for name, scores, rate, seconds in rows:
+        # identity cosine of input vs render (dlib's descriptor; nan for a row without a recognizer)
+        cosine = np.nanmean(scores["identity_cosine_refined"]) if "identity_cosine_refined" in scores else np.nan
         print(f"{name:<16}{np.nanmean(scores['psnr_refined']):>9.2f}{np.nanmean(scores['ssim_refined']):>8.4f}"
-              f"{np.nanmean(scores['albedo_error_refined']):>12.4f}{rate:>9.2f}{seconds:>9.0f}")
+              f"{np.nanmean(scores['albedo_error_refined']):>12.4f}{cosine:>11.4f}{rate:>9.2f}{seconds:>9.0f}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def make_untrained_model(path: str, backbone: str, image_size: int, use_facenet:
     from face_gcn.graph import hierarchy as hierarchy_lib  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
     from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
-    from face_gcn.nets import gcn  # pylint: disable=import-outside-toplevel
+    from face_gcn.nets import gcn, recognition  # pylint: disable=import-outside-toplevel
     from face_gcn.nets import regressor as regressor_lib  # pylint: disable=import-outside-toplevel
     from face_gcn.reconstruction import forward, model_dir  # pylint: disable=import-outside-toplevel
     if bfm_size:
@@ -43,8 +43,9 @@ def make_untrained_model(path: str, backbone: str, image_size: int, use_facenet:
         morphable = configured.load_demo()
     regressor = regressor_lib.build_regressor((image_size, image_size, 3), backbone=backbone)
     hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
-    config = gcn.GCNConfig(embedding_size=forward.embedding_size(regressor_lib.feature_size(backbone), use_facenet))
     facenet = facenet_lib.build_facenet() if use_facenet else None
+    config = gcn.GCNConfig(embedding_size=forward.embedding_size(regressor_lib.feature_size(backbone),
+                                                                 recognition.feature_size(facenet)))
     nets = forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), facenet, image_size)
     model_dir.save_model_dir(path, nets, {"untrained": True, "backbone": backbone})
 

@@ -7,7 +7,7 @@ On the device TensorFlow uses (GPU when one is visible, else CPU), at each batch
 exported SavedModel's serving_default (when --savedmodel is absent the model is exported to a
 temporary folder first), the same forward pass in Python (tf.function, the compiled rasterizer
 when built) and each stage on its own: detection (MTCNN, image by image), alignment + face mask,
-regressor, FaceNet (when the model uses it), the texture GCNs, and the rendering (coarse render,
+regressor, the recognition network (FaceNet or dlib's descriptor, when the model has one), the texture GCNs, and the rendering (coarse render,
 T_p sampling with its visibility pass, refined render). Tracing and --warmup calls are not timed;
 the median of --repeats calls is. The inputs are aligned crops of skimage's astronaut photo.
 Also measured: the SavedModel's size and its cold start (a fresh process: import TensorFlow,
@@ -43,13 +43,15 @@ flags.DEFINE_string("json", None, "Write the results as JSON here.")
 PROG = "face-gcn benchmark"
 PAPER_IMAGES_PER_SECOND = 50.0
 PAPER_DEVICE = "one NVIDIA GTX 1080Ti (Lin et al. 2020)"
-STAGES = ("savedmodel", "python", "detection", "align_mask", "regressor", "facenet", "gcn", "render")
+STAGES = ("savedmodel", "python", "detection", "align_mask", "regressor", "facenet", "face_descriptor", "gcn",
+          "render")
 STAGE_TEXT = {"savedmodel": "end to end, exported SavedModel (pure-TF rasterizer)",
               "python": "end to end, Python forward pass",
               "detection": "detection (MTCNN, per image)",
               "align_mask": "alignment + face mask (per image)",
               "regressor": "regressor (coefficients + features)",
               "facenet": "FaceNet features",
+              "face_descriptor": "dlib descriptor features",
               "gcn": "texture GCNs (Decoder + Refiner + Combiner)",
               "render": "rendering (coarse, T_p visibility, refined)"}
 
@@ -101,8 +103,7 @@ def stage_functions(nets, backend: str = "auto"):
 
     from face_gcn.morphable import coefficients as coeff_lib  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import formation  # pylint: disable=import-outside-toplevel
-    from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
-    from face_gcn.nets import gcn  # pylint: disable=import-outside-toplevel
+    from face_gcn.nets import gcn, recognition  # pylint: disable=import-outside-toplevel
     from face_gcn.nets import regressor as regressor_lib  # pylint: disable=import-outside-toplevel
     from face_gcn.reconstruction import forward  # pylint: disable=import-outside-toplevel
     from face_gcn.render import deferred, face_renderer, lighting, vertex_sampling  # pylint: disable=import-outside-toplevel
@@ -121,8 +122,8 @@ def stage_functions(nets, backend: str = "auto"):
         return outputs.coefficients, outputs.features
 
     @tf.function(reduce_retracing=True)
-    def facenet(images):
-        return facenet_lib.embed(nets.facenet, images).features
+    def recognizer(images):
+        return recognition.embed(nets.recognizer, images).features
 
     @tf.function(reduce_retracing=True)
     def texture_gcn(embedding, features):
@@ -140,8 +141,8 @@ def stage_functions(nets, backend: str = "auto"):
         return coarse.image, image, alpha, features
 
     functions = {"python": python, "regressor": regressor, "gcn": texture_gcn, "render": render}
-    if nets.facenet is not None:
-        functions["facenet"] = facenet
+    if nets.recognizer is not None:
+        functions[recognition.kind_of(nets.recognizer)] = recognizer
     return functions
 
 
@@ -175,7 +176,8 @@ def run_benchmark(nets, savedmodel: str, batch_sizes, repeats: int = 5, warmup: 
         floats = tf.cast(images, tf.float32)
         batch_masks = tf.constant(np.repeat(mask[None], batch, 0))
         coefficients, features = functions["regressor"](floats)
-        embedding = [features] + ([functions["facenet"](floats)] if "facenet" in functions else [])
+        recognizers = [kind for kind in ("facenet", "face_descriptor") if kind in functions]
+        embedding = [features] + [functions[kind](floats) for kind in recognizers]
         embedding = tf.concat(embedding, -1)
         refined = tf.random.uniform([batch, nets.morphable.num_vertices, 3], seed=1)
         vertex_features = functions["render"](floats, batch_masks, coefficients, refined)[3]
@@ -186,8 +188,8 @@ def run_benchmark(nets, savedmodel: str, batch_sizes, repeats: int = 5, warmup: 
             "gcn": lambda: functions["gcn"](embedding, vertex_features).numpy(),
             "render": lambda: functions["render"](floats, batch_masks, coefficients, refined)[1].numpy(),
         }
-        if "facenet" in functions:
-            calls["facenet"] = lambda: functions["facenet"](floats).numpy()
+        for kind in recognizers:
+            calls[kind] = lambda kind=kind: functions[kind](floats).numpy()
         row = {stage: per_image[stage] * batch for stage in per_image}
         for stage, call in calls.items():
             row[stage] = time_calls(call, repeats, warmup)
@@ -197,7 +199,8 @@ def run_benchmark(nets, savedmodel: str, batch_sizes, repeats: int = 5, warmup: 
         rates[str(batch)]["photos_with_detection"] = batch / (row["detection"] + row["align_mask"] + row["savedmodel"])
     return {"device": device_name(), "rasterizer_python": rasterizer.backend_in_use(backend),
             "rasterizer_savedmodel": "fallback", "image_size": nets.image_size,
-            "num_vertices": int(nets.morphable.num_vertices), "uses_facenet": nets.facenet is not None,
+            "num_vertices": int(nets.morphable.num_vertices), "uses_facenet": "facenet" in functions,
+            "recognizer": next((kind for kind in ("facenet", "face_descriptor") if kind in functions), None),
             "batch_sizes": [int(b) for b in batch_sizes], "repeats": repeats, "warmup": warmup,
             "images_per_second": rates, "seconds_per_batch": seconds,
             "reference": {"images_per_second": PAPER_IMAGES_PER_SECOND, "device": PAPER_DEVICE}}

@@ -7,9 +7,10 @@
 --results holds NAME.input.png, NAME.render.png, NAME.mask.png (and optionally NAME.alpha.png)
 per image, or method sub-folders of them (runs/celeba/coarse, runs/celeba/refined, ...), which
 become the rows of the table. L1, PSNR and SSIM are measured inside face mask AND render
-coverage; a recognizer given by path adds the input/render identity cosine similarity, and
---identities (CSV "name,identity") the earth mover's distance between same- and
-different-identity similarities. See face_gcn/evaluation/report.py.
+coverage; a recognizer adds the input/render identity cosine similarity, and --identities (CSV
+"name,identity") the earth mover's distance between same- and different-identity similarities.
+The recognizer is dlib's face descriptor with its packaged weights unless --recognizer names
+another (a path) or "none". See face_gcn/evaluation/report.py.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ FLAGS = flags.FLAGS
 PROG = "face-gcn evaluate"
 flags.DEFINE_string("results", None, "Folder of NAME.input.png / NAME.render.png / "
                     "NAME.mask.png [/ NAME.alpha.png] files, or of method sub-folders of them.")
-flags.DEFINE_string("recognizer", None, "Identity recognizer: a SavedModel folder, an .onnx "
-                    "file or FaceNet .weights.h5 (from `face-gcn convert-facenet`).")
-flags.DEFINE_enum("recognizer_kind", "auto", ["auto", "savedmodel", "onnx", "facenet"],
+flags.DEFINE_string("recognizer", None, "Identity recognizer: a SavedModel folder, an .onnx file, a FaceNet "
+                    "or dlib descriptor .weights.h5 (face-gcn convert-facenet / convert-face-api), or 'none'; "
+                    "default: dlib's face descriptor, packaged.")
+flags.DEFINE_enum("recognizer_kind", "auto", ["auto", "savedmodel", "onnx", "facenet", "face_descriptor"],
                   "Kind of --recognizer (auto: from the path).")
 flags.DEFINE_integer("recognizer_input_size", None, "Square input side the recognizer gets "
                      "(default: the model's static size, else the image size).")
@@ -46,12 +48,12 @@ flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 def _recognizer_options(kind: str) -> dict:
     """Keyword arguments of recognizers.load_recognizer for the recognizer kind."""
-    if kind == "facenet":
+    if kind in ("facenet", "face_descriptor"):
         given = [name for name in ("recognizer_input_size", "recognizer_preprocessing",
                                    "recognizer_channel_order", "recognizer_signature",
                                    "recognizer_output") if FLAGS[name].present]
         if given:
-            raise app.UsageError(f"FaceNet recognizers fix their own input; drop "
+            raise app.UsageError(f"{kind} recognizers fix their own input; drop "
                                  f"{', '.join('--' + name for name in given)}")
         return {"batch_size": FLAGS.batch_size}
     options = {"input_size": FLAGS.recognizer_input_size,
@@ -72,8 +74,8 @@ def main(argv):
         raise app.UsageError("--results is required (a folder of renders)")
     if not (FLAGS.json or FLAGS.markdown):
         raise app.UsageError("give --json and/or --markdown (where to write the results)")
-    if FLAGS.identities and not FLAGS.recognizer:
-        raise app.UsageError("--identities needs --recognizer (the EMD compares embeddings)")
+    if FLAGS.identities and FLAGS.recognizer == "none":
+        raise app.UsageError("--identities needs a recognizer (the EMD compares embeddings), not --recognizer=none")
     if FLAGS.batch_size < 1:
         raise app.UsageError("--batch_size must be at least 1")
     if FLAGS.recognizer_input_size is not None and FLAGS.recognizer_input_size < 1:
@@ -88,7 +90,12 @@ def main(argv):
     except report.EvaluationError as error:
         fail(PROG, str(error))
     recognizer = None
-    if FLAGS.recognizer:
+    if not FLAGS.recognizer:
+        try:
+            recognizer = recognizers.FaceDescriptorRecognizer(batch_size=FLAGS.batch_size)
+        except recognizers.RecognizerError as error:
+            fail(PROG, str(error))
+    elif FLAGS.recognizer != "none":
         kind = FLAGS.recognizer_kind
         try:
             if kind == "auto":

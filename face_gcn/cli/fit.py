@@ -19,7 +19,7 @@ import time
 
 from absl import app, flags
 
-from face_gcn.cli import _photos
+from face_gcn.cli import _photos, _recognizer
 from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
@@ -28,8 +28,12 @@ flags.DEFINE_string("morphable_model", None, "Morphable model (.npz; default: "
                     "$FACE_GCN_MORPHABLE_MODEL, else the built-in demo model).")
 flags.DEFINE_string("regressor", None, "A regressor .keras file (face-gcn train-coarse or convert-deng) whose "
                     "coefficients start each fit; default: the mean face, frontal, ambient light.")
-flags.DEFINE_string("facenet_weights", None, "FaceNet Keras weights (face-gcn convert-facenet); "
-                    "adds the identity loss to the fit and the refinement.")
+flags.DEFINE_enum("recognizer", "auto", ["auto", "facenet", "face_descriptor", "none"],
+                  "Face-recognition network of the identity loss in the fit and the refinement: auto (FaceNet "
+                  "with --facenet_weights, else dlib's descriptor, packaged), facenet, face_descriptor or none.")
+flags.DEFINE_string("facenet_weights", None, "FaceNet Keras weights (face-gcn convert-facenet).")
+flags.DEFINE_string("face_descriptor_weights", None, "dlib descriptor weights (face-gcn convert-face-api); "
+                    "default: the packaged ones.")
 flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or the path of a "
                     "face-parsing SavedModel.")
 flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
@@ -51,7 +55,7 @@ PROG = "face-gcn fit"
 class FitPipeline:
     """Detector, segmenter, fitter and refiner, built once for many photos."""
 
-    def __init__(self, model, crop_size, fit_config, refine_config, facenet=None, segmenter="builtin",
+    def __init__(self, model, crop_size, fit_config, refine_config, recognizer=None, segmenter="builtin",
                  segmenter_classes=(), min_face_size=20, regressor=None):
         from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
         self.model = model
@@ -59,8 +63,8 @@ class FitPipeline:
         self.regressor = regressor
         self.aligner = _photos.PhotoAligner(model.alignment_landmarks, crop_size, segmenter=segmenter,
                                             segmenter_classes=segmenter_classes, min_face_size=min_face_size)
-        self.fitter = coarse_fit.CoarseFitter(model, crop_size, fit_config, facenet=facenet)
-        self.refiner = refine.TextureRefiner(model, crop_size, refine_config, facenet=facenet) \
+        self.fitter = coarse_fit.CoarseFitter(model, crop_size, fit_config, recognizer=recognizer)
+        self.refiner = refine.TextureRefiner(model, crop_size, refine_config, recognizer=recognizer) \
             if refine_config.steps > 0 else None
 
     def fit(self, photos: list) -> list:
@@ -144,8 +148,9 @@ def main(argv):
     classes = _photos.segmenter_classes(FLAGS.segmenter_classes, PROG)
     if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
         fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
-    if FLAGS.facenet_weights and not os.path.isfile(FLAGS.facenet_weights):
-        fail(PROG, f"--facenet_weights {FLAGS.facenet_weights!r} is not a file")
+    for flag in ("facenet_weights", "face_descriptor_weights"):
+        if getattr(FLAGS, flag) and not os.path.isfile(getattr(FLAGS, flag)):
+            fail(PROG, f"--{flag} {getattr(FLAGS, flag)!r} is not a file")
     try:
         paths = _photos.list_images(arguments)
     except ValueError as error:
@@ -159,17 +164,13 @@ def _fit(paths, photo_outputs, classes):
     from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import model as model_lib  # pylint: disable=import-outside-toplevel
+    from face_gcn.nets import recognition  # pylint: disable=import-outside-toplevel
     try:
         model = configured.load_configured(FLAGS.morphable_model)
     except (model_lib.MorphableModelError, OSError) as error:
         fail(PROG, f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)}): {error}")
-    facenet = None
-    if FLAGS.facenet_weights:
-        from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
-        try:
-            facenet = facenet_lib.build_facenet(weights=FLAGS.facenet_weights)
-        except (OSError, ValueError) as error:
-            fail(PROG, f"cannot load the FaceNet weights {FLAGS.facenet_weights}: {error}")
+    recognizer = _recognizer.load_or_fail(PROG, FLAGS.recognizer, FLAGS.facenet_weights,
+                                          FLAGS.face_descriptor_weights)
     regressor = None
     if FLAGS.regressor:
         from face_gcn.nets import regressor as regressor_lib  # pylint: disable=import-outside-toplevel
@@ -184,7 +185,7 @@ def _fit(paths, photo_outputs, classes):
         FLAGS.pose_steps, FLAGS.shape_steps, FLAGS.appearance_steps, low))
     try:
         pipeline = FitPipeline(model, FLAGS.crop_size, fit_config, refine.RefineConfig(steps=FLAGS.refine_steps),
-                               facenet=facenet, segmenter=FLAGS.segmenter, segmenter_classes=classes,
+                               recognizer=recognizer, segmenter=FLAGS.segmenter, segmenter_classes=classes,
                                min_face_size=FLAGS.min_face_size, regressor=regressor)
     except ValueError as error:  # a --segmenter that is not a usable SavedModel
         fail(PROG, str(error))
@@ -230,7 +231,7 @@ def _fit(paths, photo_outputs, classes):
                             "shape_steps": FLAGS.shape_steps, "appearance_steps": FLAGS.appearance_steps,
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
                             "batch_size": FLAGS.batch_size, "regressor": FLAGS.regressor or None,
-                            "identity_loss": facenet is not None}}
+                            "identity_loss": recognition.kind_of(recognizer)}}
     photo_outputs.write_summary(summary)
     reasons = _photos.reason_counts(failed)
     print(f"fit: {len(fitted)} fitted, {len(failed)} skipped ({reasons}) in {summary['seconds']:.1f} s; "

@@ -171,11 +171,13 @@ def _reconstruct(paths, photo_outputs, classes):
     for path in _photos.progress(paths, "reconstruct", FLAGS.progress):
         runner.add(path)
     runner.flush()
+    from face_gcn.nets import recognition  # pylint: disable=import-outside-toplevel
+    recognizer = recognition.kind_of(nets.recognizer)
     summary = {"model": os.path.abspath(FLAGS.model), "morphable_model": nets.morphable.name,
                "num_images": len(paths), "reconstructed": runner.done, "failed": runner.failed,
                "seconds": round(time.perf_counter() - started, 3),
                "settings": {"image_size": nets.image_size, "batch_size": FLAGS.batch_size,
-                            "uses_facenet": nets.facenet is not None, "segmenter": FLAGS.segmenter,
+                            "uses_facenet": recognizer == "facenet", "recognizer": recognizer, "segmenter": FLAGS.segmenter,
                             "backend": FLAGS.backend, "fit_steps": FLAGS.fit_steps}}
     photo_outputs.write_summary(summary)
     print(f"reconstruct: {len(runner.done)} reconstructed, {len(runner.failed)} skipped "

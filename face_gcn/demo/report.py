@@ -12,9 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from face_gcn import fileio
+from face_gcn.nets import recognition
 
 METRIC_ROWS = (("PSNR (dB, face region) ↑", "psnr"), ("SSIM (face region) ↑", "ssim"),
-               ("albedo error vs ground truth ↓", "albedo_error"))
+               ("albedo error vs ground truth ↓", "albedo_error"),
+               ("identity cosine, input vs render ↑", "identity_cosine"))
 
 
 def read_scalars(workdir: str) -> dict[str, list[tuple[int, float]]]:
@@ -65,12 +67,21 @@ def svg_curves(series: dict[str, list[tuple[int, float]]], width: int = 420, hei
 def _metric_table(result: dict, scores: dict) -> str:
     rows = ["<table><tr><th>metric</th><th>coarse (3DMM albedo)</th><th>refined (GCN)</th></tr>"]
     for label, key in METRIC_ROWS:
+        if f"{key}_coarse" not in scores:  # identity: only with a recognition network
+            continue
         cells = []
         for tag in ("coarse", "refined"):
             values = np.asarray(scores[f"{key}_{tag}"], np.float64)
             cells.append(f"{np.nanmean(values):.4g} ± {np.nanstd(values):.2g}")
         rows.append(f"<tr><td>{html.escape(label)}</td><td>{cells[0]}</td><td>{cells[1]}</td></tr>")
+    if "identity_emd_coarse" in result:
+        rows.append(f"<tr><td>identity EMD, same vs different faces ↑</td><td>{result['identity_emd_coarse']:.4g}</td>"
+                    f"<td>{result['identity_emd_refined']:.4g}</td></tr>")
     rows.append("</table>")
+    if "recognizer" in result:
+        rows.append(f"<p>Identity figures: embeddings of {html.escape(recognition.NAMES.get(result['recognizer'], result['recognizer']))}, "
+                    "the network L_id trains with (so not an independent judge); the render is pasted over the input "
+                    "where it covers it, as in the images below.</p>")
     return "".join(rows)
 
 
@@ -106,7 +117,8 @@ def _albedo_rows(workdir: str, names: list, scores: dict) -> str:
         i = index[name]
         numbers = "<br>".join(
             f"{label} {scores[f'{key}_coarse'][i]:.4g} &rarr; {scores[f'{key}_refined'][i]:.4g}"
-            for label, key in (("albedo error", "albedo_error"), ("PSNR", "psnr"), ("SSIM", "ssim")))
+            for label, key in (("albedo error", "albedo_error"), ("PSNR", "psnr"), ("SSIM", "ssim"),
+                               ("identity cosine", "identity_cosine")) if f"{key}_coarse" in scores)
         if "coarse_angle_error_deg" in scores:
             numbers += f"<br>pose error {scores['coarse_angle_error_deg'][i]:.2f}&deg;"
         cells = "".join(f'<td><img src="heldout/albedo/{name}.{tag}.png"></td>'

@@ -34,7 +34,7 @@ from face_gcn.evaluation import albedo as albedo_lib, metrics as metrics_lib
 from face_gcn.mesh import io as mesh_io
 from face_gcn.mesh import normals as normals_lib
 from face_gcn.morphable import coefficients as coeff_lib, configured, formation
-from face_gcn.nets import regressor as regressor_lib
+from face_gcn.nets import recognition, regressor as regressor_lib
 from face_gcn.reconstruction import coarse_cache, forward, model_dir
 from face_gcn.render import camera, face_renderer, lighting
 from face_gcn.synthesis import dataset as synthetic
@@ -71,7 +71,9 @@ IMPROVEMENT_KEYS = ("nets.refiner_skip_levels", "nets.refiner_photo", "nets.lmax
 AS_MEASURED_KEYS = ("train.adam_epsilon", "train.decay_staircase", "train.clip_norm", "train.critic_betas",
                     "train.critic_start", "nets.mask_erosion")
 COARSE_OVERRIDES = {
-    "data.batch_size": 8, "nets.backbone": "compact", "loss.coefficients": 1.0,
+    # the stand-in regressor learns from the synthetic coefficients; Deng's identity term (a second
+    # ResNet per step) is left out of it. The texture stage keeps L_id (dlib's descriptor).
+    "data.batch_size": 8, "nets.backbone": "compact", "loss.coefficients": 1.0, "nets.recognizer": "none",
     "train.steps": defaults.COARSE_STEPS, "train.learning_rate": 1e-3, "train.decay_steps": 3000, "train.decay_rate": 0.5,
     "train.checkpoint_every": 1000, "train.summary_every": 50,
 }
@@ -164,7 +166,10 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
     nets.coarse_coefficients of the texture config). landmarks: those the fit uses (coarse.landmarks).
     Per face also: coarse_angle_error_deg / regressor_angle_error_deg (RMS over the three Euler angles
     against the truth, degrees, through the coarse stage and through the regressor alone) and
-    coarse_light_error / regressor_light_error (RMS over the 27 SH coefficients).
+    coarse_light_error / regressor_light_error (RMS over the 27 SH coefficients). With a recognition
+    network in ``nets``: identity_cosine_coarse / identity_cosine_refined, the cosine of its embeddings
+    of the input and of the render pasted over it (as the report's PNGs), and the returned
+    "embeddings" {"input", "coarse", "refined": [N, D]} (for identity_emd).
     """
     if coarse_coefficients not in texture.COARSE_SOURCES:
         raise ValueError(f"coarse_coefficients must be one of {texture.COARSE_SOURCES}, got {coarse_coefficients!r}")
@@ -176,6 +181,9 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
                                   "albedo_error_coarse", "albedo_error_refined", "albedo_error_photo",
                                   "albedo_error_photo_true_coefficients", "coarse_angle_error_deg",
                                   "regressor_angle_error_deg", "coarse_light_error", "regressor_light_error")}
+    if nets.recognizer is not None:
+        scores.update(identity_cosine_coarse=[], identity_cosine_refined=[])
+    embeddings = {"input": [], "coarse": [], "refined": []}
     names, index = [], 0
     for sub in ("coarse", "refined", "albedo"):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
@@ -203,6 +211,14 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
         for tag, render in renders.items():
             scores[f"psnr_{tag}"] += list(metrics_lib.masked_psnr(photo, render, mask))
             scores[f"ssim_{tag}"] += list(metrics_lib.masked_ssim(photo, render, mask))
+        if nets.recognizer is not None:
+            pasted = {tag: render * alpha[..., None] + photo * (1.0 - alpha[..., None]) for tag, render in renders.items()}
+            embedded = {tag: recognition.embed(nets.recognizer, image * 255.0).embedding.numpy()
+                        for tag, image in (("input", photo), *pasted.items())}
+            for tag, embedding in embedded.items():
+                embeddings[tag].append(embedding)
+            for tag in renders:
+                scores[f"identity_cosine_{tag}"] += list(metrics_lib.cosine_similarity(embedded["input"], embedded[tag]))
         scores["albedo_error_coarse"] += list(albedo_lib.albedo_error(coarse_albedo, true_albedo, front))
         scores["albedo_error_refined"] += list(albedo_lib.albedo_error(refined_albedo, true_albedo, front))
         # The forward pass already sampled T_p through its coarse stage; the true coefficients need their own
@@ -238,7 +254,20 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
             mesh_io.write_ply(os.path.join(out_dir, f"{name}_coarse.ply"), posed[b], triangles, coarse_albedo[b])
             mesh_io.write_obj(os.path.join(out_dir, f"{name}_refined.obj"), posed[b], triangles, refined_colors[b])
         index += len(photo)
-    return {"names": names, **{k: np.asarray(v, np.float64) for k, v in scores.items()}}
+    result = {"names": names, **{k: np.asarray(v, np.float64) for k, v in scores.items()}}
+    if nets.recognizer is not None:
+        result["embeddings"] = {tag: np.concatenate(parts) for tag, parts in embeddings.items()}
+    return result
+
+
+def identity_emd(embeddings: dict, tag: str) -> float:
+    """The paper's EMD between cosine(render i, input j) of the same face (i == j) and of different
+    faces (i != j; every held-out face is another identity), for the renders ``tag``."""
+    inputs, renders = embeddings["input"], embeddings[tag]
+    unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    similarity = unit(renders) @ unit(inputs).T
+    same = np.eye(len(inputs), dtype=bool)
+    return metrics_lib.earth_movers_distance(similarity[same], similarity[~same])
 
 
 def run_demo(workdir: str, settings: DemoSettings = DemoSettings(), log=logging.info) -> dict:
@@ -282,7 +311,11 @@ def run_demo(workdir: str, settings: DemoSettings = DemoSettings(), log=logging.
                               landmarks=config["coarse"]["landmarks"])
     timings["evaluate"] = time.perf_counter() - stage_started
 
-    summary = {key: float(np.nanmean(values)) for key, values in scores.items() if key != "names"}
+    summary = {key: float(np.nanmean(values)) for key, values in scores.items() if key not in ("names", "embeddings")}
+    if "embeddings" in scores:
+        summary["recognizer"] = recognition.kind_of(nets.recognizer)
+        for tag in ("coarse", "refined"):
+            summary[f"identity_emd_{tag}"] = identity_emd(scores["embeddings"], tag)
     for tag in ("coarse", "regressor"):  # RMS over faces and angles
         summary[f"{tag}_angle_rmse_deg"] = float(np.sqrt(np.mean(scores[f"{tag}_angle_error_deg"] ** 2)))
     result = {**summary, "n_images": len(scores["names"]), "seconds": round(time.perf_counter() - started, 1),

@@ -8,6 +8,10 @@ The paper measures identity preservation with recognizers trained apart from its
   OnnxRecognizer        an ONNX model run with onnxruntime (NCHW or NHWC input, detected);
   FaceNetRecognizer     FaceNet (Inception-ResNet-v1) with keras-facenet weights converted by
                         `face-gcn convert-facenet` (face_gcn.nets.facenet).
+  FaceDescriptorRecognizer  dlib's 128-d face descriptor (face_gcn.nets.face_descriptor), its packaged
+                        weights by default (the face_recognition_models package, converted once) or a
+                        .weights.h5 from `face-gcn convert-face-api`: what evaluate uses when no
+                        recognizer is given.
 
 All share `embed(images) -> [B, D]`: images are RGB [B, H, W, 3] in [0, 255], uint8 or float.
 SavedModel and ONNX networks get them resized bilinearly to `input_size` (the network's own
@@ -27,7 +31,7 @@ import numpy as np
 from face_gcn import savedmodel_io, tf_errors
 
 PREPROCESSING = ("facenet", "unit", "raw")
-KINDS = ("savedmodel", "onnx", "facenet")
+KINDS = ("savedmodel", "onnx", "facenet", "face_descriptor")
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -286,37 +290,59 @@ class OnnxRecognizer(Recognizer):
         return _as_embeddings(result, images.shape[0], self.name)
 
 
-class FaceNetRecognizer(Recognizer):
-    """FaceNet (face_gcn.nets.facenet) with weights from a local `.weights.h5` written by
-    `face-gcn convert-facenet`; returns the 512-d unit embedding."""
+class NetworkRecognizer(Recognizer):
+    """One of face_gcn's own recognition networks (face_gcn.nets.recognition) with weights from a local
+    `.weights.h5`; returns its unit embedding. weights None: the network's packaged weights (dlib's
+    descriptor only)."""
 
-    def __init__(self, weights: str, batch_size: int = 32):
+    kind = ""
+
+    def __init__(self, weights: str | None = None, batch_size: int = 32):
         super().__init__(batch_size)
-        from face_gcn.nets import facenet  # pylint: disable=import-outside-toplevel
-        if not os.path.isfile(weights):
-            raise RecognizerError(f"FaceNet weights file not found: {weights}")
+        from face_gcn.nets import recognition  # pylint: disable=import-outside-toplevel
+        label = recognition.NAMES[self.kind]
+        if weights is not None and not os.path.isfile(weights):
+            raise RecognizerError(f"{label} weights file not found: {weights}")
         try:
-            self._model = facenet.build_facenet(weights=weights)
+            self._model = recognition.build(self.kind, weights)
         except Exception as error:  # pylint: disable=broad-except
-            raise RecognizerError(f"could not load FaceNet weights from {weights}: {error}") \
-                from error
-        self._facenet = facenet
-        self.name = f"facenet:{weights}"
+            raise RecognizerError(f"could not load {label} weights from {weights or 'its package'}: "
+                                  f"{tf_errors.message_line(error)}") from error
+        self._recognition = recognition
+        self.name = f"{self.kind}:{weights or 'packaged'}"
 
     def _embed_batch(self, images):
-        outputs = self._facenet.embed(self._model, images)
+        outputs = self._recognition.embed(self._model, images)
         return _as_embeddings(outputs.embedding.numpy(), images.shape[0], self.name)
 
 
+class FaceNetRecognizer(NetworkRecognizer):
+    """FaceNet (face_gcn.nets.facenet) with weights from `face-gcn convert-facenet`; 512-d unit embedding."""
+
+    kind = "facenet"
+
+    def __init__(self, weights: str, batch_size: int = 32):
+        super().__init__(weights, batch_size)
+
+
+class FaceDescriptorRecognizer(NetworkRecognizer):
+    """dlib's face descriptor (face_gcn.nets.face_descriptor); 128-d unit embedding. weights None: the
+    packaged ones."""
+
+    kind = "face_descriptor"
+
+
 def guess_kind(path: str) -> str:
-    """"savedmodel" for a directory with saved_model.pb, "onnx" for *.onnx, "facenet" for
-    *.h5; RecognizerError otherwise."""
+    """"savedmodel" for a directory with saved_model.pb, "onnx" for *.onnx, and for *.h5 "facenet" or
+    "face_descriptor" by the network its weights are for (FaceNet when the file cannot tell);
+    RecognizerError otherwise."""
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
         return "savedmodel"
     if path.lower().endswith(".onnx"):
         return "onnx"
     if path.lower().endswith(".h5"):
-        return "facenet"
+        from face_gcn.nets import recognition  # pylint: disable=import-outside-toplevel
+        return recognition.weights_kind(path) or "facenet"
     if not os.path.exists(path):
         raise RecognizerError(f"recognizer not found: {path}")
     raise RecognizerError(f"cannot tell the recognizer kind of {path!r}: give the kind "
@@ -327,8 +353,8 @@ def load_recognizer(path: str, kind: str = "auto", **options) -> Recognizer:
     """Loads a recognizer by path.
 
     Args:
-      path: SavedModel directory, .onnx file or FaceNet .weights.h5.
-      kind: "savedmodel", "onnx", "facenet" or "auto" (guess_kind).
+      path: SavedModel directory, .onnx file, or a FaceNet or dlib descriptor .weights.h5.
+      kind: "savedmodel", "onnx", "facenet", "face_descriptor" or "auto" (guess_kind).
       **options: the constructor's keyword arguments (input_size, preprocessing, ...); options
         that are None are dropped, so CLI defaults pass through.
     """
@@ -339,10 +365,11 @@ def load_recognizer(path: str, kind: str = "auto", **options) -> Recognizer:
         return SavedModelRecognizer(path, **options)
     if kind == "onnx":
         return OnnxRecognizer(path, **options)
-    if kind == "facenet":
+    if kind in ("facenet", "face_descriptor"):
         unused = sorted(set(options) - {"batch_size"})
         if unused:
-            raise RecognizerError(f"FaceNet recognizers take no options {unused} (FaceNet "
+            raise RecognizerError(f"{kind} recognizers take no options {unused} (the network "
                                   "fixes its own size and preprocessing)")
-        return FaceNetRecognizer(path, **options)
+        network = FaceNetRecognizer if kind == "facenet" else FaceDescriptorRecognizer
+        return network(path, **options)
     raise RecognizerError(f"recognizer kind must be one of {KINDS} or 'auto', got {kind!r}")

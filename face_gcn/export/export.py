@@ -21,6 +21,7 @@ import tensorflow as tf
 from face_gcn import fileio, tf_errors
 from face_gcn import version as version_lib
 from face_gcn.export import serving
+from face_gcn.nets import recognition
 from face_gcn.reconstruction import forward, model_dir
 
 INFO_FILE = "face_gcn_export.json"
@@ -45,11 +46,12 @@ def export_nets(nets: forward.FaceGCN, out_dir: str, source: str | None = None,
         raise ExportError(f"{out_dir} exists and is not a face-gcn SavedModel export (or holds other files too); "
                           "refusing to replace it")
     module = serving.ServingModule(nets, render_outputs=render_outputs)
+    recognizer = recognition.kind_of(nets.recognizer)
     with fileio.atomic_directory(out_dir) as staging:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         info = {"format": "face-gcn-savedmodel", "version": 1, "face_gcn_version": version_lib.__version__,
                 "image_size": module.image_size, "num_vertices": int(nets.morphable.num_vertices),
-                "num_triangles": int(len(nets.morphable.triangles)), "uses_facenet": nets.facenet is not None,
+                "num_triangles": int(len(nets.morphable.triangles)), "uses_facenet": recognizer == "facenet", "recognizer": recognizer,
                 "morphable_model": nets.morphable.name, "source_model": source,
                 "signatures": {"serving_default": {"images": f"uint8 [B, {module.image_size}, "
                                                              f"{module.image_size}, 3] aligned RGB crops"},

@@ -8,9 +8,10 @@ layout) of every face of a batch are optimised with Adam through the differentia
 
 with L_landmark on the 5 detected points (68 when given; pixels squared in units of a 224-px
 crop, so the weights hold at any crop size), L_pix the masked per-pixel colour distance (colours
-in [0, 1]) over render coverage x face mask, L_id = 1 - cos of FaceNet embeddings (only with a
-FaceNet model), and Deng's priors. Every term is normalised per face and the batch objective is
-their sum, so (Adam being element-wise) a face's fit does not depend on the rest of its batch.
+in [0, 1]) over render coverage x face mask, L_id = 1 - cos of the recognition network's
+embeddings (only with one: nets.recognition), and Deng's priors. Every term is normalised per face
+and the batch objective is their sum, so (Adam being element-wise) a face's fit does not depend on
+the rest of its batch.
 
 ``fit_batch`` is the whole optimisation as TensorFlow ops (one tf.while_loop per stage), so it
 runs inside a tf.function, a training step or an exported graph. Schedules, each stage a fresh
@@ -45,6 +46,7 @@ from face_gcn.losses import identity as identity_losses
 from face_gcn.losses import photometric
 from face_gcn.morphable import coefficients as coeff_lib
 from face_gcn.morphable import formation
+from face_gcn.nets import recognition
 from face_gcn.render import camera, face_renderer, lighting, vertex_sampling
 
 BLOCKS = tuple(coeff_lib.BLOCK_SIZES)  # id, exp, tex, angles, gamma, translation
@@ -178,7 +180,7 @@ def _landmark_errors(predicted, target):
 
 
 def stage_terms(model, coefficients, images, masks, target, stage_size: int, render: bool,
-                embeddings=None, facenet=None, backend: str = "auto") -> dict:
+                embeddings=None, recognizer=None, backend: str = "auto") -> dict:
     """Unweighted per-face terms of the objective (module docstring) for one stage.
 
     Args:
@@ -188,7 +190,7 @@ def stage_terms(model, coefficients, images, masks, target, stage_size: int, ren
       masks: [B, s, s] face-region masks in [0, 1].
       target: [B, K, 2] landmarks, continuous pixels of a LANDMARK_UNIT_SIZE crop.
       render: False: landmarks and priors only (no rasterization).
-      embeddings: [B, D] FaceNet embeddings of the photos (adds "identity" with ``facenet``).
+      embeddings: [B, D] the recognizer's embeddings of the photos (adds "identity" with ``recognizer``).
     Returns:
       {term name: [B]}.
     """
@@ -208,11 +210,10 @@ def stage_terms(model, coefficients, images, masks, target, stage_size: int, ren
     terms["landmark"] = _landmark_errors(out.landmarks * scale, target)
     terms["photometric"] = photometric.pixel_errors(images, out.image, out.alpha * masks)
     terms["reflectance"] = coarse_losses.reflectance_variances(out.albedo, model.skin_mask)
-    if embeddings is not None and facenet is not None:
-        from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
+    if embeddings is not None and recognizer is not None:
         alpha = out.alpha[..., None]
         composite = out.image * alpha + images * (1.0 - alpha)
-        rendered = facenet_lib.embed(facenet, composite * 255.0).embedding
+        rendered = recognition.embed(recognizer, composite * 255.0).embedding
         terms["identity"] = identity_losses.identity_distances(embeddings, rendered)
     return terms
 
@@ -290,7 +291,7 @@ def _adam_stage(objective, coefficients, rates, steps: int, names):
     return coefficients, last
 
 
-def fit_batch(model, images, masks, landmarks, initial, config: FitConfig, facenet=None,
+def fit_batch(model, images, masks, landmarks, initial, config: FitConfig, recognizer=None,
               backend: str = "auto"):
     """The whole fit as TensorFlow ops (usable inside tf.function, training steps and exports).
 
@@ -301,7 +302,7 @@ def fit_batch(model, images, masks, landmarks, initial, config: FitConfig, facen
       landmarks: [B, K, 2] pixel indices of the S-crop (K = 5 or 68; x right, y down).
       initial: [B, 257] starting coefficients (zeros: mean face, frontal, ambient light).
       config: FitConfig; stages with 0 steps are skipped.
-      facenet: optional FaceNet (adds L_id where the config weighs it).
+      recognizer: optional frozen recognition network (nets.recognition; adds L_id where the config weighs it).
     Returns:
       (coefficients [B, 257], {stage name: {term: [B] final weighted values, "total": [B]}}).
     """
@@ -319,11 +320,10 @@ def fit_batch(model, images, masks, landmarks, initial, config: FitConfig, facen
     if coefficients.shape.rank != 2 or coefficients.shape[1] != coeff_lib.NUM_COEFFICIENTS:
         raise ValueError(f"initial must be [B, {coeff_lib.NUM_COEFFICIENTS}], got {coefficients.shape}")
     weights = {name: float(config.weights.get(name, 0.0)) for name in LOSS_NAMES}
-    with_identity = facenet is not None and weights["identity"] > 0
+    with_identity = recognizer is not None and weights["identity"] > 0
     embeddings = None
     if with_identity:
-        from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
-        embeddings = facenet_lib.embed(facenet, images * 255.0).embedding
+        embeddings = recognition.embed(recognizer, images * 255.0).embedding
     target = (landmarks + 0.5) * (LANDMARK_UNIT_SIZE / size)  # continuous pixels, 224-px units
     losses = {}
     for stage in config.stages:
@@ -347,7 +347,7 @@ def fit_batch(model, images, masks, landmarks, initial, config: FitConfig, facen
         def objective(c, stage=stage, stage_size=stage_size, scaled_images=scaled_images,
                       scaled_masks=scaled_masks, names=tuple(names)):
             terms = stage_terms(model, c, scaled_images, scaled_masks, target, stage_size, stage.render,
-                                embeddings, facenet if with_identity else None, backend)
+                                embeddings, recognizer if with_identity else None, backend)
             return {name: weights[name] * terms[name] for name in names}
 
         coefficients, losses[stage.name] = _adam_stage(
@@ -362,12 +362,12 @@ class CoarseFitter:
       model: MorphableModel (80/64/80 components).
       image_size: side S of the square aligned crops it will fit.
       config: FitConfig (default: default_config()).
-      facenet: optional Keras model from face_gcn.nets.facenet.build_facenet (adds L_id).
+      recognizer: optional frozen recognition network (nets.recognition.build; adds L_id).
       backend: rasterizer backend.
     """
 
     def __init__(self, model, image_size: int = camera.DENG_IMAGE_SIZE, config: FitConfig | None = None,
-                 facenet=None, backend: str = "auto"):
+                 recognizer=None, backend: str = "auto"):
         if image_size < 16:
             raise ValueError(f"image_size must be >= 16, got {image_size}")
         self.model = model
@@ -375,7 +375,7 @@ class CoarseFitter:
         self.config = config or default_config()
         if not self.config.stages:
             self.config = dataclasses.replace(self.config, stages=default_stages())
-        self.facenet = facenet
+        self.recognizer = recognizer
         self.backend = backend
         self._compiled = {}
 
@@ -385,7 +385,7 @@ class CoarseFitter:
             size = self.image_size
             self._compiled[num_landmarks] = tf.function(
                 lambda images, masks, landmarks, initial: fit_batch(
-                    self.model, images, masks, landmarks, initial, self.config, self.facenet, self.backend),
+                    self.model, images, masks, landmarks, initial, self.config, self.recognizer, self.backend),
                 input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
                                  tf.TensorSpec([None, size, size], tf.float32),
                                  tf.TensorSpec([None, num_landmarks, 2], tf.float32),
@@ -451,8 +451,8 @@ def _check_inputs(images, masks, landmarks, size: int):
     return images, masks, landmarks
 
 
-def fit_coefficients(model, image, mask, landmarks, config: FitConfig | None = None, facenet=None,
+def fit_coefficients(model, image, mask, landmarks, config: FitConfig | None = None, recognizer=None,
                      initial=None, backend: str = "auto") -> FitResult:
-    """One-off convenience wrapper: CoarseFitter(model, S, config, facenet).fit(...)."""
+    """One-off convenience wrapper: CoarseFitter(model, S, config, recognizer).fit(...)."""
     size = int(np.asarray(image).shape[0])
-    return CoarseFitter(model, size, config, facenet, backend).fit(image, mask, landmarks, initial)
+    return CoarseFitter(model, size, config, recognizer, backend).fit(image, mask, landmarks, initial)

@@ -37,7 +37,7 @@ from face_gcn.losses import identity as identity_losses
 from face_gcn.losses import photometric, vertex
 from face_gcn.morphable import coefficients as coeff_lib
 from face_gcn.morphable import formation
-from face_gcn.nets import gcn
+from face_gcn.nets import gcn, recognition
 from face_gcn.render import camera, deferred, face_renderer, lighting, vertex_sampling
 
 
@@ -101,16 +101,17 @@ class TextureRefiner:
     Args:
       model: MorphableModel. image_size: S of the aligned crops. config: RefineConfig.
       hierarchy: optional MeshHierarchy (default: mesh_hierarchy(model), cached on disk).
-      facenet: optional FaceNet Keras model (adds L_id on the render composited into the photo).
+      recognizer: optional frozen recognition network (nets.recognition; adds L_id on the render composited
+        into the photo).
     """
 
     def __init__(self, model, image_size: int = camera.DENG_IMAGE_SIZE, config: RefineConfig | None = None,
-                 hierarchy=None, facenet=None, backend: str = "auto"):
+                 hierarchy=None, recognizer=None, backend: str = "auto"):
         self.model = model
         self.image_size = int(image_size)
         self.config = config or RefineConfig()
         self.backend = backend
-        self.facenet = facenet
+        self.recognizer = recognizer
         self.hierarchy = hierarchy or mesh_hierarchy(model)
         if self.hierarchy.num_vertices[0] != model.num_vertices:
             raise ValueError(f"hierarchy has {self.hierarchy.num_vertices[0]} vertices, the model "
@@ -138,7 +139,7 @@ class TextureRefiner:
     def _make_step(self):
         cfg = self.config
         triangles = formation.model_tensors(self.model).triangles
-        with_identity = self.facenet is not None and cfg.identity_weight > 0
+        with_identity = self.recognizer is not None and cfg.identity_weight > 0
 
         @tf.function
         def step(image, mask, features, decoded, albedo, shading, image_colors, visibility,
@@ -155,11 +156,10 @@ class TextureRefiner:
                     "projection": cfg.projection_weight * vertex.vertex_loss(lit, image_colors, visibility),
                 }
                 if with_identity:
-                    from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
                     alpha = coverage[..., None]
                     composite = (render * alpha + image * (1.0 - alpha)) * 255.0
                     terms["identity"] = cfg.identity_weight * identity_losses.identity_loss(
-                        embedding, facenet_lib.embed(self.facenet, composite).embedding)
+                        embedding, recognition.embed(self.recognizer, composite).embedding)
                 total = tf.add_n(list(terms.values()))
             gradients = tape.gradient(total, self._variables)
             gradients = [tf.clip_by_norm(g, 5.0) for g in gradients]
@@ -215,9 +215,8 @@ class TextureRefiner:
         decoded = gcn.refiner_inputs(albedo, delit, vis)
         barycentrics, triangle_ids = fitted.fragments.barycentrics, fitted.fragments.triangle_ids
         embedding = tf.zeros([1, 1])
-        if self.facenet is not None and self.config.identity_weight > 0:
-            from face_gcn.nets import facenet as facenet_lib  # pylint: disable=import-outside-toplevel
-            embedding = facenet_lib.embed(self.facenet, images * 255.0).embedding
+        if self.recognizer is not None and self.config.identity_weight > 0:
+            embedding = recognition.embed(self.recognizer, images * 255.0).embedding
         refined, terms = albedo, {}
         for _ in range(self.config.steps):
             terms, refined = self._step(images, masks, features, decoded, albedo, shading, samples.colors,

@@ -21,6 +21,7 @@ import tensorflow as tf
 from face_gcn import fileio
 from face_gcn.data import pipeline, tfrecords
 from face_gcn.morphable.model import MorphableModel
+from face_gcn.nets import recognition
 from face_gcn.nets import regressor as regressor_lib
 from face_gcn.reconstruction import forward
 
@@ -49,7 +50,7 @@ def fit_landmarks(batch, source: str):
     return batch["landmarks68" if source == "ground_truth68" else "landmarks"]
 
 
-def coarse_function(morphable: MorphableModel, regressor, facenet, fit_steps: int, backend: str = "auto"):
+def coarse_function(morphable: MorphableModel, regressor, recognizer, fit_steps: int, backend: str = "auto"):
     """A tf.function (images [B, S, S, 3] 0-255, masks [B, S, S], landmarks [B, K, 2]) ->
     (coarse coefficients [B, 257], embedding [B, E]): the fixed coarse stage."""
 
@@ -58,12 +59,12 @@ def coarse_function(morphable: MorphableModel, regressor, facenet, fit_steps: in
         regressed = regressor_lib.regress(regressor, images, training=False)
         coefficients = forward.coarse_coefficients(morphable, images, regressed.coefficients, fit_steps, masks,
                                                    landmarks, backend)
-        return coefficients, forward.image_embedding(regressed.features, facenet, images)
+        return coefficients, forward.image_embedding(regressed.features, recognizer, images)
 
     return run
 
 
-def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regressor, facenet=None,
+def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regressor, recognizer=None,
                        fit_steps: int = 0, landmarks: str = "detected", batch_size: int = 16,
                        backend: str = "auto", progress: bool = False, describe: dict | None = None) -> dict:
     """Runs the coarse stage over every record of ``data`` (folder or glob) into ``out_dir``.
@@ -77,7 +78,7 @@ def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regre
     if fit_steps < 0 or batch_size < 1:
         raise ValueError(f"fit_steps must be >= 0 and batch_size >= 1, got {fit_steps}, {batch_size}")
     size = int(regressor.input.shape[1])
-    run = coarse_function(morphable, regressor, facenet, fit_steps, backend)
+    run = coarse_function(morphable, regressor, recognizer, fit_steps, backend)
     files = pipeline.shard_files(data)
     tfrecords.count_records(files)  # ValueError naming a truncated file, before any work
     os.makedirs(out_dir, exist_ok=True)
@@ -125,7 +126,8 @@ def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regre
     if count == 0:
         raise ValueError(f"{data}: no records to cache")
     manifest = {"format": FORMAT, "image_size": size, "embedding_size": int(embedding_size),
-                "fit_steps": int(fit_steps), "landmarks": landmarks, "uses_facenet": facenet is not None,
+                "fit_steps": int(fit_steps), "landmarks": landmarks,
+                "recognizer": None if recognizer is None else recognition.kind_of(recognizer),
                 "num_images": count, "shards": shards, "source": os.path.abspath(data) if os.path.isdir(data) else data,
                 "seconds": round(time.perf_counter() - started, 2), **(describe or {})}
     fileio.write_json(os.path.join(out_dir, MANIFEST_FILE), manifest)

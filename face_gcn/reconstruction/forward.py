@@ -24,8 +24,8 @@ from face_gcn.fit import coarse_fit
 from face_gcn.morphable import coefficients as coeff_lib
 from face_gcn.morphable import formation
 from face_gcn.morphable.model import MorphableModel
-from face_gcn.nets import facenet as facenet_lib
 from face_gcn.nets import gcn
+from face_gcn.nets import recognition
 from face_gcn.nets import regressor as regressor_lib
 from face_gcn.render import deferred, face_renderer, lighting, vertex_sampling
 
@@ -39,7 +39,9 @@ class FaceGCN:
 
     regressor: images [B, S, S, 3] (RGB 0-255) -> {"coefficients" [B, 257], "features" [B, F]}.
     texture_gcn: [embedding [B, E], vertex features [B, V, 7]] -> colours [B, V, 3] in [-1, 1].
-    facenet: None, or the frozen FaceNet whose 1792-d features join the embedding (E = F + 1792).
+    recognizer: None, or the frozen face-recognition network (nets.recognition: FaceNet, or dlib's
+      descriptor) whose pooled features join the embedding (E = F + 1792 with FaceNet, F + 256 with
+      dlib's descriptor).
     fit_steps: rendered steps of the coarse fit after the regressor (coarse_fit.refinement_stages;
       0: the regressor alone, as the paper).
     refiner_photo: what the Refiner reads of the photo (REFINER_PHOTO_INPUTS): "colors", T_p as
@@ -54,7 +56,7 @@ class FaceGCN:
     morphable: MorphableModel
     regressor: keras.Model
     texture_gcn: keras.Model
-    facenet: keras.Model | None
+    recognizer: keras.Model | None
     image_size: int
     fit_steps: int = 0
     refiner_photo: str = "colors"
@@ -67,11 +69,11 @@ class FaceGCN:
             raise ValueError(f"refiner_photo must be one of {REFINER_PHOTO_INPUTS}, got {self.refiner_photo!r}")
         if self.mask_erosion not in mask_morphology.MASK_EROSIONS:
             raise ValueError(f"mask_erosion must be one of {mask_morphology.MASK_EROSIONS}, got {self.mask_erosion!r}")
-        expected = embedding_size(self.regressor.output["features"].shape[-1], self.facenet is not None)
+        expected = embedding_size(self.regressor.output["features"].shape[-1], recognition.feature_size(self.recognizer))
         embedding, features = self.texture_gcn.inputs
         if embedding.shape[-1] != expected:
             raise ValueError(f"texture GCN expects a {embedding.shape[-1]}-d embedding, the regressor"
-                             f"{' and FaceNet' if self.facenet is not None else ''} give {expected}")
+                             f"{describe_recognizer(self.recognizer, ' and ')} give {expected}")
         if features.shape[1] != self.morphable.num_vertices:
             raise ValueError(f"texture GCN is built for {features.shape[1]} vertices, the morphable model has "
                              f"{self.morphable.num_vertices}")
@@ -80,9 +82,15 @@ class FaceGCN:
                              f"image_size {self.image_size}")
 
 
-def embedding_size(regressor_features: int, use_facenet: bool) -> int:
-    """E: regressor pool features, plus FaceNet's 1792 when FaceNet is used (authors: 2048 + 1792)."""
-    return int(regressor_features) + (facenet_lib.FEATURE_SIZE if use_facenet else 0)
+def embedding_size(regressor_features: int, recognizer_features: int = 0) -> int:
+    """E: the regressor's pool features plus the recognition network's (authors: 2048 + FaceNet's 1792;
+    2048 + 256 with dlib's descriptor; 2048 alone without a network)."""
+    return int(regressor_features) + int(recognizer_features)
+
+
+def describe_recognizer(recognizer, prefix: str = "") -> str:
+    """prefix + the network's name ("FaceNet", "dlib's face descriptor"); "" for None."""
+    return "" if recognizer is None else prefix + recognition.NAMES[recognition.kind_of(recognizer)]
 
 
 class Reconstruction(NamedTuple):
@@ -142,11 +150,12 @@ def _compiled_fit(morphable, fit_steps: int, num_landmarks: int, backend: str):
     return functions[key]
 
 
-def image_embedding(regressed_features, facenet, images) -> tf.Tensor:
-    """[B, E] the texture GCN's embedding: the regressor's pool features [+ FaceNet's], float32, constant."""
+def image_embedding(regressed_features, recognizer, images) -> tf.Tensor:
+    """[B, E] the texture GCN's embedding: the regressor's pool features [+ the recognition network's],
+    float32, constant."""
     features = [tf.cast(regressed_features, tf.float32)]
-    if facenet is not None:
-        features.append(tf.cast(facenet_lib.embed(facenet, images).features, tf.float32))
+    if recognizer is not None:
+        features.append(tf.cast(recognition.embed(recognizer, images).features, tf.float32))
     return tf.stop_gradient(tf.concat(features, axis=-1))
 
 
@@ -160,14 +169,14 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
       images: [B, S, S, 3] RGB, 0-255 (uint8 or float), S = nets.image_size.
       face_mask: None or [B, S, S] / [B, S, S, 1] in [0, 1]: T_p visibility also requires the
         face region (as the input pipeline gives it; eroded first if nets.mask_erosion says so).
-      training: runs the texture GCN in training mode (the regressor and FaceNet never are).
+      training: runs the texture GCN in training mode (the regressor and the recognizer never are).
       backend: rasterizer backend ("auto", "op", "fallback"; export uses "fallback").
       coefficients: None (the regressor's, then the fit's), or [B, 257] coarse coefficients to use
         instead: a coarse cache's, or a synthetic set's ground truth for an experiment with a
         perfect coarse stage.
       landmarks: [B, 5 or 68, 2] crop pixel indices, for the coarse fit.
       fit_steps: None: nets.fit_steps; 0: the regressor alone.
-      embedding: None (from the regressor and FaceNet), or [B, E] a coarse cache's; then the
+      embedding: None (from the regressor and the recognizer), or [B, E] a coarse cache's; then the
         CNNs do not run at all and ``coefficients`` must be given too.
     Returns:
       Reconstruction.
@@ -186,7 +195,7 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
         embedding = tf.stop_gradient(tf.cast(tf.convert_to_tensor(embedding), tf.float32))
     else:
         regressed = regressor_lib.regress(nets.regressor, images, training=False)
-        embedding = image_embedding(regressed.features, nets.facenet, images)
+        embedding = image_embedding(regressed.features, nets.recognizer, images)
         if coefficients is None:
             # float32 whatever the CNNs compute in (mixed precision runs them in float16)
             coefficients = coarse_coefficients(nets.morphable, images, regressed.coefficients,

@@ -4,7 +4,8 @@
     DIR/morphable.npz       the morphable model the networks were trained for
     DIR/regressor.keras     coefficient regressor (Keras)
     DIR/texture_gcn.keras   Decoder + Refiner + Combiner (Keras; sparse matrices inside)
-    DIR/facenet.weights.h5  only when FaceNet features are part of the embedding
+    DIR/facenet.weights.h5  the recognition network whose features join the embedding, when there
+    DIR/face_descriptor.weights.h5   is one (nets.recognition): FaceNet's or dlib's descriptor's weights
 
 A user's Basel Face Model ends up in DIR/morphable.npz of a model trained on it: such a directory is
 the user's own artefact and must not be shared where the BFM licence forbids it.
@@ -20,14 +21,15 @@ import os
 
 from face_gcn import fileio, keras_io
 from face_gcn.morphable import model as model_lib
-from face_gcn.nets import facenet as facenet_lib
+from face_gcn.nets import recognition
 from face_gcn.reconstruction.forward import REFINER_PHOTO_INPUTS, FaceGCN
 
 FORMAT = "face-gcn-model"
 VERSION = 1
 META_FILE = "face_model.json"
 FILES = {"morphable": "morphable.npz", "regressor": "regressor.keras", "texture_gcn": "texture_gcn.keras",
-         "facenet": "facenet.weights.h5"}
+         "facenet": "facenet.weights.h5", "face_descriptor": "face_descriptor.weights.h5"}
+NETWORKS = ("morphable", "regressor", "texture_gcn")
 
 
 class ModelDirError(ValueError):
@@ -47,11 +49,13 @@ def save_model_dir(path: str, nets: FaceGCN, info: dict | None = None) -> None:
         model_lib.save(nets.morphable, os.path.join(staging, FILES["morphable"]))
         nets.regressor.save(os.path.join(staging, FILES["regressor"]))
         nets.texture_gcn.save(os.path.join(staging, FILES["texture_gcn"]))
-        if nets.facenet is not None:
-            nets.facenet.save_weights(os.path.join(staging, FILES["facenet"]))
+        kind = None if nets.recognizer is None else recognition.kind_of(nets.recognizer)
+        if kind is not None:
+            nets.recognizer.save_weights(os.path.join(staging, FILES[kind]))
         meta = {"format": FORMAT, "version": VERSION, "image_size": int(nets.image_size),
-                "files": {k: v for k, v in FILES.items() if k != "facenet" or nets.facenet is not None},
-                "uses_facenet": nets.facenet is not None, "num_vertices": int(nets.morphable.num_vertices),
+                "files": {k: FILES[k] for k in NETWORKS + ((kind,) if kind else ())},
+                "recognizer": kind, "uses_facenet": kind == "facenet",
+                "num_vertices": int(nets.morphable.num_vertices),
                 "coarse_fit_steps": int(nets.fit_steps), "refiner_photo": nets.refiner_photo,
                 "mask_erosion": nets.mask_erosion, "training": info or {}}
         with open(os.path.join(staging, META_FILE), "w", encoding="utf-8") as handle:
@@ -82,17 +86,29 @@ def read_meta(path: str) -> dict:
         raise ModelDirError(f"{meta_path}: files must map each network to a file name, got {files!r}")
     if not isinstance(meta.get("uses_facenet", False), bool):
         raise ModelDirError(f"{meta_path}: uses_facenet must be true or false, got {meta.get('uses_facenet')!r}")
+    if meta.get("recognizer") not in (None,) + recognition.KINDS:
+        raise ModelDirError(f"{meta_path}: recognizer must be null or one of {recognition.KINDS}, "
+                            f"got {meta.get('recognizer')!r}")
+    if meta.get("uses_facenet") and meta.get("recognizer") not in (None, "facenet"):
+        raise ModelDirError(f"{meta_path}: uses_facenet is true but the recognizer is {meta['recognizer']!r}")
     if meta.get("refiner_photo", "colors") not in REFINER_PHOTO_INPUTS:
         raise ModelDirError(f"{meta_path}: refiner_photo must be one of {REFINER_PHOTO_INPUTS}, "
                             f"got {meta.get('refiner_photo')!r}")
     return meta
 
 
+def recognizer_kind(meta: dict) -> str | None:
+    """The recognition network a model directory holds: meta's "recognizer", or FaceNet where
+    "uses_facenet" says so (directories written before there was a choice have only that)."""
+    return meta.get("recognizer") or ("facenet" if meta.get("uses_facenet") else None)
+
+
 def load_model_dir(path: str) -> FaceGCN:
     """Loads the networks of a model directory; raises ModelDirError naming the bad file."""
     meta = read_meta(path)
     files = meta["files"]
-    for key in ("morphable", "regressor", "texture_gcn") + (("facenet",) if meta.get("uses_facenet") else ()):
+    kind = recognizer_kind(meta)
+    for key in NETWORKS + ((kind,) if kind else ()):
         name = files.get(key)
         if not isinstance(name, str) or os.path.basename(name) != name or not os.path.isfile(os.path.join(path, name)):
             raise ModelDirError(f"{path}: missing {key} file ({name!r})")
@@ -109,16 +125,16 @@ def load_model_dir(path: str) -> FaceGCN:
             loaded[key] = keras_io.load_keras_file(file, key)
         except ValueError as error:
             raise ModelDirError(str(error)) from None
-    facenet = None
-    if meta.get("uses_facenet"):
-        file = os.path.join(path, files["facenet"])
+    recognizer = None
+    if kind is not None:
+        file = os.path.join(path, files[kind])
         try:
-            facenet = facenet_lib.build_facenet(weights=file)
+            recognizer = recognition.build(kind, weights=file)
         except (OSError, ValueError) as error:  # h5py: OSError for a damaged file; Keras: ValueError for another net
-            raise ModelDirError(f"{file}: cannot load the FaceNet weights ({error})") from None
+            raise ModelDirError(f"{file}: cannot load the {recognition.NAMES[kind]} weights ({error})") from None
     try:
         return FaceGCN(morphable=morphable, regressor=loaded["regressor"], texture_gcn=loaded["texture_gcn"],
-                       facenet=facenet, image_size=meta["image_size"],
+                       recognizer=recognizer, image_size=meta["image_size"],
                        fit_steps=int(meta.get("coarse_fit_steps", 0)),
                        refiner_photo=meta.get("refiner_photo", "colors"),
                        mask_erosion=meta.get("mask_erosion", "none"))

@@ -5,8 +5,9 @@ Loss terms (config key ``loss.<name>`` is each term's weight; defaults are Deng'
   landmark        5-point landmark error (data ``landmarks``), weights DENG_5_WEIGHTS
   landmark68      68-point landmark error on examples with ground truth (data ``landmarks68`` where
                   ``has_ground_truth``: synthetic faces), Deng's 68 weights
-  identity        1 - cos of FaceNet embeddings of the input and the render composited over it
-                  (only when ``nets.facenet_weights`` is given)
+  identity        1 - cos of the recognition network's embeddings of the input and the render
+                  composited over it (nets.recognizer, as texture training's: FaceNet with
+                  ``nets.facenet_weights``, else dlib's descriptor; "none" skips the term)
   regularisation  ||id||^2 + 0.8 ||exp||^2 + 0.017 ||tex||^2
   reflectance     skin albedo variance, albedo in [0, 1]
   gamma           monochrome-light prior
@@ -38,7 +39,7 @@ from face_gcn.losses import identity as identity_losses
 from face_gcn.losses import photometric
 from face_gcn.morphable import coefficients as coeff_lib
 from face_gcn.morphable import configured
-from face_gcn.nets import facenet as facenet_lib
+from face_gcn.nets import recognition
 from face_gcn.nets import regressor as regressor_lib
 from face_gcn.render import camera, face_renderer
 from face_gcn.train import config as config_lib
@@ -51,7 +52,8 @@ SUMMARY_FILE = "train_coarse.json"
 SCHEMA = {
     "model": {"path": ""},  # empty: the demo model
     "data": {"train": "", "crop_size": 224, "batch_size": 4, "seed": 0, "shuffle_buffer": 64},
-    "nets": {"backbone": "resnet50", "regressor_weights": "", "facenet_weights": ""},
+    "nets": {"backbone": "resnet50", "regressor_weights": "", "recognizer": "auto", "facenet_weights": "",
+             "face_descriptor_weights": ""},
     "loss": {"photometric": 1.92, "landmark": 1.6e-3, "landmark68": 1.6e-3, "identity": 0.2,
              "regularisation": 3e-4, "reflectance": 5.0, "gamma": 10.0, "coefficients": 0.0},
     "train": {"steps": 10, "learning_rate": 1e-4, "decay_steps": 10000, "decay_rate": 0.98,
@@ -65,7 +67,7 @@ RANGES = {
     "train.steps": (1, None), "train.learning_rate": (1e-12, 10.0), "train.decay_steps": (1, None),
     "train.decay_rate": (1e-6, 1.0), "train.checkpoint_every": (1, None), "train.summary_every": (1, None),
 }
-CHOICES = {"nets.backbone": regressor_lib.BACKBONES}
+CHOICES = {"nets.backbone": regressor_lib.BACKBONES, "nets.recognizer": recognition.CHOICES}
 
 
 def build_config(yaml_path: str | None = None, overrides=()) -> dict:
@@ -73,7 +75,7 @@ def build_config(yaml_path: str | None = None, overrides=()) -> dict:
     return config_lib.build_config(SCHEMA, yaml_path, overrides, ranges=RANGES, choices=CHOICES)
 
 
-def make_coarse_step(model, regressor, weights: dict, image_size: int, facenet=None):
+def make_coarse_step(model, regressor, weights: dict, image_size: int, recognizer=None):
     """The step function of the coarse stage.
 
     Args:
@@ -81,7 +83,7 @@ def make_coarse_step(model, regressor, weights: dict, image_size: int, facenet=N
       regressor: from nets.regressor.build_regressor (run with training=True).
       weights: {term name: weight} (SCHEMA["loss"] keys; a missing key takes SCHEMA's default).
       image_size: S.
-      facenet: optional nets.facenet model; adds the "identity" term.
+      recognizer: optional frozen recognition network (nets.recognition); adds the "identity" term.
     Returns:
       step_fn(batch) -> {term: weighted scalar loss, ..., "total"}, batch a dict with "image"
       [B, S, S, 3] 0-255, "mask" [B, S, S(, 1)] 0-1 or 0-255, "landmarks" [B, 5, 2] pixel indices,
@@ -123,13 +125,13 @@ def make_coarse_step(model, regressor, weights: dict, image_size: int, facenet=N
         if "coefficients" in batch:
             terms["coefficients"] = coarse_losses.coefficient_loss(
                 coefficients, batch["coefficients"], example_weights=has_truth)
-        if facenet is not None:
+        if recognizer is not None:
             rendered = render.image * 255.0
             alpha = render.alpha[..., None]
             composite = rendered * alpha + images * (1.0 - alpha)
             terms["identity"] = identity_losses.identity_loss(
-                facenet_lib.embed(facenet, images).embedding,
-                facenet_lib.embed(facenet, composite).embedding)
+                recognition.embed(recognizer, images).embedding,
+                recognition.embed(recognizer, composite).embedding)
         losses = {name: float(weights.get(name, SCHEMA["loss"][name])) * value for name, value in terms.items()}
         losses["total"] = tf.add_n(list(losses.values()))
         return losses
@@ -166,18 +168,16 @@ def train_coarse(config: dict, workdir: str, log=logging.info) -> dict:
     with strategy.scope():
         regressor = regressor_lib.build_regressor((size, size, 3), weights=nets["regressor_weights"] or None,
                                                   backbone=nets["backbone"])
-        facenet = None
-        if nets["facenet_weights"]:
-            facenet = facenet_lib.build_facenet(weights=nets["facenet_weights"])
-        else:
-            log("no FaceNet weights given (nets.facenet_weights): the perceptual identity loss is skipped")
+        recognizer = recognition.load(nets["recognizer"], nets["facenet_weights"], nets["face_descriptor_weights"])
+        if recognizer is None:
+            log("nets.recognizer=none: the perceptual identity loss is skipped")
         optimizer = keras.optimizers.Adam(exponential_decay(train["learning_rate"], train["decay_steps"],
                                                             train["decay_rate"]))
     files = pipeline.shard_files(data["train"])
     tfrecords.count_records(files)  # ValueError naming a truncated file
     dataset = pipeline.make_dataset(files, size, data["batch_size"], training=True,
                                     seed=data["seed"], shuffle_buffer=data["shuffle_buffer"], repeat=True)
-    step_fn = make_coarse_step(model, regressor, config["loss"], size, facenet)
+    step_fn = make_coarse_step(model, regressor, config["loss"], size, recognizer)
 
     def previews(batch):
         coefficients = regressor_lib.regress(regressor, batch["image"]).coefficients

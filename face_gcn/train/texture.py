@@ -26,7 +26,7 @@ from face_gcn.data import mask_morphology, pipeline, tfrecords
 from face_gcn.graph import hierarchy as hierarchy_lib
 from face_gcn.losses import adversarial, authors, identity as identity_losses, photometric, schedule, vertex
 from face_gcn.morphable import configured, symmetry
-from face_gcn.nets import baselines, discriminator, facenet as facenet_lib, gcn
+from face_gcn.nets import baselines, discriminator, gcn, recognition
 from face_gcn.nets import regressor as regressor_lib
 from face_gcn.reconstruction import coarse_cache, forward, model_dir
 from face_gcn.train import config as config_lib
@@ -34,7 +34,7 @@ from face_gcn.train.loop import Objective, TrainLoop, exponential_decay, image_g
 
 REFINERS = ("gcn", "fc", "uv_cnn")
 COMPOSITES = ("face", "render")
-IDENTITY_FEATURES = ("features", "embedding")  # fields of facenet.FaceNetOutputs
+IDENTITY_FEATURES = ("features", "embedding")  # fields of recognition.RecognitionOutputs
 MODEL_SUBDIR = "model"
 
 # Defaults = the paper / authors' code (DESIGN.md); YAML files and --set overrides change only these keys.
@@ -45,7 +45,13 @@ SCHEMA = {
     "nets": {
         "regressor": "",          # trained regressor: .keras (train-coarse) or .weights.h5 (with backbone)
         "backbone": "resnet50",   # only used to build the regressor for a .weights.h5 file
-        "facenet_weights": "",    # Keras weights from `face-gcn convert-facenet`; empty: no FaceNet
+        # The frozen face-recognition network of L_id and of the image embedding (nets.recognition):
+        # "auto" (FaceNet when facenet_weights is given, the paper's; else dlib's descriptor, whose weights
+        # the face_recognition_models package carries), "facenet", "face_descriptor" or "none" (L_id off,
+        # the embedding is the regressor's features alone).
+        "recognizer": "auto",
+        "facenet_weights": "",    # Keras weights from `face-gcn convert-facenet`
+        "face_descriptor_weights": "",  # empty: the packaged dlib weights (converted once, cached)
         "refiner": "gcn",
         # The texture GCNs (face_gcn.nets.gcn): "normal" (authors' default) or "resnet" (their
         # residual-block model). Empty widths: the variant's (gcn.DECODER_WIDTHS / REFINER_WIDTHS).
@@ -90,7 +96,8 @@ SCHEMA = {
     # logged only; L_adv x s3 outside s1; face_gcn.losses.authors)
     "loss": {"objective": "paper", "schedule": "authors", "identity": True, "adversarial": True, "vertex": True,
              "s2": schedule.S2_IDENTITY, "s3": schedule.S3_ADVERSARIAL,
-             # FaceNet output L_id compares: "features" (1792-d AvgPool, the authors') or "embedding" (512-d)
+             # the recognizer's output L_id compares: "features" (FaceNet's 1792-d AvgPool, the authors'; dlib's
+             # 256-d pool) or "embedding" (FaceNet's 512-d, dlib's 128-d descriptor; unit length)
              "identity_features": "features",
              # where R' is pasted over the photo for L_id and the critic: "face" (render coverage x face
              # mask, the authors') or "render" (all of the render's coverage)
@@ -155,6 +162,16 @@ def load_regressor(nets_config: dict, image_size: int, log=logging.info) -> kera
     return regressor
 
 
+def load_recognizer(nets_config: dict, log=logging.info) -> keras.Model | None:
+    """The config's frozen recognition network (nets.recognizer; None for "none")."""
+    recognizer = recognition.load(nets_config["recognizer"], nets_config["facenet_weights"],
+                                  nets_config["face_descriptor_weights"])
+    if recognizer is not None:
+        log(f"identity network: {forward.describe_recognizer(recognizer)} "
+            f"({recognition.feature_size(recognizer)}-d features in the image embedding)")
+    return recognizer
+
+
 def gcn_config(nets_config: dict, embedding_size: int) -> gcn.GCNConfig:
     """The GCNConfig of a config's nets section (empty widths: the variant's)."""
     return gcn.GCNConfig(embedding_size=embedding_size, variant=nets_config["gcn_variant"],
@@ -198,7 +215,7 @@ RANGES = {
     "train.checkpoint_every": (1, None), "train.summary_every": (1, None),
 }
 CHOICES = {
-    "nets.refiner": REFINERS, "nets.gcn_variant": gcn.VARIANTS, "nets.lmax": gcn.LMAX_MODES,
+    "nets.refiner": REFINERS, "nets.recognizer": recognition.CHOICES, "nets.gcn_variant": gcn.VARIANTS, "nets.lmax": gcn.LMAX_MODES,
     "nets.combiner_input": gcn.COMBINER_INPUTS, "nets.decimation": tuple(hierarchy_lib.DECIMATIONS),
     "nets.refiner_photo": forward.REFINER_PHOTO_INPUTS, "nets.critic_normalization": discriminator.NORMALIZATIONS,
     "nets.mask_erosion": mask_morphology.MASK_EROSIONS, "nets.coarse_coefficients": COARSE_SOURCES,
@@ -235,7 +252,7 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
                       coarse_source: str = "regressor", landmarks: str = "detected", penalty_rng=None):
     """batch {"image" [B,S,S,3] 0-255, "mask" [B,S,S] 0-1[, "coefficients" [B, 257]]} -> dict of loss
     terms, "total" and "critic". penalty_rng: tf.random.Generator of the gradient penalty's mixes."""
-    use_identity = loss_config["identity"] and nets.facenet is not None
+    use_identity = loss_config["identity"] and nets.recognizer is not None
     use_adversarial = loss_config["adversarial"] and critic is not None
     use_vertex = loss_config["vertex"]
     s2, s3 = float(loss_config["s2"]), float(loss_config["s3"])
@@ -264,8 +281,8 @@ def make_texture_step(nets: forward.FaceGCN, critic, loss_config: dict, s1: tf.V
         zero = tf.constant(0.0)
         terms = {"pixel": photometric.pixel_loss(photo, result.refined_image, result.refined_alpha * mask)}
         if use_identity:
-            real_id = getattr(facenet_lib.embed(nets.facenet, images), identity_output)
-            render_id = getattr(facenet_lib.embed(nets.facenet, composite * 255.0), identity_output)
+            real_id = getattr(recognition.embed(nets.recognizer, images), identity_output)
+            render_id = getattr(recognition.embed(nets.recognizer, composite * 255.0), identity_output)
             terms["identity"] = identity_losses.identity_loss(real_id, render_id)
         else:
             terms["identity"] = zero
@@ -366,22 +383,20 @@ def setup_texture_training(config: dict, workdir: str, log=logging.info) -> tupl
         try:
             keras.mixed_precision.set_global_policy(policy)  # CNNs only: the GCNs stay float32
             regressor = load_regressor(nets_config, size, log)
-            facenet = None
-            if nets_config["facenet_weights"]:
-                facenet = facenet_lib.build_facenet(weights=nets_config["facenet_weights"])
-            elif loss_config["identity"]:
-                log("no FaceNet weights (nets.facenet_weights): L_id is off and the embedding is the regressor's only")
+            recognizer = load_recognizer(nets_config, log)
+            if recognizer is None and loss_config["identity"]:
+                log("nets.recognizer=none: L_id is off and the embedding is the regressor's only")
             critic = None
             if loss_config["adversarial"]:
                 critic = discriminator.build_discriminator(size, normalization=nets_config["critic_normalization"])
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
-        embedding = forward.embedding_size(regressor.output["features"].shape[-1], facenet is not None)
+        embedding = forward.embedding_size(regressor.output["features"].shape[-1], recognition.feature_size(recognizer))
         texture_gcn = build_texture_gcn(morphable, nets_config, embedding)
         if cache is not None and cache["embedding_size"] != embedding:
             raise ValueError(f"{data['train']} caches {cache['embedding_size']}-d embeddings; the regressor"
-                             f"{' and FaceNet' if facenet is not None else ''} give {embedding}")
-        nets = forward.FaceGCN(morphable, regressor, texture_gcn, facenet, size, fit_steps=coarse["fit_steps"],
+                             f"{forward.describe_recognizer(recognizer, ' and ')} give {embedding}")
+        nets = forward.FaceGCN(morphable, regressor, texture_gcn, recognizer, size, fit_steps=coarse["fit_steps"],
                                refiner_photo=nets_config["refiner_photo"], mask_erosion=nets_config["mask_erosion"])
 
         def optimizer(rate, decay_every, beta_1, beta_2):
@@ -453,17 +468,17 @@ def train_texture(config: dict, workdir: str, log=logging.info) -> dict:
 
 def prepare_coarse(config: dict, data: str, out_dir: str, batch_size: int = 16, progress: bool = False,
                    log=logging.info) -> dict:
-    """`face-gcn prepare-coarse`: the config's fixed coarse stage (nets.regressor, nets.facenet_weights,
+    """`face-gcn prepare-coarse`: the config's fixed coarse stage (nets.regressor, nets.recognizer,
     coarse.fit_steps, coarse.landmarks, model.path, data.crop_size) run once over ``data`` into a coarse
     cache at ``out_dir`` (face_gcn.reconstruction.coarse_cache). Returns its manifest."""
     nets_config, coarse = config["nets"], config["coarse"]
     morphable = config_morphable(config)
     regressor = load_regressor(nets_config, config["data"]["crop_size"], log)
-    facenet = facenet_lib.build_facenet(weights=nets_config["facenet_weights"]) if nets_config["facenet_weights"] \
-        else None
+    recognizer = load_recognizer(nets_config, log)
     manifest = coarse_cache.write_coarse_cache(
-        data, out_dir, morphable, regressor, facenet, fit_steps=coarse["fit_steps"], landmarks=coarse["landmarks"],
+        data, out_dir, morphable, regressor, recognizer, fit_steps=coarse["fit_steps"], landmarks=coarse["landmarks"],
         batch_size=batch_size, progress=progress,
-        describe={"regressor": nets_config["regressor"], "facenet_weights": nets_config["facenet_weights"]})
+        describe={"regressor": nets_config["regressor"], "facenet_weights": nets_config["facenet_weights"],
+                  "face_descriptor_weights": nets_config["face_descriptor_weights"]})
     log(f"coarse cache of {manifest['num_images']} faces written to {out_dir} in {manifest['seconds']:.1f} s")
     return manifest

@@ -46,12 +46,27 @@ def test_demo_trains_reconstructs_and_reports(tmp_path, run_main):
     for tag in psnrs:
         assert abs(np.mean(psnrs[tag]) - metrics[f"psnr_{tag}"]) < 0.5, (tag, psnrs[tag], metrics)
 
+    # L_id is on with dlib's descriptor; its identity cosines match the written (8-bit) images
+    from face_gcn.evaluation import recognizers
+    assert metrics["recognizer"] == "face_descriptor" and "identity cosine" in page
+    recognizer = recognizers.FaceDescriptorRecognizer()
+    for tag in ("coarse", "refined"):
+        cosines = []
+        for index in range(3):
+            name = f"heldout_{index:04d}"
+            pair = np.stack([read_rgb(workdir / "heldout" / f"{name}.input.png"),
+                             read_rgb(workdir / "heldout" / tag / f"{name}.render.png")]) * 255.0
+            a, b = recognizer.embed(pair).astype(np.float64)
+            cosines.append(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+        assert abs(np.mean(cosines) - metrics[f"identity_cosine_{tag}"]) < 0.01, (tag, cosines, metrics)
+        assert np.isfinite(metrics[f"identity_emd_{tag}"])
+
     model = configured.load_demo()
     vertices, triangles, colors = mesh_io.read_mesh(str(workdir / "heldout" / "heldout_0000_refined.ply"))
     np.testing.assert_array_equal(triangles, model.triangles)
     assert vertices.shape == colors.shape == (model.num_vertices, 3)
     meta = json.loads((workdir / "texture" / "model" / "face_model.json").read_text())
-    assert meta["image_size"] == 64 and meta["training"]["steps"] == 3
+    assert meta["image_size"] == 64 and meta["training"]["steps"] == 3 and meta["recognizer"] == "face_descriptor"
 
 
 def test_demo_rejects_bad_sizes(tmp_path, run_main):

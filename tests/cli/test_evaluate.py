@@ -84,7 +84,7 @@ def test_image_metrics_against_skimage(results, tmp_path, run_subcommand):
     root, truth = results
     out_json, out_md = tmp_path / "eval.json", tmp_path / "eval.md"
     result = run_subcommand("evaluate", "--results", str(root), "--json", str(out_json), "--markdown",
-                            str(out_md), "--noprogress")
+                            str(out_md), "--noprogress", "--recognizer=none")
     assert result.returncode == 0, result.stderr
     assert "2 method(s), 8 image(s) evaluated, 3 failed" in result.stdout
     report = json.loads(out_json.read_text())
@@ -113,6 +113,23 @@ def test_image_metrics_against_skimage(results, tmp_path, run_subcommand):
     psnr = report["refined"]["psnr"]
     assert "| refined | 4 | " in markdown and f"{psnr['mean']:.2f} ± {psnr['std']:.2f}" in markdown
     assert "Failed images:" in markdown and "- refined: small: size mismatch" in markdown
+
+
+def test_default_recognizer_is_the_packaged_dlib_descriptor(results, tmp_path, run_subcommand):
+    """Without --recognizer, identity cosines come from dlib's descriptor (its packaged weights)."""
+    from face_gcn.evaluation import recognizers
+    root, _ = results
+    out_json = tmp_path / "eval.json"
+    result = run_subcommand("evaluate", "--results", str(root), "--json", str(out_json), "--noprogress")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out_json.read_text())["refined"]
+    recognizer = recognizers.FaceDescriptorRecognizer()
+    for name, values in report["per_image"].items():
+        pair = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+                for path in (root / f"{name}.input.png", root / "refined" / f"{name}.render.png")]
+        a, b = recognizer.embed(np.stack(pair)).astype(np.float64)
+        assert values["cosine"] == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=2e-4), name
+    assert report["identity_cosine"]["n"] == 4
 
 
 class _Net:
@@ -199,6 +216,7 @@ def test_user_errors_are_one_line(tmp_path, results, run_subcommand):
     assert result.returncode == 1 and "expected 'name,identity'" in result.stderr
     result = run_subcommand("evaluate", "--results", str(root))
     assert result.returncode != 0 and "--json and/or --markdown" in result.stderr
-    result = run_subcommand("evaluate", "--results", str(root), "--json", out, "--identities", str(bad))
-    assert result.returncode != 0 and "--identities needs --recognizer" in result.stderr
+    result = run_subcommand("evaluate", "--results", str(root), "--json", out, "--identities", str(bad),
+                            "--recognizer=none")
+    assert result.returncode != 0 and "--identities needs a recognizer" in result.stderr
     assert not os.path.exists(out)

@@ -56,6 +56,52 @@ def test_round_trip_in_a_fresh_process(nets, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no staging or old copies left
 
 
+def test_a_recognizer_travels_with_the_model(nets, tmp_path):
+    """dlib's descriptor (random weights) joins the embedding; its weights are saved, named in the meta
+    and loaded back in a fresh process with identical outputs."""
+    import dataclasses
+
+    import keras
+
+    from face_gcn.nets import face_descriptor, gcn, recognition
+    from face_gcn.nets import regressor as regressor_lib
+    keras.utils.set_random_seed(5)
+    recognizer = face_descriptor.build_face_descriptor()
+    config = gcn.GCNConfig(embedding_size=forward.embedding_size(regressor_lib.feature_size("compact"), 256),
+                           decoder_widths=(4, 4, 4, 4, 4), refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2,
+                           combiner_init="glorot_normal")
+    from face_gcn.graph import hierarchy as hierarchy_lib
+    levels = hierarchy_lib.load_or_build_hierarchy(nets.morphable.mean_shape, nets.morphable.triangles, (4, 4, 4, 4))
+    with_recognizer = dataclasses.replace(nets, recognizer=recognizer,
+                                          texture_gcn=gcn.build_texture_gcn(levels, config))
+    path = str(tmp_path / "model")
+    model_dir.save_model_dir(path, with_recognizer)
+    meta = json.load(open(os.path.join(path, model_dir.META_FILE)))
+    assert meta["recognizer"] == "face_descriptor" and not meta["uses_facenet"]
+    assert meta["files"]["face_descriptor"] == "face_descriptor.weights.h5"
+    assert recognition.weights_kind(os.path.join(path, "face_descriptor.weights.h5")) == "face_descriptor"
+    batch = images()
+    np.save(tmp_path / "images.npy", batch)
+    out = subprocess.run([sys.executable, "-c", LOAD, path, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    expected = forward.reconstruct(with_recognizer, batch)
+    # the embedding is the regressor's pool features, then the descriptor's 256
+    features = recognition.embed(recognizer, batch).features.numpy()
+    np.testing.assert_allclose(expected.embedding.numpy()[:, -256:], features, rtol=1e-5, atol=1e-6)
+    assert np.abs(features).max() > 0
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as got:
+        np.testing.assert_allclose(got["albedo"], expected.refined_albedo.numpy(), atol=1e-5)
+    # a directory written before the recognizer choice (uses_facenet only) still reads as it was
+    legacy = dict(meta)
+    del legacy["recognizer"]
+    assert model_dir.recognizer_kind(dict(legacy, uses_facenet=False)) is None
+    assert model_dir.recognizer_kind(dict(legacy, uses_facenet=True)) == "facenet"
+    (tmp_path / "model" / model_dir.META_FILE).write_text(json.dumps(dict(meta, recognizer="arcface")))
+    with pytest.raises(model_dir.ModelDirError, match="recognizer must be"):
+        model_dir.load_model_dir(path)
+
+
 def test_bad_directories_are_named(nets, tmp_path):
     with pytest.raises(model_dir.ModelDirError, match="not found"):
         model_dir.load_model_dir(str(tmp_path / "missing"))

@@ -17,7 +17,7 @@ from face_gcn.train import texture
 SIZE = 64
 SMALL = ["nets.backbone=compact", "nets.decoder_widths=[8,8,8,8,8]", "nets.refiner_widths=[8,8,8,8]",
          "nets.refiner_latent=16", "nets.chebyshev_order=3", "train.summary_every=2", "train.checkpoint_every=2",
-         "data.augment=false", "data.shuffle_buffer=8"]
+         "data.augment=false", "data.shuffle_buffer=8", "nets.recognizer=none"]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_step_losses_match_numpy_eq4(data_dir, tmp_path):
     assert losses["pixel"].numpy() == pytest.approx(pixel, rel=1e-4)
     assert losses["vertex_albedo"].numpy() == pytest.approx(albedo, rel=1e-4)
     assert losses["vertex_projected"].numpy() == pytest.approx(projected, rel=1e-4)
-    assert losses["identity"].numpy() == 0.0  # no FaceNet weights given
+    assert losses["identity"].numpy() == 0.0  # nets.recognizer=none
     adv = losses["adversarial"].numpy()
     gcn_model = run.nets.texture_gcn
     fully_connected = [gcn_model.get_layer("decoder").get_layer("fc")] + \
@@ -72,6 +72,35 @@ def test_step_losses_match_numpy_eq4(data_dir, tmp_path):
     expected = 0.6 * (pixel + 0.001 * adv) + 0.4 * (albedo + projected) + decay
     assert losses["total"].numpy() == pytest.approx(expected, rel=1e-4)
     assert "critic" in losses and np.isfinite(losses["critic"].numpy())
+
+
+def test_identity_loss_on_dlib_descriptor_matches_numpy(data_dir, tmp_path):
+    """nets.recognizer=auto without FaceNet weights: dlib's descriptor (packaged weights) gives L_id and its 256
+    pooled features join the embedding; L_id = mean_b 1 - cos of its features of photo and composite."""
+    from face_gcn.nets import recognition
+    config = make_config(data_dir, "nets.recognizer=auto", "loss.adversarial=false")
+    messages = []
+    run, _ = texture.setup_texture_training(config, str(tmp_path), log=messages.append)
+    assert recognition.kind_of(run.nets.recognizer) == "face_descriptor"
+    assert any("dlib's face descriptor" in m for m in messages)
+    assert run.nets.texture_gcn.inputs[0].shape[-1] == run.nets.regressor.output["features"].shape[-1] + 256
+    batch = first_batch(data_dir)
+    losses = texture.make_texture_step(run.nets, None, config["loss"], tf.Variable(1.0), tf.Variable(0.0))(batch)
+    result = forward.reconstruct(run.nets, batch["image"], face_mask=batch["mask"], training=True)
+    photo = batch["image"].numpy() / 255.0
+    alpha = (result.refined_alpha.numpy() * batch["mask"].numpy()[..., 0])[..., None]
+    composite = result.refined_image.numpy() * alpha + photo * (1 - alpha)
+    real = recognition.embed(run.nets.recognizer, batch["image"]).features.numpy().astype(np.float64)
+    fake = recognition.embed(run.nets.recognizer, composite * 255.0).features.numpy().astype(np.float64)
+    cosine = (real * fake).sum(-1) / np.linalg.norm(real, axis=-1) / np.linalg.norm(fake, axis=-1)
+    assert losses["identity"].numpy() == pytest.approx(np.mean(1.0 - cosine), rel=1e-3, abs=1e-6)
+    assert losses["identity"].numpy() > 0
+    # L_id reaches the GCNs: its gradient is not zero
+    with tf.GradientTape() as tape:
+        identity = texture.make_texture_step(run.nets, None, config["loss"], tf.Variable(1.0),
+                                             tf.Variable(0.0))(batch)["identity"]
+    gradients = tape.gradient(identity, run.nets.texture_gcn.trainable_variables)
+    assert max(float(tf.reduce_max(tf.abs(g))) for g in gradients if g is not None) > 0
 
 
 def test_authors_objective_matches_numpy_and_the_mask_erosion(data_dir, tmp_path):
@@ -139,7 +168,7 @@ def test_training_lowers_the_loss_and_resumes(data_dir, tmp_path):
     for key in ("critic", "critic_penalty", "critic_wasserstein", "adversarial", "pixel", "total"):
         assert summary["losses"][key] == pytest.approx(straight["losses"][key], rel=1e-3, abs=1e-6), key
     nets = model_dir.load_model_dir(str(tmp_path / "b" / texture.MODEL_SUBDIR))
-    assert nets.image_size == SIZE and nets.facenet is None
+    assert nets.image_size == SIZE and nets.recognizer is None
 
 
 @pytest.mark.parametrize("refiner", ["fc", "uv_cnn"])
