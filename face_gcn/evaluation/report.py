@@ -11,8 +11,10 @@ A folder holding *.render.png files is one method. Sub-folders that hold them (D
 DIR/refined, ...) are further methods, reported side by side; files a sub-folder lacks
 (NAME.input.png, NAME.mask.png) are taken from DIR, so inputs and masks can be shared.
 
-Per method: L1, PSNR, SSIM inside the mask (face_gcn.evaluation.metrics, images in [0, 1]);
-with a recognizer, the cosine similarity of each input's and render's embeddings; with an
+Per method: L1, PSNR, SSIM inside the mask (face_gcn.evaluation.metrics, images in [0, 1]).
+With an alpha file also what the masked figures cannot show: "outside_mask", the fraction of the
+render's coverage that lies outside the face mask (hair, hats, background painted as skin), and
+"l1_render", "psnr_render", "ssim_render" over the whole coverage. With a recognizer, the cosine similarity of each input's and render's embeddings; with an
 identities table, the earth mover's distance between the cosine similarities of
 (render i, input j) pairs of the same identity (i == j included) and of different identities.
 Unreadable or mismatched files are listed under "failed" with the reason; they never stop a run.
@@ -32,6 +34,8 @@ from face_gcn.evaluation import metrics
 
 INPUT, RENDER, MASK, ALPHA = ".input.png", ".render.png", ".mask.png", ".alpha.png"
 IMAGE_METRICS = ("l1", "psnr", "ssim")
+# with render coverage (NAME.alpha.png): the figures over the whole render and its share off the face
+COVERAGE_METRICS = ("outside_mask", "l1_render", "psnr_render", "ssim_render")
 # Lin et al. 2020, Table 1 (CelebA, face region): the paper's refined texture and Deng's coarse.
 PAPER_REFERENCE = {"paper (refined)": {"l1": 0.034, "psnr": 29.69, "ssim": 0.894},
                    "paper (coarse, Deng)": {"l1": 0.052, "psnr": 26.58, "ssim": 0.826}}
@@ -141,7 +145,8 @@ def _read_coverage(path: str) -> np.ndarray:
 
 
 def _load_case(folder: str, shared: str | None, name: str):
-    """-> (input, render) uint8 [H, W, 3] and the evaluation mask [H, W] bool."""
+    """-> (input, render) uint8 [H, W, 3], the evaluation mask [H, W] bool (face mask AND coverage) and
+    the coverage [H, W] bool, or None without an alpha file."""
 
     def locate(suffix, required=True):
         for place in (folder, shared):
@@ -163,11 +168,20 @@ def _load_case(folder: str, shared: str | None, name: str):
     if len(set(sizes.values())) != 1:
         raise _Rejected("size mismatch: " + ", ".join(f"{key} {h}x{w}" for key, (h, w)
                                                      in sizes.items()))
-    if coverage is not None:
-        mask = mask & coverage
-    if not mask.any():
+    face = mask if coverage is None else mask & coverage
+    if not face.any():
         raise _Rejected("empty evaluation mask (face mask AND render coverage)")
-    return image, render, mask
+    return image, render, face, coverage
+
+
+def _image_metrics(image, render, mask, suffix: str = "") -> dict:
+    """L1, PSNR and SSIM of uint8 images [H, W, 3] inside mask [H, W] bool; keys end in ``suffix``."""
+    x = image[None].astype(np.float64) / 255.0
+    y = render[None].astype(np.float64) / 255.0
+    m = mask[None]
+    return {f"l1{suffix}": float(metrics.masked_l1(x, y, m)[0]),
+            f"psnr{suffix}": float(metrics.masked_psnr(x, y, m)[0]),
+            f"ssim{suffix}": float(metrics.masked_ssim(x, y, m)[0])}
 
 
 def evaluate_method(folder: str, shared: str | None = None, recognizer=None,
@@ -182,8 +196,9 @@ def evaluate_method(folder: str, shared: str | None = None, recognizer=None,
       identities: {name: identity} for the EMD (needs a recognizer).
       batch_size: images embedded together.
     Returns:
-      {"l1", "psnr", "ssim": {"mean", "std", "n"}, "identity_cosine"?, "emd"?, "n_images",
-       "failed": [{"name", "reason"}], "per_image": {name: {"l1", "psnr", "ssim", "cosine"?}}}.
+      {"l1", "psnr", "ssim": {"mean", "std", "n"}, COVERAGE_METRICS? (images with an alpha file),
+       "identity_cosine"?, "emd"?, "n_images", "failed": [{"name", "reason"}],
+       "per_image": {name: {"l1", "psnr", "ssim", COVERAGE_METRICS?, "cosine"?}}}.
     """
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
     names = _names(folder, RENDER) | _names(folder, INPUT)
@@ -216,16 +231,14 @@ def evaluate_method(folder: str, shared: str | None = None, recognizer=None,
 
     for name in tqdm(sorted(names), disable=not progress, unit="img", desc=label):
         try:
-            image, render, mask = _load_case(folder, shared, name)
+            image, render, mask, coverage = _load_case(folder, shared, name)
         except _Rejected as error:
             failed.append({"name": name, "reason": str(error)})
             continue
-        x = image[None].astype(np.float64) / 255.0
-        y = render[None].astype(np.float64) / 255.0
-        m = mask[None]
-        per_image[name] = {"l1": float(metrics.masked_l1(x, y, m)[0]),
-                           "psnr": float(metrics.masked_psnr(x, y, m)[0]),
-                           "ssim": float(metrics.masked_ssim(x, y, m)[0])}
+        per_image[name] = _image_metrics(image, render, mask)
+        if coverage is not None:  # not empty: it holds the evaluation mask
+            per_image[name]["outside_mask"] = float(1.0 - mask.sum() / coverage.sum())
+            per_image[name].update(_image_metrics(image, render, coverage, "_render"))
         if recognizer is not None:
             pending_names.append(name)
             pending_inputs.append(image)
@@ -237,6 +250,10 @@ def evaluate_method(folder: str, shared: str | None = None, recognizer=None,
 
     result = {key: metrics.summarize([v[key] for v in per_image.values()])
               for key in IMAGE_METRICS}
+    for key in COVERAGE_METRICS:
+        values = [v[key] for v in per_image.values() if key in v]
+        if values:
+            result[key] = metrics.summarize(values)
     result["n_images"] = len(per_image)
     if recognizer is not None:
         result["identity_cosine"] = metrics.summarize(
@@ -319,7 +336,9 @@ def to_markdown(results: dict, reference: bool = True) -> str:
     numbers below for reference, and the failed images."""
     with_id = any("identity_cosine" in r for r in results.values())
     with_emd = any("emd" in r for r in results.values())
+    with_coverage = any("outside_mask" in r for r in results.values())
     header = ["method", "images", "L1 ↓", "PSNR (dB) ↑", "SSIM ↑"]
+    header += ["render off the face mask ↓", "PSNR, whole render (dB) ↑"] if with_coverage else []
     header += ["identity cosine ↑"] if with_id else []
     header += ["EMD ↑"] if with_emd else []
     header += ["failed"]
@@ -327,6 +346,8 @@ def to_markdown(results: dict, reference: bool = True) -> str:
     for method, result in results.items():
         row = [method.replace("|", "\\|"), str(result["n_images"]), _cell(result["l1"], 4),
                _cell(result["psnr"], 2), _cell(result["ssim"], 4)]
+        if with_coverage:
+            row += [_cell(result.get("outside_mask"), 3), _cell(result.get("psnr_render"), 2)]
         if with_id:
             row.append(_cell(result.get("identity_cosine"), 4))
         if with_emd:

@@ -102,6 +102,18 @@ def test_image_metrics_against_skimage(results, tmp_path, run_subcommand):
             assert report[method][key]["n"] == 4
         assert report[method]["n_images"] == 4
         assert "identity_cosine" not in report[method] and "emd" not in report[method]
+        # img1 has an alpha file (left half covered): the share of the render off the face mask and the
+        # figures over the whole coverage; the images without one have neither
+        left = np.zeros((SIZE, SIZE), bool)
+        left[:, : SIZE // 2] = True
+        face = truth["masks"]["img1"] & left
+        assert per_image["img1"]["outside_mask"] == pytest.approx(1.0 - face.sum() / left.sum(), abs=1e-12)
+        image = truth["inputs"]["img1"].astype(np.float64) / 255
+        render = truth[method]["img1"][0].astype(np.float64) / 255
+        assert per_image["img1"]["psnr_render"] == pytest.approx(
+            skmetrics.peak_signal_noise_ratio(image[left], render[left], data_range=1.0), rel=1e-9)
+        assert per_image["img1"]["l1_render"] == pytest.approx(np.abs(image - render).mean(axis=-1)[left].mean())
+        assert "outside_mask" not in per_image["img0"] and report[method]["outside_mask"]["n"] == 1
     assert report["refined"]["psnr"]["mean"] > report["coarse"]["psnr"]["mean"] + 5
     assert report["coarse"]["failed"] == [{"name": "small", "reason": "missing small.render.png"}]
     failed = {item["name"]: item["reason"] for item in report["refined"]["failed"]}
@@ -109,7 +121,8 @@ def test_image_metrics_against_skimage(results, tmp_path, run_subcommand):
     assert "missing broken.input.png" in failed["broken"]
     assert "size mismatch" in failed["small"] and "render 32x28" in failed["small"]
     markdown = out_md.read_text()
-    assert markdown.startswith("| method | images | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | failed |")
+    assert markdown.startswith("| method | images | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | render off the face mask ↓ | "
+                               "PSNR, whole render (dB) ↑ | failed |")
     psnr = report["refined"]["psnr"]
     assert "| refined | 4 | " in markdown and f"{psnr['mean']:.2f} ± {psnr['std']:.2f}" in markdown
     assert "Failed images:" in markdown and "- refined: small: size mismatch" in markdown
