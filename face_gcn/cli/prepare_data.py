@@ -40,6 +40,9 @@ flags.DEFINE_string("morphable_model", None, "Morphable model (.npz) whose 5 sta
                     "else the built-in demo model).")
 flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.", lower_bound=1,
                      upper_bound=4096)
+flags.DEFINE_boolean("landmarks68", False, "Also store dlib's 68 landmarks of each face (landmarks68/detected; "
+                     "coarse.landmarks=detected68 fits to them). dlib's 68-point model was trained on iBUG "
+                     "300-W, which forbids commercial use.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 
@@ -80,7 +83,7 @@ def main(argv):
         segmenter=FLAGS.segmenter if FLAGS.segmenter == "builtin"
         else os.path.abspath(FLAGS.segmenter),
         segmenter_classes=tuple(classes), segmenter_input_size=FLAGS.segmenter_input_size,
-        min_face_size=FLAGS.min_face_size)
+        min_face_size=FLAGS.min_face_size, landmarks68=FLAGS.landmarks68)
     if config.segmenter != "builtin":
         from face_gcn.data import masks  # pylint: disable=import-outside-toplevel
         try:  # fail early and clearly, before any worker starts

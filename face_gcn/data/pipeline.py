@@ -10,6 +10,9 @@ Each batch is a dict:
   landmarks68       [B, 68, 2] float32 ground-truth crop pixels (zeros where absent; moved with
                     any shift where present)
   has_ground_truth  [B] float32, 1.0 for examples that carry the two fields above (synthetic)
+  landmarks68_detected      [B, 68, 2] float32 dlib's 68, crop pixels (zeros where absent; moved with
+                            any shift where present)
+  has_landmarks68_detected  [B] float32, 1.0 for examples that carry them (prepare-data with dlib)
 Augmentation (training only) is random but reproducible: every element's random numbers are
 drawn by stateless ops from (seed, the element's position in the stream), so a fixed seed
 gives the same batches whatever the parallelism.
@@ -85,7 +88,8 @@ def augment_example(example, seed, aug: Augmentation):
         landmarks = landmarks + offset
         # Absent ground truth stays zero (has_ground_truth 0).
         landmarks68 = example["landmarks68"] + offset * example["has_ground_truth"]
-        example = dict(example, landmarks68=landmarks68)
+        detected68 = example["landmarks68_detected"] + offset * example["has_landmarks68_detected"]
+        example = dict(example, landmarks68=landmarks68, landmarks68_detected=detected68)
         transform = transform + tf.concat([tf.zeros([2, 2]), offset[:, None]], axis=1)
     return dict(example, image=image, mask=mask, landmarks=landmarks, transform=transform)
 
@@ -101,6 +105,8 @@ def _to_float(example):
         "coefficients": example["coefficients"],
         "landmarks68": example["landmarks68"],
         "has_ground_truth": example["has_ground_truth"],
+        "landmarks68_detected": example["landmarks68_detected"],
+        "has_landmarks68_detected": example["has_landmarks68_detected"],
     }
 
 

@@ -12,6 +12,10 @@ the .tfrecord beside it, so a run killed between the two files never leaves reco
 sidecar that does not describe them. Re-running skips finished shards and redoes the others. Photos are processed by a pool of worker processes (spawned, each with its
 own MTCNN and segmenter); one bad file is recorded and never stops the run, even one that
 kills its worker process (see parallel_outcomes).
+With PrepareConfig.landmarks68 (off by default: dlib's 68-point model is for non-commercial use)
+every record also carries dlib's 68 landmarks of its face (face_gcn.data.landmarks68) where they are
+available and plausible; each file's outcome says "landmarks": "68" or "5 (fallback: reason)", and
+the manifest counts both.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class PrepareConfig:
     detect_max_side: int = 1024
     max_pixels: int = images.DEFAULT_MAX_PIXELS
     max_file_bytes: int = images.DEFAULT_MAX_FILE_BYTES
+    landmarks68: bool = False
 
     def __post_init__(self):
         points = np.asarray(self.standard_landmarks, dtype=np.float64)
@@ -79,10 +84,12 @@ class Outcome:
     num_faces: int = 0
     notes: tuple = ()
     record: bytes | None = None
+    landmarks: str = ""
 
     def summary(self) -> dict:
         return {"source": self.source, "status": self.status, "reason": self.reason,
-                "detail": self.detail, "num_faces": self.num_faces, "notes": list(self.notes)}
+                "detail": self.detail, "num_faces": self.num_faces, "notes": list(self.notes),
+                "landmarks": self.landmarks}
 
 
 def list_inputs(spec: str) -> list[str]:
@@ -123,7 +130,7 @@ class FaceProcessor:
     """Loads, detects, aligns, crops and masks one photo at a time (one per process)."""
 
     def __init__(self, config: PrepareConfig, detector=None, segmenter=None):
-        from face_gcn.data import detection, masks  # pylint: disable=import-outside-toplevel
+        from face_gcn.data import detection, landmarks68, masks  # pylint: disable=import-outside-toplevel
         self.config = config
         self.detector = detector or detection.FaceDetector(
             min_face_size=config.min_face_size, min_score=config.min_score,
@@ -132,6 +139,18 @@ class FaceProcessor:
             config.segmenter, face_classes=config.segmenter_classes or None,
             input_size=config.segmenter_input_size or None)
         self.standard = np.asarray(config.standard_landmarks, dtype=np.float64)
+        self.landmarks68, self.unavailable68 = (None, "not asked for")
+        if config.landmarks68:
+            self.landmarks68, self.unavailable68 = landmarks68.load_detector()
+
+    def _landmarks68(self, rgb, face, transform):
+        """(dlib's 68 in crop pixel indices, float32, or None; "68" or "5 (fallback: reason)")."""
+        if self.landmarks68 is None:
+            return None, f"5 (fallback: {self.unavailable68})"
+        prediction = self.landmarks68.predict(rgb, face)
+        if prediction.points is None:
+            return None, f"5 (fallback: {prediction.reason})"
+        return alignment.apply_transform(transform, prediction.points).astype(np.float32), "68"
 
     def process(self, path: str) -> Outcome:
         try:
@@ -154,13 +173,14 @@ class FaceProcessor:
         crop = alignment.warp_to_crop(loaded.rgb, transform, config.crop_size)
         landmarks = alignment.apply_transform(transform, face.landmarks)
         mask = self.segmenter.segment(crop, landmarks)
+        points68, note = self._landmarks68(loaded.rgb, face, transform)
         example = tfrecords.FaceExample(
             image=crop, mask=np.asarray(mask, np.uint8), landmarks=landmarks.astype(np.float32),
             transform=transform, original_size=loaded.rgb.shape[:2],
-            num_faces=found.num_faces, source=path)
+            num_faces=found.num_faces, source=path, landmarks68_detected=points68)
         notes = loaded.notes + (("several_faces",) if found.num_faces > 1 else ())
         return Outcome(path, WRITTEN, "", "", found.num_faces, notes,
-                       tfrecords.serialize(example))
+                       tfrecords.serialize(example), note)
 
 
 def shard_paths(output_dir: str, index: int, count: int) -> tuple[str, str]:
@@ -376,6 +396,8 @@ def build_manifest(shard_files: list[list[dict]], config: PrepareConfig, reused,
         "conversions": dict(sorted(notes.items())),
         "several_faces": [{"source": e["source"], "num_faces": e["num_faces"]}
                           for e in files if e["num_faces"] > 1],
+        "landmarks68": {"detected": sum(e.get("landmarks") == "68" for e in files if e["status"] == WRITTEN),
+                        "fallback_to_5": sum(e.get("landmarks") != "68" for e in files if e["status"] == WRITTEN)},
         "num_shards": len(shard_files),
         "shards_reused": list(reused),
         "shards_written": list(redone),

@@ -18,6 +18,10 @@ Optional ground truth (synthetic faces; absent for prepare-data photos):
 Both are written together or not at all. The parser fills absent fields with zeros and sets
 has_ground_truth to 0.0 (1.0 when present), so batches of mixed origin stack, and files written
 before these fields existed stay readable.
+Optional detected landmarks (prepare-data with dlib's shape predictor; absent where it was
+unavailable or implausible for that photo, which then has only MTCNN's 5):
+  landmarks68/detected  float  [136] = [68, 2] iBUG-68 (x, y) crop pixel indices, like `landmarks`
+Parsed as landmarks68_detected [68, 2] (zeros when absent) and has_landmarks68_detected [] float32.
 Optional coarse stage (a coarse cache, `face-gcn prepare-coarse`; parsed when asked for):
   coarse/coefficients  float  [257] the fixed coarse stage's coefficients (regressor + fit)
   coarse/embedding     float  [E] the texture GCN's image embedding (regressor pool features
@@ -38,6 +42,7 @@ IMAGE_KEY = "image/encoded"
 MASK_KEY = "mask/encoded"
 NUM_COEFFICIENTS = 257
 NUM_LANDMARKS68 = 68
+DETECTED68_KEY = "landmarks68/detected"
 COARSE_COEFFICIENTS_KEY = "coarse/coefficients"
 EMBEDDING_KEY = "coarse/embedding"
 
@@ -57,6 +62,7 @@ class FaceExample:
     landmarks68: np.ndarray | None = None   # [68, 2] float32 crop pixel indices (synthetic only)
     coarse_coefficients: np.ndarray | None = None  # [257] float32 (coarse cache only)
     embedding: np.ndarray | None = None            # [E] float32 (coarse cache only)
+    landmarks68_detected: np.ndarray | None = None  # [68, 2] float32 crop pixel indices (dlib's; photos)
 
     def __post_init__(self):
         size = self.image.shape[0]
@@ -77,6 +83,12 @@ class FaceExample:
             if np.shape(self.landmarks68) != (NUM_LANDMARKS68, 2):
                 raise ValueError(f"landmarks68 must be [{NUM_LANDMARKS68}, 2], got "
                                  f"{np.shape(self.landmarks68)}")
+
+        if self.landmarks68_detected is not None and (
+                np.shape(self.landmarks68_detected) != (NUM_LANDMARKS68, 2)
+                or not np.all(np.isfinite(self.landmarks68_detected))):
+            raise ValueError(f"landmarks68_detected must be a finite [{NUM_LANDMARKS68}, 2] array, got "
+                             f"{np.shape(self.landmarks68_detected)}")
 
         if (self.coarse_coefficients is None) != (self.embedding is None):
             raise ValueError("coarse_coefficients and embedding must be given together (coarse cache)")
@@ -132,6 +144,8 @@ def serialize(example: FaceExample) -> bytes:
     if example.has_ground_truth:
         features["coefficients"] = float_feature(example.coefficients)
         features["landmarks68"] = float_feature(example.landmarks68)
+    if example.landmarks68_detected is not None:
+        features[DETECTED68_KEY] = float_feature(example.landmarks68_detected)
     if example.coarse_coefficients is not None:
         features[COARSE_COEFFICIENTS_KEY] = float_feature(example.coarse_coefficients)
         features[EMBEDDING_KEY] = float_feature(example.embedding)
@@ -155,6 +169,7 @@ def feature_spec(embedding_size: int = 0):
         "source": tf.io.FixedLenFeature([], tf.string),
         "coefficients": tf.io.VarLenFeature(tf.float32),
         "landmarks68": tf.io.VarLenFeature(tf.float32),
+        DETECTED68_KEY: tf.io.VarLenFeature(tf.float32),
     }
 
 
@@ -178,7 +193,8 @@ def parse(serialized, crop_size: int, embedding_size: int = 0):
     Returns a dict: image [S, S, 3] uint8, mask [S, S, 1] uint8, landmarks [5, 2] float32,
     transform [2, 3] float32, original_size [2] int64, num_faces [] int64, source [] string,
     coefficients [257] float32, landmarks68 [68, 2] float32 (zeros when absent) and
-    has_ground_truth [] float32 (1.0 when both are present, else 0.0). With embedding_size > 0
+    has_ground_truth [] float32 (1.0 when both are present, else 0.0), landmarks68_detected [68, 2]
+    float32 (zeros when absent) and has_landmarks68_detected [] float32. With embedding_size > 0
     (a coarse cache, where the fields must be present): also coarse_coefficients [257] and
     embedding [E].
     """
@@ -196,6 +212,7 @@ def parse(serialized, crop_size: int, embedding_size: int = 0):
     zero = tf.zeros_like(coefficients)
     coefficients = tf.where(has_ground_truth, coefficients, zero)
     landmarks68 = tf.where(has_ground_truth, landmarks68, tf.zeros_like(landmarks68))
+    detected68, has_detected68 = _optional(parsed[DETECTED68_KEY], 2 * NUM_LANDMARKS68, DETECTED68_KEY)
     coarse = {"coarse_coefficients": parsed[COARSE_COEFFICIENTS_KEY],
               "embedding": parsed[EMBEDDING_KEY]} if embedding_size > 0 else {}
     return {
@@ -210,6 +227,8 @@ def parse(serialized, crop_size: int, embedding_size: int = 0):
         "coefficients": coefficients,
         "landmarks68": tf.reshape(landmarks68, [NUM_LANDMARKS68, 2]),
         "has_ground_truth": tf.cast(has_ground_truth, tf.float32),
+        "landmarks68_detected": tf.reshape(detected68, [NUM_LANDMARKS68, 2]),
+        "has_landmarks68_detected": tf.cast(has_detected68, tf.float32),
     }
 
 

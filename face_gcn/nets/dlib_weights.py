@@ -26,16 +26,15 @@ innermost first: in forward order.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import os
 
 import numpy as np
 
-from face_gcn import fileio
+from face_gcn import fileio, packaged_models
 from face_gcn.nets import face_descriptor
 
-PACKAGE = "face_recognition_models"
+PACKAGE = packaged_models.FACE_RECOGNITION_MODELS
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 # Bump when the converted .weights.h5 would differ for the same .dat (a cache key part).
 CONVERSION_VERSION = 1
@@ -311,14 +310,8 @@ def convert_dlib_model(path: str | os.PathLike, out: str | os.PathLike) -> dict[
 
 
 def packaged_model_path() -> str | None:
-    """The .dat inside the installed face_recognition_models package, or None (located, not imported:
-    the package's __init__ imports pkg_resources)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = os.path.join(folder, "models", MODEL_FILE)
-        if os.path.isfile(path):
-            return path
-    return None
+    """The .dat inside the installed face_recognition_models package, or None."""
+    return packaged_models.face_recognition_models_file(MODEL_FILE)
 
 
 def _sha256(path: str) -> str:

@@ -27,7 +27,7 @@ from face_gcn.reconstruction import forward
 
 MANIFEST_FILE = "coarse_cache.json"
 FORMAT = "face_gcn coarse cache v1"
-LANDMARK_SOURCES = ("detected", "ground_truth68")
+LANDMARK_SOURCES = ("detected", "ground_truth68", "detected68")
 
 
 def read_manifest(path: str) -> dict | None:
@@ -43,11 +43,37 @@ def read_manifest(path: str) -> dict | None:
 
 
 def fit_landmarks(batch, source: str):
-    """The landmarks the fit uses: "detected" (the 5 of every record) or "ground_truth68" (a
-    synthetic set's true 68, standing for a 68-point detector)."""
+    """The landmarks the fit uses: "detected" (MTCNN's 5 of every record), "ground_truth68" (a
+    synthetic set's true 68, standing for a 68-point detector) or "detected68" (dlib's 68 that
+    prepare-data stored; every face of the batch must carry them: a coarse cache, which fits the
+    others with their 5, is the way to use them on data where some lack them)."""
     if source not in LANDMARK_SOURCES:
         raise ValueError(f"landmark source must be one of {LANDMARK_SOURCES}, got {source!r}")
+    if source == "detected68":
+        tf.debugging.assert_equal(tf.reduce_min(batch["has_landmarks68_detected"]), 1.0, message=(
+            "landmarks=detected68 needs every face of the batch to carry detected 68 landmarks "
+            "(prepare-data with dlib); a coarse cache (prepare-coarse) fits the others with their 5"))
+        return batch["landmarks68_detected"]
     return batch["landmarks68" if source == "ground_truth68" else "landmarks"]
+
+
+def run_coarse_stage(run, batch, source: str):
+    """The coarse stage of a batch: run(images, masks, landmarks) -> (coefficients [B, 257], embedding
+    [B, E]) as NumPy, and the number of faces fitted with 5 landmarks where ``source`` is "detected68"
+    (those without detected 68: the batch is fitted as two groups)."""
+    images, masks = batch["image"], batch["mask"][..., 0]
+    if source != "detected68":
+        coefficients, embedding = run(images, masks, fit_landmarks(batch, source))
+        return coefficients.numpy(), embedding.numpy(), 0
+    has68 = batch["has_landmarks68_detected"].numpy() > 0.5
+    outputs = [None] * len(has68)
+    for with68, points in ((True, batch["landmarks68_detected"]), (False, batch["landmarks"])):
+        index = np.flatnonzero(has68 == with68)
+        if len(index):
+            coefficients, embedding = run(tf.gather(images, index), tf.gather(masks, index), tf.gather(points, index))
+            for row, i in enumerate(index):
+                outputs[i] = (coefficients[row].numpy(), embedding[row].numpy())
+    return (np.stack([o[0] for o in outputs]), np.stack([o[1] for o in outputs]), int(np.sum(~has68)))
 
 
 def coarse_function(morphable: MorphableModel, regressor, recognizer, fit_steps: int, backend: str = "auto"):
@@ -87,21 +113,20 @@ def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regre
     if progress:
         from tqdm import tqdm  # pylint: disable=import-outside-toplevel
         bar = tqdm(desc="prepare-coarse", unit="img")
-    count, embedding_size, shards = 0, 0, []
+    count, embedding_size, shards, fallbacks = 0, 0, [], 0
     try:
         for path in files:
             raw = tf.data.TFRecordDataset([path]).batch(batch_size)
             parsed = pipeline.make_dataset([path], size, batch_size, training=False)
 
             def records(raw=raw, parsed=parsed):
-                nonlocal count, embedding_size
+                nonlocal count, embedding_size, fallbacks
                 for serialized, batch in zip(raw, parsed):
                     if landmarks == "ground_truth68" and float(tf.reduce_min(batch["has_ground_truth"])) < 1.0:
                         raise ValueError(f"{path}: landmarks=ground_truth68 needs every face to carry its 68 "
                                          "landmarks (synthetic data)")
-                    coefficients, embedding = run(batch["image"], batch["mask"][..., 0],
-                                                  fit_landmarks(batch, landmarks))
-                    coefficients, embedding = coefficients.numpy(), embedding.numpy()
+                    coefficients, embedding, fallen_back = run_coarse_stage(run, batch, landmarks)
+                    fallbacks += fallen_back
                     if not np.all(np.isfinite(coefficients)):
                         raise FloatingPointError(f"{path}: the coarse fit diverged (non-finite coefficients)")
                     embedding_size = embedding.shape[1]
@@ -126,7 +151,7 @@ def write_coarse_cache(data: str, out_dir: str, morphable: MorphableModel, regre
     if count == 0:
         raise ValueError(f"{data}: no records to cache")
     manifest = {"format": FORMAT, "image_size": size, "embedding_size": int(embedding_size),
-                "fit_steps": int(fit_steps), "landmarks": landmarks,
+                "fit_steps": int(fit_steps), "landmarks": landmarks, "landmarks_fallback_to_5": fallbacks,
                 "recognizer": None if recognizer is None else recognition.kind_of(recognizer),
                 "num_images": count, "shards": shards, "source": os.path.abspath(data) if os.path.isdir(data) else data,
                 "seconds": round(time.perf_counter() - started, 2), **(describe or {})}

@@ -88,7 +88,9 @@ SCHEMA = {
     },
     # The coarse stage: the regressor, then fit_steps rendered steps of the batched fit
     # (face_gcn.fit.coarse_fit.refinement_stages; 0 = the regressor alone, as the paper) against the
-    # landmarks: "detected" (the records' 5) or "ground_truth68" (a synthetic set's true 68). A coarse
+    # landmarks: "detected" (the records' MTCNN 5), "ground_truth68" (a synthetic set's true 68) or
+    # "detected68" (dlib's 68 that prepare-data --landmarks68 stored; through a coarse cache, which fits faces
+    # without them to their 5; a training batch without a cache needs them on every face). A coarse
     # cache (face-gcn prepare-coarse) as data.train supplies both precomputed; its values must match.
     "coarse": {"fit_steps": 0, "landmarks": "detected"},
     # objective: "paper" (Eq. 4-8) or "authors" (their code's data_loss: L1 vertex terms in [-1, 1] units, a

@@ -18,14 +18,15 @@ def test_folder_end_to_end(tmp_path, run_subcommand):
     cv2.imwrite(str(photos / "grey.png"), np.full((128, 160, 3), 128, np.uint8))
     out = tmp_path / "out"
     result = run_subcommand("fit", str(photos), "--out", str(out), "--pose_steps", "30", "--shape_steps", "30",
-                            "--appearance_steps", "40", "--refine_steps", "40", "--noprogress",
+                            "--appearance_steps", "40", "--refine_steps", "40", "--noprogress", "--landmarks", "68",
                             cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 fitted, 1 skipped (no_face 1)" in result.stdout  # the two faces fitted as one batch
 
     summary = json.loads((out / "summary.json").read_text())
     assert [item["name"] for item in summary["fitted"]] == ["astronaut", "astronaut_mirrored"]
-    assert summary["settings"]["batch_size"] == 8
+    assert summary["settings"]["batch_size"] == 8 and summary["settings"]["landmarks"] == 68
+    assert [item["landmarks"] for item in summary["fitted"]] == ["68", "68"]  # dlib's, as asked
     assert summary["failed"] == [{"source": str(photos / "grey.png"), "reason": "no_face",
                                   "detail": "MTCNN found no face"}]
     for name in ("astronaut_coarse.obj", "astronaut_coarse.ply", "astronaut_refined.obj",
@@ -44,6 +45,7 @@ def test_folder_end_to_end(tmp_path, run_subcommand):
 
     record = json.loads((out / "astronaut.json").read_text())
     assert len(record["coefficients"]) == 257
+    assert record["landmarks"] == "68" and np.shape(record["landmarks_68_crop_px"]) == (68, 2)
     assert np.asarray(record["alignment"]["transform_original_to_crop"]).shape == (2, 3)
     assert record["camera"]["image_size"] == 224
     for key in ("psnr_coarse", "psnr_refined", "ssim_coarse", "ssim_refined"):
@@ -73,3 +75,44 @@ def test_clear_errors(tmp_path, run_subcommand):
     assert result.returncode == 1 and "neither an image file nor a folder" in result.stderr
     result = run_subcommand("fit", "--out", str(tmp_path), cache=tmp_path)
     assert result.returncode != 0 and "at least one IMAGE" in result.stderr
+    result = run_subcommand("fit", str(tmp_path), "--out", str(tmp_path / "out"), "--landmarks68_model",
+                            str(tmp_path / "none.dat"), cache=tmp_path)
+    assert result.returncode == 1 and "--landmarks68_model" in result.stderr and "is not a file" in result.stderr
+
+
+def test_photos_with_68_and_with_5_landmarks_are_fitted_as_two_batches():
+    """A batch mixing photos with dlib's 68 and with MTCNN's 5 (a fallback) is fitted in two groups, each
+    photo getting the fit it gets alone (the real fitter, its landmark-only pose stage)."""
+    from face_gcn.cli import _photos
+    from face_gcn.cli.fit import FitPipeline
+    from face_gcn.fit import coarse_fit
+    from face_gcn.losses import coarse as coarse_losses
+    from face_gcn.morphable import configured
+    from face_gcn.render import face_renderer
+
+    size = 64
+    model = configured.load_demo()
+    rng = np.random.default_rng(4)
+    mean68 = face_renderer.render_coefficients(model, np.zeros((1, 257), np.float32), image_size=size).landmarks
+    mean68 = mean68.numpy()[0] - 0.5  # pixel centres -> indices
+
+    def photo(number, with68):
+        crop = np.full((size, size, 3), 100 + number, np.uint8)
+        points68 = mean68 + rng.normal(0, 1.5, (68, 2)) + [2.0 * number, -number]
+        five = coarse_losses.five_from_68(points68[None]).numpy()[0]
+        return _photos.AlignedPhoto(original=crop, crop=crop, mask=np.ones((size, size), np.uint8),
+                                    landmarks=five, transform=np.eye(2, 3), num_faces=1, detection_score=1.0,
+                                    landmarks68=points68 if with68 else None,
+                                    landmarks_note="68" if with68 else "5 (fallback: implausible)")
+
+    pipeline = FitPipeline.__new__(FitPipeline)
+    pipeline.regressor = None
+    pipeline.fitter = coarse_fit.CoarseFitter(model, size, coarse_fit.FitConfig(stages=coarse_fit.default_stages(
+        pose_steps=20, shape_steps=0, appearance_steps=0)))
+    photos = [photo(1, True), photo(2, False), photo(3, True)]
+    fits = pipeline.fit(photos)
+    for fitted, one in zip(fits, photos):
+        alone = pipeline.fitter.fit(one.crop, one.mask, one.fit_landmarks).coefficients
+        np.testing.assert_allclose(fitted[0], alone, atol=1e-4)
+    assert len(photos[0].fit_landmarks) == 68 and len(photos[1].fit_landmarks) == 5
+    assert fits[0][2] == fits[2][2]  # seconds per face of one group of two

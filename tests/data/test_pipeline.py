@@ -27,6 +27,8 @@ def shards(tmp_path_factory):
             if item % 2 == 0:  # mixed origins: some synthetic (ground truth), some photos
                 truth = {"coefficients": rng.normal(size=257).astype(np.float32),
                          "landmarks68": rng.uniform(4, 28, (68, 2)).astype(np.float32)}
+            if item % 3 == 0:  # some photos carry dlib's 68 (prepare-data), others only MTCNN's 5
+                truth["landmarks68_detected"] = rng.uniform(4, 28, (68, 2)).astype(np.float32)
             example = tfrecords.FaceExample(
                 image=image, mask=(rng.random((SIZE, SIZE)) > 0.5).astype(np.uint8),
                 landmarks=rng.uniform(8, 24, (5, 2)).astype(np.float32),
@@ -45,6 +47,7 @@ def shards(tmp_path_factory):
             mask = cv2.imdecode(np.frombuffer(features["mask/encoded"].bytes_list.value[0],
                                               np.uint8), cv2.IMREAD_GRAYSCALE)
             has_truth = "coefficients" in features
+            has_detected = tfrecords.DETECTED68_KEY in features
             records[features["source"].bytes_list.value[0].decode()] = {
                 "coefficients": np.array(features["coefficients"].float_list.value, np.float32)
                 if has_truth else np.zeros(257, np.float32),
@@ -52,6 +55,10 @@ def shards(tmp_path_factory):
                                         np.float32).reshape(68, 2)
                 if has_truth else np.zeros((68, 2), np.float32),
                 "has_ground_truth": np.float32(has_truth),
+                "landmarks68_detected": np.array(features[tfrecords.DETECTED68_KEY].float_list.value,
+                                                 np.float32).reshape(68, 2)
+                if has_detected else np.zeros((68, 2), np.float32),
+                "has_landmarks68_detected": np.float32(has_detected),
                 "image": cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32),
                 "mask": mask[..., None].astype(np.float32),
                 "landmarks": np.array(features["landmarks"].float_list.value,
@@ -87,9 +94,10 @@ def test_evaluation_order_matches_the_reference_exactly(shards):
         expected = reference[element["source"].decode()]
         assert element["image"].dtype == np.float32 and element["image"].shape == (SIZE, SIZE, 3)
         for key in ("image", "mask", "landmarks", "transform", "coefficients", "landmarks68",
-                    "has_ground_truth"):
+                    "has_ground_truth", "landmarks68_detected", "has_landmarks68_detected"):
             np.testing.assert_array_equal(element[key], expected[key], err_msg=key)
     assert {float(e["has_ground_truth"]) for e in elements} == {0.0, 1.0}
+    assert {float(e["has_landmarks68_detected"]) for e in elements} == {0.0, 1.0}
 
 
 def test_training_shuffles_every_example_once_per_epoch(shards):
@@ -144,6 +152,8 @@ def test_shifts_move_image_mask_landmarks_and_transform_together(shards):
         np.testing.assert_allclose(element["landmarks68"], expected["landmarks68"]
                                    + expected["has_ground_truth"] * np.array([dx, dy]),
                                    atol=1e-5)
+        np.testing.assert_allclose(element["landmarks68_detected"], expected["landmarks68_detected"]
+                                   + expected["has_landmarks68_detected"] * np.array([dx, dy]), atol=1e-5)
         np.testing.assert_array_equal(element["coefficients"], expected["coefficients"])
         np.testing.assert_array_equal(element["has_ground_truth"], expected["has_ground_truth"])
     assert len(shifts) > 3

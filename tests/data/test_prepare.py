@@ -32,7 +32,7 @@ def _decode(features, key):
 
 @pytest.fixture(scope="module")
 def config(standard_landmarks):
-    return prepare.PrepareConfig(standard_landmarks=standard_landmarks, crop_size=128)
+    return prepare.PrepareConfig(standard_landmarks=standard_landmarks, crop_size=128, landmarks68=True)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,18 @@ def test_every_file_is_counted_with_its_reason(prepared):
     assert sorted(p.name for p in output.iterdir()) == sorted(
         [f"faces-0000{i}-of-00003.{ext}" for i in range(3) for ext in ("json", "tfrecord")]
         + ["manifest.json"])
+
+
+def test_records_carry_dlibs_68_of_the_face(prepared):
+    output, manifest, _ = prepared
+    from face_gcn.data import landmarks68
+    for name, features in _read_shards(output).items():
+        points = np.array(features["landmarks68/detected"].float_list.value).reshape(68, 2)
+        five = np.array(features["landmarks"].float_list.value).reshape(5, 2)
+        # crop pixels, by the same transform as the 5: the derived 5 lie near MTCNN's
+        assert landmarks68.five_point_distance(points, five) < 0.25, name
+    assert manifest["landmarks68"] == {"detected": 6, "fallback_to_5": 0}
+    assert {entry["landmarks"] for entry in manifest["files"] if entry["status"] == "written"} == {"68"}
 
 
 def test_records_hold_the_aligned_crop_of_the_largest_face(prepared, photo_dir, detector,

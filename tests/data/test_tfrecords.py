@@ -136,6 +136,34 @@ def test_ground_truth_fields_are_validated():
         tfrecords.parse(tf.constant(proto.SerializeToString()), 24)
 
 
+def test_detected_68_round_trip_independently_of_the_ground_truth():
+    import dataclasses
+    points = np.random.default_rng(5).uniform(0, 24, (68, 2)).astype(np.float32)
+    photo = dataclasses.replace(_example(3), landmarks68_detected=points)
+    record = tfrecords.serialize(photo)
+    stored = tf.train.Example.FromString(record).features.feature[tfrecords.DETECTED68_KEY].float_list.value
+    np.testing.assert_array_equal(np.array(stored, np.float32).reshape(68, 2), points)
+    parsed = tfrecords.parse(tf.constant(record), 24)
+    np.testing.assert_array_equal(parsed["landmarks68_detected"].numpy(), points)
+    assert parsed["has_landmarks68_detected"].numpy() == 1.0 and parsed["has_ground_truth"].numpy() == 0.0
+    synthetic = dataclasses.replace(_with_truth(3), landmarks68_detected=points)
+    parsed = tfrecords.parse(tf.constant(tfrecords.serialize(synthetic)), 24)
+    np.testing.assert_array_equal(parsed["landmarks68"].numpy(), synthetic.landmarks68)  # the truth stays apart
+    np.testing.assert_array_equal(parsed["landmarks68_detected"].numpy(), points)
+    for old in (tfrecords.serialize(_example(3)), _old_format_record(_with_truth(3))):  # records without the field
+        parsed = tfrecords.parse(tf.constant(old), 24)
+        assert parsed["has_landmarks68_detected"].numpy() == 0.0
+        np.testing.assert_array_equal(parsed["landmarks68_detected"].numpy(), np.zeros((68, 2)))
+    with pytest.raises(ValueError, match=r"landmarks68_detected must be a finite \[68, 2\]"):
+        dataclasses.replace(photo, landmarks68_detected=points[:5])
+    with pytest.raises(ValueError, match="landmarks68_detected must be a finite"):
+        dataclasses.replace(photo, landmarks68_detected=np.full((68, 2), np.nan, np.float32))
+    proto = tf.train.Example.FromString(record)
+    del proto.features.feature[tfrecords.DETECTED68_KEY].float_list.value[-1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must have 0 or 136"):
+        tfrecords.parse(tf.constant(proto.SerializeToString()), 24)
+
+
 def test_coarse_cache_fields_round_trip_and_are_required_when_asked_for():
     import dataclasses
     base = _with_truth(2)
