@@ -167,3 +167,17 @@ def test_solve_light_recovers_the_light_of_true_geometry_and_albedo(demo_model, 
     others = np.ones(257, bool)
     others[gamma] = False
     np.testing.assert_array_equal(solved[:, others], start[:, others])
+
+
+def test_identity_term_with_dlibs_descriptor(demo_model):
+    """With a recognition network the rendered stages add L_id (weighted 1 - cos), and it moves the fit."""
+    from face_gcn.nets import recognition
+    size = 112
+    image, mask, landmarks5, _, _ = generated_face(demo_model, 5, size=size)
+    config = coarse_fit.FitConfig(stages=coarse_fit.default_stages(10, 10, 0, 0))
+    recognizer = recognition.build("face_descriptor")
+    with_id = coarse_fit.CoarseFitter(demo_model, size, config, recognizer=recognizer).fit(image, mask, landmarks5)
+    without = coarse_fit.CoarseFitter(demo_model, size, config).fit(image, mask, landmarks5)
+    assert "identity" not in without.losses["shape"] and "identity" not in with_id.losses["pose"]
+    assert 0.0 < with_id.losses["shape"]["identity"] <= 2.0 * config.weights["identity"]
+    assert np.abs(with_id.coefficients - without.coefficients).max() > 1e-4
