@@ -95,7 +95,7 @@ def batched_benchmark():
 
 def _evaluate(model, crop_uint8, mask, coefficients, refined):
     from face_gcn.fit import outputs  # pylint: disable=import-outside-toplevel
-    _, alpha, views = outputs.render_views(model, coefficients, {"coarse": refined.coarse_albedo,
+    _, alpha, views, _ = outputs.render_views(model, coefficients, {"coarse": refined.coarse_albedo,
                                                                   "refined": refined.albedo}, crop_uint8.shape[0])
     row = {}
     for method, (_, render) in views.items():

@@ -4,8 +4,11 @@ Per image NAME in DIR:
   NAME_coarse.obj / NAME_refined.obj   mesh (posed, Deng's camera frame) with the ALBEDO as
                                        vertex colours (linear RGB in [0, 1])
   NAME_coarse.ply / NAME_refined.ply   the same mesh with the LIT colours (albedo x SH shading)
-  NAME_overlay.png                     the refined render warped back onto the original photo
-                                       with the inverse alignment transform
+  NAME_overlay.png                     the refined face rendered at the photo's own resolution
+                                       through the inverse alignment, pasted only where the face
+                                       mask says face, its edge feathered inward (photo_overlay)
+  NAME_sheet.png                       side by side at crop size: photo crop | coarse | refined |
+                                       refined albedo (unlit), the renders pasted into the crop
   NAME.json                            coefficients, pose, camera, alignment transform, 5
                                        landmarks, metrics (face region), seconds, file names
   NAME.input.png, NAME.mask.png        the aligned crop and its face mask (also in both sub-folders)
@@ -55,9 +58,10 @@ class FaceReconstruction:
 
 
 def render_views(model, coefficients, albedo_by_method: dict, image_size: int, backend: str = "auto"):
-    """Renders the fitted geometry once per albedo.
+    """Renders the fitted geometry once per albedo (lit by the fitted light) and, unlit, the last albedo.
 
-    Returns (posed [V, 3], alpha [S, S] float32, {method: (lit colours [V, 3], render [S, S, 3])}).
+    Returns (posed [V, 3], alpha [S, S] float32, {method: (lit colours [V, 3], render [S, S, 3])},
+    unlit render of the last albedo [S, S, 3]).
     """
     coefficients = np.asarray(coefficients, np.float32).reshape(1, -1)
     fitted = face_renderer.render_coefficients(model, coefficients, image_size, backend=backend)
@@ -69,7 +73,8 @@ def render_views(model, coefficients, albedo_by_method: dict, image_size: int, b
         image, alpha_t = deferred.shade_fragments(fitted.fragments, model.triangles, lit[None])
         views[method] = (lit, image.numpy()[0])
         alpha = alpha_t.numpy()[0]
-    return fitted.posed.numpy()[0], alpha, views
+    unlit, _ = deferred.shade_fragments(fitted.fragments, model.triangles, np.asarray(albedo, np.float32)[None])
+    return fitted.posed.numpy()[0], alpha, views, unlit.numpy()[0]
 
 
 def composite(render, alpha, background) -> np.ndarray:
@@ -87,23 +92,73 @@ def face_metrics(crop, composited, mask, alpha) -> tuple[float, float]:
             float(metrics.masked_ssim(image, render, region[None])[0]))
 
 
-def overlay(original, render, alpha, transform) -> np.ndarray:
-    """Warps a crop-space render back onto the original photo; returns [H, W, 3] uint8.
+FEATHER_FRACTION = 0.03  # the overlay's inward edge ramp, as a fraction of the face's width in the photo
+WINDOW_MARGIN = 4        # photo pixels around the face's projected bounding box
 
-    transform maps original pixels to crop pixels (face_gcn.data.alignment), so it is used as
-    the inverse map of the warp (pixel indices on both sides).
+
+def feathered_alpha(coverage, face_mask, feather_px: float) -> np.ndarray:
+    """[H, W] float32 in [0, 1]: 1 where the render covers the face mask, ramping to 0 over ``feather_px``
+    pixels towards its edge, and 0 on and beyond it (an inward ramp, so no render colour beyond it)."""
+    import cv2  # pylint: disable=import-outside-toplevel
+    inside = ((np.asarray(coverage) > 0.5) & (np.asarray(face_mask) > 0.5)).astype(np.uint8)
+    if not inside.any():
+        return np.zeros(inside.shape, np.float32)
+    distance = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    return np.clip((distance - 0.5) / max(float(feather_px), 1.0), 0.0, 1.0).astype(np.float32)
+
+
+def photo_window(posed, crop_size: int, transform, photo_shape) -> tuple | None:
+    """(x0, y0, width, height): the photo pixels the posed face [V, 3] projects into, plus WINDOW_MARGIN,
+    inside the photo; None when it projects outside it."""
+    height, width = photo_shape[:2]
+    clip = camera.photo_window_clip_space(np.asarray(posed, np.float32)[None], crop_size, transform,
+                                          (0, 0, width, height)).numpy()[0]
+    x = ((clip[:, 0] / clip[:, 3] + 1.0) * 0.5 * width) - 0.5
+    y = ((1.0 - clip[:, 1] / clip[:, 3]) * 0.5 * height) - 0.5
+    x0, y0 = max(int(np.floor(x.min())) - WINDOW_MARGIN, 0), max(int(np.floor(y.min())) - WINDOW_MARGIN, 0)
+    x1 = min(int(np.ceil(x.max())) + WINDOW_MARGIN + 1, width)
+    y1 = min(int(np.ceil(y.max())) + WINDOW_MARGIN + 1, height)
+    return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None
+
+
+def photo_overlay(model, posed, lit, face_mask, transform, original, crop_size: int,
+                  backend: str = "auto") -> np.ndarray:
+    """The face rendered at the photo's own resolution and pasted over it: [H, W, 3] uint8.
+
+    posed [V, 3] and lit colours [V, 3] of the fitted face; face_mask [S, S] of the crop; transform maps
+    photo pixels to crop pixels. The render goes through the crop's camera carried back by the inverse
+    alignment (camera.photo_window_clip_space), in the window the face projects into; it is pasted where
+    it covers the face mask (warped to the photo), with an inward feather of FEATHER_FRACTION of the
+    window's width, so hair, hats and background keep the photo's pixels and no edge is drawn.
     """
     import cv2  # pylint: disable=import-outside-toplevel
     original = np.asarray(original)
-    height, width = original.shape[:2]
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    result = original.copy()
+    window = photo_window(posed, crop_size, transform, original.shape)
+    if window is None:
+        return result
+    x0, y0, width, height = window
+    clip = camera.photo_window_clip_space(np.asarray(posed, np.float32)[None], crop_size, transform, window)
+    image, coverage = deferred.render_vertex_colors(clip, model.triangles, np.asarray(lit, np.float32)[None],
+                                                    width, height, backend=backend)
+    # window pixel q is photo pixel q + (x0, y0), i.e. crop pixel A (q + o) + t
     matrix = np.asarray(transform, np.float64)
-    warped = cv2.warpAffine(np.clip(render, 0, 1).astype(np.float32), matrix, (width, height), flags=flags,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    coverage = cv2.warpAffine(np.asarray(alpha, np.float32), matrix, (width, height), flags=flags,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
-    blended = warped * coverage + original.astype(np.float32) / 255.0 * (1.0 - coverage)
-    return np.round(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
+    to_crop = np.hstack([matrix[:, :2], (matrix[:, :2] @ [x0, y0] + matrix[:, 2])[:, None]])
+    mask = cv2.warpAffine((np.asarray(face_mask) > 0).astype(np.float32), to_crop, (width, height),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    alpha = feathered_alpha(coverage.numpy()[0], mask, FEATHER_FRACTION * width)[..., None]
+    photo = original[y0:y0 + height, x0:x0 + width].astype(np.float32) / 255.0
+    blended = np.clip(image.numpy()[0], 0.0, 1.0) * alpha + photo * (1.0 - alpha)
+    result[y0:y0 + height, x0:x0 + width] = np.round(blended * 255.0).astype(np.uint8)
+    return result
+
+
+def comparison_sheet(panels) -> np.ndarray:
+    """Equal-size images [S, S, 3] (uint8, or float in [0, 1]) side by side, 4 px white gaps: [S, n S + gaps, 3]."""
+    panels = [np.asarray(p) if np.asarray(p).dtype == np.uint8
+              else np.round(np.clip(p, 0.0, 1.0) * 255.0).astype(np.uint8) for p in panels]
+    gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([part for panel in panels for part in (panel, gap)][:-1], axis=1)
 
 
 def reconstruction_files(name: str, methods=METHODS, with_overlay: bool = True) -> list[str]:
@@ -112,6 +167,7 @@ def reconstruction_files(name: str, methods=METHODS, with_overlay: bool = True) 
     for method in methods:
         files += [f"{name}_{method}.obj", f"{name}_{method}.ply"]
         files += [f"{method}/{name}.{kind}.png" for kind in ("render", "alpha", "input", "mask")]
+    files.append(f"{name}_sheet.png")
     if with_overlay:
         files.append(f"{name}_overlay.png")
     return files
@@ -131,7 +187,7 @@ def write_reconstruction(out_dir: str, model, face: FaceReconstruction, backend:
         raise ValueError(f"albedo methods must be among {METHODS}, got {sorted(unknown)}")
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, face.name)
-    posed, alpha, views = render_views(model, face.coefficients, face.albedo, size, backend)
+    posed, alpha, views, unlit = render_views(model, face.coefficients, face.albedo, size, backend)
     crop_float = crop.astype(np.float32) / 255.0
     record_metrics, files = {}, {}
     fileio.write_png(stem + ".input.png", crop)
@@ -157,8 +213,13 @@ def write_reconstruction(out_dir: str, model, face: FaceReconstruction, backend:
         files[f"{method}_render"] = f"{method}/{face.name}.render.png"
     final = "refined" if "refined" in views else next(iter(views))
     if face.original is not None:
-        fileio.write_png(stem + "_overlay.png", overlay(face.original, views[final][1], alpha, face.transform))
+        fileio.write_png(stem + "_overlay.png", photo_overlay(model, posed, views[final][0], mask, face.transform,
+                                                              face.original, size, backend))
         files["overlay"] = face.name + "_overlay.png"
+    white = np.ones_like(crop_float)
+    fileio.write_png(stem + "_sheet.png", comparison_sheet(
+        [crop] + [composite(views[method][1], alpha, crop_float) for method in views] + [composite(unlit, alpha, white)]))
+    files["sheet"] = face.name + "_sheet.png"
     blocks = coeff_lib.split_coefficients(np.asarray(face.coefficients, np.float32))
     focal, center = face_renderer.camera_for_size(size)
     record = {

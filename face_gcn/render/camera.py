@@ -228,3 +228,52 @@ def deng_clip_space(posed, focal: float = DENG_FOCAL, center=DENG_CENTER,
     clip_y = (focal * y + (center[1] - half_h) * depth) / half_h
     clip_z = ((far + near) * depth - 2.0 * far * near) / (far - near)
     return tf.stack([clip_x, clip_y, clip_z, depth], axis=-1)
+
+
+def photo_window_clip_space(posed, crop_size: int, photo_to_crop, window, focal: float | None = None,
+                            camera_distance: float = DENG_CAMERA_DISTANCE, near: float = DENG_NEAR,
+                            far: float = DENG_FAR) -> tf.Tensor:
+    """Clip coordinates that render a crop's camera into a window of the original photo, at the photo's
+    own resolution (the crop's view, carried back through the inverse of its alignment).
+
+    The crop is Deng's camera at crop_size (focal = DENG_FOCAL x crop_size / 224 unless given, principal
+    point at the centre); ``photo_to_crop`` maps photo pixel indices to crop pixel indices (the
+    alignment of face_gcn.data.alignment, pixel centre at (j, i) on both sides). Every step after the
+    perspective divide is affine, so it is applied to the homogeneous coordinates and the divide stays
+    the rasterizer's.
+
+    Args:
+      posed: [B, V, 3] world units.
+      crop_size: S, pixels.
+      photo_to_crop: [2, 3] affine, invertible.
+      window: (x0, y0, width, height) photo pixels: the window's pixel (0, 0) is photo pixel (y0, x0).
+    Returns:
+      [B, V, 4] clip coordinates for a render of width x height.
+    """
+    if not 0.0 < near < far:
+        raise ValueError(f"need 0 < near < far, got near={near}, far={far}")
+    x0, y0, width, height = (int(v) for v in window)
+    if width <= 0 or height <= 0 or crop_size <= 0:
+        raise ValueError(f"window and crop sizes must be positive, got {window}, {crop_size}")
+    posed = _float_tensor(posed, "posed")
+    _check_last(posed, 3, "posed", "[B, V, 3]", rank=3)
+    affine = tf.convert_to_tensor(photo_to_crop, tf.float64)
+    if affine.shape != (2, 3):
+        raise ValueError(f"photo_to_crop must be [2, 3], got {affine.shape}")
+    # crop index -> photo index: the inverse affine, then the window's offset, in float64
+    linear = tf.linalg.inv(affine[:, :2])
+    offset = -tf.linalg.matvec(linear, affine[:, 2]) - tf.constant([x0, y0], tf.float64)
+    linear, offset = tf.cast(linear, posed.dtype), tf.cast(offset, posed.dtype)
+    focal = DENG_FOCAL * crop_size / DENG_IMAGE_SIZE if focal is None else focal
+    center = 0.5 * crop_size
+    x, y, _ = tf.unstack(posed, axis=-1)
+    depth = camera_depth(posed, camera_distance)
+    # homogeneous crop pixel indices (column, row): u = focal x / d + c, row = S - (focal y / d + c), minus 0.5
+    column = focal * x + (center - 0.5) * depth
+    row = (crop_size - center - 0.5) * depth - focal * y
+    photo_column = linear[0, 0] * column + linear[0, 1] * row + offset[0] * depth
+    photo_row = linear[1, 0] * column + linear[1, 1] * row + offset[1] * depth
+    clip_x = 2.0 * (photo_column + 0.5 * depth) / width - depth
+    clip_y = depth - 2.0 * (photo_row + 0.5 * depth) / height
+    clip_z = ((far + near) * depth - 2.0 * far * near) / (far - near)
+    return tf.stack([clip_x, clip_y, clip_z, depth], axis=-1)

@@ -1,4 +1,4 @@
-"""The overlay maps crop pixels back to the photo through the inverse alignment transform."""
+"""Per-photo outputs: the overlay at the photo's resolution, the comparison sheet, composites and metrics."""
 
 import numpy as np
 
@@ -6,22 +6,60 @@ from face_gcn.data import alignment
 from face_gcn.fit import outputs
 
 
-def test_overlay_puts_crop_points_at_their_original_pixels():
-    rng = np.random.default_rng(0)
-    original = rng.integers(0, 255, (90, 120, 3)).astype(np.uint8)
-    transform = np.array([[1.7, 0.0, -40.0], [0.0, 1.7, -25.0]])  # original -> crop pixels
-    render = np.zeros((64, 64, 3), np.float32)
-    alpha = np.zeros((64, 64), np.float32)
-    render[30:34, 20:24] = [1.0, 0.0, 0.0]
-    alpha[10:50, 10:50] = 1.0
-    result = outputs.overlay(original, render, alpha, transform)
-    assert result.shape == original.shape and result.dtype == np.uint8
-    # crop pixel centre (21.5, 31.5) -> original
-    x, y = alignment.apply_transform(alignment.invert_transform(transform), [[21.5, 31.5]])[0]
-    assert tuple(result[int(round(y)), int(round(x))]) == (255, 0, 0)
-    # outside the covered square the photo is untouched
-    x0, y0 = alignment.apply_transform(alignment.invert_transform(transform), [[5.0, 5.0]])[0]
-    np.testing.assert_array_equal(result[int(y0), int(x0)], original[int(y0), int(x0)])
+def test_photo_overlay_renders_at_the_photos_resolution_inside_the_face_mask():
+    """The mean face rendered through a rotated, scaled alignment: pasted only where the (half) face mask
+    says face, every pixel a mix of the photo and the render's colour (no drawn edge), solid inside, the
+    photo untouched elsewhere, and where a crop-space render would land."""
+    from face_gcn.morphable import configured
+    from face_gcn.render import face_renderer
+
+    model = configured.load_demo()
+    size = 64
+    fitted = face_renderer.render_coefficients(model, np.zeros((1, 257), np.float32), size)
+    posed = fitted.posed.numpy()[0]
+    red = np.tile(np.array([[1.0, 0.0, 0.0]], np.float32), (model.num_vertices, 1))
+    angle, scale = np.deg2rad(20.0), 0.4  # the photo is 2.5x the crop's resolution, turned by 20 degrees
+    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    transform = np.hstack([linear, [[-2.0], [-27.0]]])  # the photo centre to the crop centre
+    photo = np.random.default_rng(0).integers(0, 256, (220, 260, 3)).astype(np.uint8)
+    face_mask = np.ones((size, size), np.uint8)
+    face_mask[size // 2:] = 0  # the lower half of the crop is not face (a hand, a beard...)
+    result = outputs.photo_overlay(model, posed, red, face_mask, transform, photo, size)
+    assert result.shape == photo.shape and result.dtype == np.uint8
+
+    changed = np.any(result != photo, axis=-1)
+    rows, columns = np.nonzero(changed)
+    crop_points = alignment.apply_transform(transform, np.stack([columns, rows], 1).astype(np.float64))
+    assert crop_points[:, 1].max() < size // 2 + 1  # nothing pasted where the mask says no face
+    # each pixel = a red + (1 - a) photo for one a in [0, 1]: the render's colour or the photo, never an edge
+    photo_f, result_f = photo.astype(np.float64), result.astype(np.float64)
+    direction = np.array([255.0, 0.0, 0.0]) - photo_f
+    a = np.clip((direction * (result_f - photo_f)).sum(-1) / np.maximum((direction ** 2).sum(-1), 1e-9), 0, 1)
+    residual = np.abs(photo_f + a[..., None] * direction - result_f).max(-1)
+    assert residual.max() <= 1.0
+    solid = np.all(result == [255, 0, 0], axis=-1)
+    assert solid.sum() > 300  # solid inside the face, feathered only near the edge
+    # the covered region lands where the crop-space render's covered (upper-half) pixels map to
+    covered = fitted.alpha.numpy()[0] > 0.5
+    covered[size // 2:] = False
+    crop_rows, crop_columns = np.nonzero(covered)
+    expected = alignment.apply_transform(alignment.invert_transform(transform),
+                                         np.stack([crop_columns, crop_rows], 1).astype(np.float64)).mean(0)
+    got = np.array([columns.mean(), rows.mean()])
+    assert np.abs(got - expected).max() < 1.5, (got, expected)
+
+
+def test_feathered_alpha_ramps_inward_and_the_sheet_puts_panels_side_by_side():
+    coverage = np.zeros((40, 40), np.float32)
+    coverage[5:35, 5:35] = 1
+    alpha = outputs.feathered_alpha(coverage, np.ones((40, 40)), feather_px=4)
+    assert alpha[20, 20] == 1.0 and alpha[5, 20] < 0.2 and alpha[4, 20] == 0.0
+    assert np.all(np.diff(alpha[20, 5:21]) >= 0)  # rising from the edge towards the middle
+    assert not outputs.feathered_alpha(coverage, np.zeros((40, 40)), 4).any()
+    panels = [np.zeros((8, 8, 3), np.uint8), np.ones((8, 8, 3), np.float32)]
+    sheet = outputs.comparison_sheet(panels)
+    assert sheet.shape == (8, 20, 3) and sheet.dtype == np.uint8
+    assert np.all(sheet[:, 8:12] == 255) and np.all(sheet[:, 12:] == 255) and not sheet[:, :8].any()
 
 
 def test_composite_and_metrics_of_a_perfect_render():

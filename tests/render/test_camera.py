@@ -202,3 +202,34 @@ def test_to_pixel_indices_moves_centres_to_integers():
     np.testing.assert_array_equal(camera.to_pixel_indices(xy).numpy(), [[0.0, 0.0], [223.0, 9.75]])
     with pytest.raises(ValueError):
         camera.to_pixel_indices(np.zeros((2, 3), np.float32))
+
+
+def test_photo_window_clip_space_carries_the_crop_camera_back_to_the_photo():
+    """Through an identity alignment it is the crop's camera; through a photo twice the crop's size it is
+    Deng's camera at twice the size; a window shifts NDC by its offset; the projected points land on the
+    inverse alignment of the crop's projections (rotation and scale, float64 reference)."""
+    rng = np.random.default_rng(5)
+    posed = rng.normal(0.0, 0.6, (1, 40, 3)).astype(np.float32)
+    identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(camera.photo_window_clip_space(posed, 224, identity, (0, 0, 224, 224)).numpy(),
+                               camera.deng_clip_space(posed).numpy(), rtol=1e-5, atol=1e-4)
+    halve = np.array([[0.5, 0.0, -0.25], [0.0, 0.5, -0.25]])  # photo index -> crop index of a 2x photo
+    np.testing.assert_allclose(camera.photo_window_clip_space(posed, 224, halve, (0, 0, 448, 448)).numpy(),
+                               camera.deng_clip_space(posed, focal=2 * camera.DENG_FOCAL, center=224.0,
+                                                      image_width=448, image_height=448).numpy(),
+                               rtol=1e-5, atol=1e-4)
+    angle, scale = np.deg2rad(25.0), 0.7
+    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    transform = np.hstack([linear, [[-30.0], [12.0]]])  # photo -> crop pixel indices
+    window = (17, 9, 300, 260)
+    clip = camera.photo_window_clip_space(posed, 96, transform, window).numpy()[0].astype(np.float64)
+    column = (clip[:, 0] / clip[:, 3] + 1.0) * 0.5 * window[2] - 0.5 + window[0]
+    row = (1.0 - clip[:, 1] / clip[:, 3]) * 0.5 * window[3] - 0.5 + window[1]
+    # reference: the crop's pixel indices of each vertex, mapped back by the inverse affine in float64
+    p = posed[0].astype(np.float64)
+    focal, depth = camera.DENG_FOCAL * 96 / 224, camera.DENG_CAMERA_DISTANCE - p[:, 2]
+    crop = np.stack([focal * p[:, 0] / depth + 48.0 - 0.5, 96 - (focal * p[:, 1] / depth + 48.0) - 0.5], 1)
+    photo = np.linalg.solve(linear, (crop - transform[:, 2]).T).T
+    np.testing.assert_allclose(np.stack([column, row], 1), photo, atol=2e-3)
+    with pytest.raises(ValueError, match="positive"):
+        camera.photo_window_clip_space(posed, 96, transform, (0, 0, 0, 10))
