@@ -10,6 +10,7 @@ once and reuses (mesh hierarchies, converted weights) live under ``cache_directo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,15 @@ from typing import IO, Iterator
 import numpy as np
 
 CACHE_ENV = "FACE_GCN_CACHE"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def cache_directory() -> str:

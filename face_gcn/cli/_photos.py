@@ -166,18 +166,8 @@ class PhotoAligner:
         if landmarks == 68:
             self.landmarks68, self.unavailable68 = landmarks68.load_detector(landmarks68_model)
 
-    def _landmarks68(self, rgb, face, transform):
-        """(dlib's 68 in crop pixel indices or None, the landmarks note) of the face MTCNN found."""
-        from face_gcn.data import alignment  # pylint: disable=import-outside-toplevel
-        if self.landmarks68 is None:
-            return None, f"5 (fallback: {self.unavailable68})" if self.unavailable68 else "5"
-        prediction = self.landmarks68.predict(rgb, face)
-        if prediction.points is None:
-            return None, f"5 (fallback: {prediction.reason})"
-        return alignment.apply_transform(transform, prediction.points), "68"
-
     def align(self, path: str) -> AlignedPhoto:
-        from face_gcn.data import alignment, images  # pylint: disable=import-outside-toplevel
+        from face_gcn.data import alignment, images, landmarks68  # pylint: disable=import-outside-toplevel
         started = time.perf_counter()
         try:
             loaded = images.load_image(path)
@@ -191,7 +181,7 @@ class PhotoAligner:
         crop = alignment.warp_to_crop(loaded.rgb, transform, self.crop_size)
         landmarks = alignment.apply_transform(transform, face.landmarks)
         mask = np.asarray(self.segmenter.segment(crop, landmarks), np.uint8)
-        points68, note = self._landmarks68(loaded.rgb, face, transform)
+        points68, note = landmarks68.in_crop(self.landmarks68, self.unavailable68, loaded.rgb, face, transform)
         return AlignedPhoto(original=loaded.rgb, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
                             num_faces=found.num_faces, detection_score=face.score, source=path,
                             seconds=time.perf_counter() - started, landmarks68=points68, landmarks_note=note)

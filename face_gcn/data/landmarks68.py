@@ -188,6 +188,21 @@ class LandmarkDetector68:
         return Prediction(points)
 
 
+def in_crop(detector: LandmarkDetector68 | None, unavailable: str, rgb, face, transform):
+    """dlib's 68 of the face MTCNN found, carried into its crop: ([68, 2] float64 crop pixel indices, "68"), or
+    (None, "5 (fallback: reason)") -- "5" alone when there is no detector and no ``unavailable`` reason.
+
+    detector, unavailable: what load_detector returned (None and a reason when it could not load);
+    rgb, face: as LandmarkDetector68.predict; transform: [2, 3] photo -> crop pixel indices.
+    """
+    if detector is None:
+        return None, f"5 (fallback: {unavailable})" if unavailable else "5"
+    prediction = detector.predict(rgb, face)
+    if prediction.points is None:
+        return None, f"5 (fallback: {prediction.reason})"
+    return alignment.apply_transform(transform, prediction.points), "68"
+
+
 def load_detector(model_path: str | None = None, rectangle: str = "mtcnn"):
     """(LandmarkDetector68, "") or (None, the one-line reason it is unavailable)."""
     try:

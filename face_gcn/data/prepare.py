@@ -32,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from face_gcn import fileio, output_folder
-from face_gcn.data import alignment, images, tfrecords
+from face_gcn.data import alignment, images, landmarks68, tfrecords
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 MANIFEST = "manifest.json"
@@ -130,7 +130,7 @@ class FaceProcessor:
     """Loads, detects, aligns, crops and masks one photo at a time (one per process)."""
 
     def __init__(self, config: PrepareConfig, detector=None, segmenter=None):
-        from face_gcn.data import detection, landmarks68, masks  # pylint: disable=import-outside-toplevel
+        from face_gcn.data import detection, masks  # pylint: disable=import-outside-toplevel
         self.config = config
         self.detector = detector or detection.FaceDetector(
             min_face_size=config.min_face_size, min_score=config.min_score,
@@ -142,15 +142,6 @@ class FaceProcessor:
         self.landmarks68, self.unavailable68 = (None, "not asked for")
         if config.landmarks68:
             self.landmarks68, self.unavailable68 = landmarks68.load_detector()
-
-    def _landmarks68(self, rgb, face, transform):
-        """(dlib's 68 in crop pixel indices, float32, or None; "68" or "5 (fallback: reason)")."""
-        if self.landmarks68 is None:
-            return None, f"5 (fallback: {self.unavailable68})"
-        prediction = self.landmarks68.predict(rgb, face)
-        if prediction.points is None:
-            return None, f"5 (fallback: {prediction.reason})"
-        return alignment.apply_transform(transform, prediction.points).astype(np.float32), "68"
 
     def process(self, path: str) -> Outcome:
         try:
@@ -173,7 +164,8 @@ class FaceProcessor:
         crop = alignment.warp_to_crop(loaded.rgb, transform, config.crop_size)
         landmarks = alignment.apply_transform(transform, face.landmarks)
         mask = self.segmenter.segment(crop, landmarks)
-        points68, note = self._landmarks68(loaded.rgb, face, transform)
+        points68, note = landmarks68.in_crop(self.landmarks68, self.unavailable68, loaded.rgb, face, transform)
+        points68 = None if points68 is None else points68.astype(np.float32)
         example = tfrecords.FaceExample(
             image=crop, mask=np.asarray(mask, np.uint8), landmarks=landmarks.astype(np.float32),
             transform=transform, original_size=loaded.rgb.shape[:2],
@@ -197,15 +189,6 @@ def split_into_shards(files: list[str], num_shards: int) -> list[list[str]]:
     return [files[bounds[i]:bounds[i + 1]] for i in range(num_shards)]
 
 
-def _file_digest(path: str) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _shard_is_finished(record_path, sidecar_path, sources, fingerprint) -> dict | None:
     if not (os.path.isfile(record_path) and os.path.isfile(sidecar_path)):
         return None
@@ -216,7 +199,7 @@ def _shard_is_finished(record_path, sidecar_path, sources, fingerprint) -> dict 
         return None
     if sidecar.get("sources") != sources or sidecar.get("fingerprint") != fingerprint:
         return None
-    if sidecar.get("record_sha256") != _file_digest(record_path):
+    if sidecar.get("record_sha256") != fileio.file_sha256(record_path):
         return None  # the records are not the ones this sidecar describes (a run killed mid-shard)
     return sidecar
 
@@ -341,7 +324,7 @@ def prepare(files: list[str], output_dir: str, config: PrepareConfig, num_shards
         record_path, sidecar_path = shard_paths(output_dir, index, count)
         tfrecords.write_shard(record_path, [o.record for o in outcomes if o.status == WRITTEN])
         fileio.write_json(sidecar_path, {"sources": shards[index], "fingerprint": fingerprint,
-                                         "record_sha256": _file_digest(record_path),
+                                         "record_sha256": fileio.file_sha256(record_path),
                                          "files": [o.summary() for o in outcomes]})
         summaries[index] = [o.summary() for o in outcomes]
 

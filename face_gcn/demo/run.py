@@ -169,7 +169,7 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
     coarse_light_error / regressor_light_error (RMS over the 27 SH coefficients). With a recognition
     network in ``nets``: identity_cosine_coarse / identity_cosine_refined, the cosine of its embeddings
     of the input and of the render pasted over it (as the report's PNGs), and the returned
-    "embeddings" {"input", "coarse", "refined": [N, D]} (for identity_emd).
+    "embeddings" {"input", "coarse", "refined": [N, D]} (for metrics.identity_emd).
     """
     if coarse_coefficients not in texture.COARSE_SOURCES:
         raise ValueError(f"coarse_coefficients must be one of {texture.COARSE_SOURCES}, got {coarse_coefficients!r}")
@@ -260,16 +260,6 @@ def evaluate_heldout(nets: forward.FaceGCN, heldout_dir: str, out_dir: str, keep
     return result
 
 
-def identity_emd(embeddings: dict, tag: str) -> float:
-    """The paper's EMD between cosine(render i, input j) of the same face (i == j) and of different
-    faces (i != j; every held-out face is another identity), for the renders ``tag``."""
-    inputs, renders = embeddings["input"], embeddings[tag]
-    unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    similarity = unit(renders) @ unit(inputs).T
-    same = np.eye(len(inputs), dtype=bool)
-    return metrics_lib.earth_movers_distance(similarity[same], similarity[~same])
-
-
 def run_demo(workdir: str, settings: DemoSettings = DemoSettings(), log=logging.info) -> dict:
     """Runs every stage into ``workdir``; returns the metrics written to workdir/metrics.json."""
     started = time.perf_counter()
@@ -315,7 +305,10 @@ def run_demo(workdir: str, settings: DemoSettings = DemoSettings(), log=logging.
     if "embeddings" in scores:
         summary["recognizer"] = recognition.kind_of(nets.recognizer)
         for tag in ("coarse", "refined"):
-            summary[f"identity_emd_{tag}"] = identity_emd(scores["embeddings"], tag)
+            # every held-out face is another identity: same pairs are i == j
+            inputs = scores["embeddings"]["input"]
+            summary[f"identity_emd_{tag}"] = metrics_lib.identity_emd(inputs, scores["embeddings"][tag],
+                                                                      np.arange(len(inputs)))
     for tag in ("coarse", "regressor"):  # RMS over faces and angles
         summary[f"{tag}_angle_rmse_deg"] = float(np.sqrt(np.mean(scores[f"{tag}_angle_error_deg"] ** 2)))
     result = {**summary, "n_images": len(scores["names"]), "seconds": round(time.perf_counter() - started, 1),

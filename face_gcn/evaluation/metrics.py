@@ -212,6 +212,28 @@ def earth_movers_distance(same_scores, different_scores) -> float:
     return float(np.sum(np.abs(cdf_u - cdf_v) * widths))
 
 
+def identity_emd(input_embeddings, render_embeddings, identities) -> float:
+    """The paper's EMD between cosine(render i, input j) of same-identity pairs (i == j included) and of
+    different-identity pairs.
+
+    Args:
+      input_embeddings, render_embeddings: [N, D] each, row i of the same image (a zero row counts as nan,
+        left out).
+      identities: [N] labels.
+    Returns:
+      float >= 0. Raises ValueError when there are no pairs of one kind (earth_movers_distance).
+    """
+    inputs = np.asarray(input_embeddings, np.float64)
+    renders = np.asarray(render_embeddings, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inputs = inputs / np.linalg.norm(inputs, axis=1, keepdims=True)
+        renders = renders / np.linalg.norm(renders, axis=1, keepdims=True)
+    similarity = renders @ inputs.T  # [render i, input j]
+    labels = np.asarray(identities)
+    same = labels[:, None] == labels[None, :]
+    return earth_movers_distance(similarity[same], similarity[~same])
+
+
 def summarize(values) -> dict:
     """{'mean', 'std', 'n'} of the non-nan values (std: population, ddof 0); mean and std are nan
     when no value is left. inf values (PSNR of identical images) are kept."""

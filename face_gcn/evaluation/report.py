@@ -276,18 +276,13 @@ def _emd(names, input_embeddings, render_embeddings, identities) -> dict:
             "emd_unlabelled": sorted(set(names) - set(identities))}
     if not keep:
         return {**info, "emd": None, "emd_note": "no evaluated image is in the identities table"}
-    inputs = np.concatenate(input_embeddings)[keep].astype(np.float64)
-    renders = np.concatenate(render_embeddings)[keep].astype(np.float64)
     labels = np.array([identities[names[i]] for i in keep])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        inputs /= np.linalg.norm(inputs, axis=1, keepdims=True)
-        renders /= np.linalg.norm(renders, axis=1, keepdims=True)
-    similarity = renders @ inputs.T  # [render i, input j]
     same = labels[:, None] == labels[None, :]
     info["emd_same_pairs"] = int(same.sum())
     info["emd_different_pairs"] = int((~same).sum())
     try:
-        info["emd"] = metrics.earth_movers_distance(similarity[same], similarity[~same])
+        info["emd"] = metrics.identity_emd(np.concatenate(input_embeddings)[keep],
+                                           np.concatenate(render_embeddings)[keep], labels)
     except ValueError as error:
         info["emd"] = None
         info["emd_note"] = (f"needs at least two identities ({error})" if not (~same).any()

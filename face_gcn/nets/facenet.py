@@ -16,12 +16,12 @@ keras-facenet: 127.5) and returns
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 import keras
 import tensorflow as tf
 
 from face_gcn import fileio
+from face_gcn.nets import recognition
 
 INPUT_SIZE = 160
 EMBEDDING_SIZE = 512
@@ -29,13 +29,10 @@ FEATURE_SIZE = 1792
 PIXEL_MEAN = 127.5
 SANDBERG_PIXEL_SCALE = 128.0
 CORE_NAME = "inception_resnet_v1"
-
-
-class FaceNetOutputs(NamedTuple):
-    """embedding [B, 512] (unit length); features [B, 1792] (AvgPool_1a_8x8)."""
-
-    embedding: tf.Tensor
-    features: tf.Tensor
+# FaceNet keeps the recognition networks' contract (face_gcn.nets.recognition): embed(model, images) runs it in
+# inference mode on RGB [B, H, W, 3] in [0, 255] -> (embedding [B, 512] unit length, features [B, 1792])
+FaceNetOutputs = recognition.RecognitionOutputs
+embed = recognition.embed
 
 
 @keras.saving.register_keras_serializable(package="face_gcn")
@@ -102,12 +99,3 @@ def build_facenet(input_shape=(None, None, 3), pixel_scale: float = SANDBERG_PIX
         model.load_weights(weights)
     model.trainable = trainable
     return model
-
-
-def embed(model: keras.Model, images) -> FaceNetOutputs:
-    """Runs `model` (from build_facenet) in inference mode on RGB [B, H, W, 3] in [0, 255]."""
-    images = tf.convert_to_tensor(images, tf.float32)
-    if images.shape.rank != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be [B, H, W, 3], got {images.shape}")
-    outputs = model(images, training=False)
-    return FaceNetOutputs(outputs["embedding"], outputs["features"])

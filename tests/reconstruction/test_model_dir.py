@@ -35,21 +35,27 @@ LOAD = textwrap.dedent("""
 """)
 
 
+def load_in_a_fresh_process(path, batch, tmp_path) -> dict:
+    """LOAD run in a new interpreter on ``batch``: {"albedo", "image", "coefficients"} arrays."""
+    np.save(tmp_path / "images.npy", batch)
+    out = subprocess.run([sys.executable, "-c", LOAD, path, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as got:
+        return dict(got)
+
+
 def test_round_trip_in_a_fresh_process(nets, tmp_path):
     path = str(tmp_path / "model")
     model_dir.save_model_dir(path, nets, {"steps": 7})
     meta = json.load(open(os.path.join(path, model_dir.META_FILE)))
     assert meta["image_size"] == SIZE and meta["training"] == {"steps": 7} and not meta["uses_facenet"]
     batch = images()
-    np.save(tmp_path / "images.npy", batch)
-    out = subprocess.run([sys.executable, "-c", LOAD, path, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    got = load_in_a_fresh_process(path, batch, tmp_path)
     expected = forward.reconstruct(nets, batch)
-    with np.load(tmp_path / "out.npz", allow_pickle=False) as got:
-        np.testing.assert_allclose(got["albedo"], expected.refined_albedo.numpy(), atol=1e-5)
-        np.testing.assert_allclose(got["image"], expected.refined_image.numpy(), atol=1e-5)
-        np.testing.assert_allclose(got["coefficients"], expected.coefficients.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["albedo"], expected.refined_albedo.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["image"], expected.refined_image.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["coefficients"], expected.coefficients.numpy(), atol=1e-5)
     # saving again replaces the directory whole
     model_dir.save_model_dir(path, nets, {"steps": 8})
     assert json.load(open(os.path.join(path, model_dir.META_FILE)))["training"] == {"steps": 8}
@@ -81,17 +87,13 @@ def test_a_recognizer_travels_with_the_model(nets, tmp_path):
     assert meta["files"]["face_descriptor"] == "face_descriptor.weights.h5"
     assert recognition.weights_kind(os.path.join(path, "face_descriptor.weights.h5")) == "face_descriptor"
     batch = images()
-    np.save(tmp_path / "images.npy", batch)
-    out = subprocess.run([sys.executable, "-c", LOAD, path, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    got = load_in_a_fresh_process(path, batch, tmp_path)
     expected = forward.reconstruct(with_recognizer, batch)
     # the embedding is the regressor's pool features, then the descriptor's 256
     features = recognition.embed(recognizer, batch).features.numpy()
     np.testing.assert_allclose(expected.embedding.numpy()[:, -256:], features, rtol=1e-5, atol=1e-6)
     assert np.abs(features).max() > 0
-    with np.load(tmp_path / "out.npz", allow_pickle=False) as got:
-        np.testing.assert_allclose(got["albedo"], expected.refined_albedo.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["albedo"], expected.refined_albedo.numpy(), atol=1e-5)
     # a directory written before the recognizer choice (uses_facenet only) still reads as it was
     legacy = dict(meta)
     del legacy["recognizer"]
