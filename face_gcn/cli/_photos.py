@@ -3,9 +3,9 @@
 Input listing (files and folders, searched recursively), the output folder (locked, names that
 never replace a file face-gcn did not write for the same photo), a progress bar,
 and the detect -> align -> mask step: MTCNN's largest face, Deng's similarity alignment to the
-morphable model's 5 standard landmarks (MTCNN's), the face mask from a segmenter, and, when asked
-for, dlib's 68 landmarks of that face for the fit (face_gcn.data.landmarks68; MTCNN's 5 when they
-are unavailable). A photo that cannot be used raises SkipImage with a short reason ("no_face",
+morphable model's 5 standard landmarks (MTCNN's), and, when asked for, dlib's 68 landmarks of that
+face for the fit (face_gcn.data.landmarks68; MTCNN's 5 when they are unavailable), then the face
+mask from a segmenter, which draws its face region from the 68 where there are 68. A photo that cannot be used raises SkipImage with a short reason ("no_face",
 "unreadable", "missing", ...).
 """
 
@@ -48,6 +48,23 @@ def segmenter_classes(values, prog: str) -> list[int]:
         return [int(value) for value in values]
     except ValueError:
         fail(prog, f"--segmenter_classes must be integers, e.g. 1,2,3; got {','.join(values)}")
+
+
+SEGMENTER_HELP = ("'builtin' (skin colour and brightness in the landmarks' face region), 'builtin_chroma' (the "
+                  "first built-in: skin colour only) or the path of a face-parsing SavedModel.")
+
+
+def check_segmenter(spec: str, prog: str) -> str:
+    """--segmenter as given for a built-in one, else the SavedModel folder's absolute path; a one-line
+    error of ``prog`` when it is neither."""
+    from face_gcn.cli._errors import fail  # pylint: disable=import-outside-toplevel
+    from face_gcn.data import masks  # pylint: disable=import-outside-toplevel
+    if spec in masks.BUILTINS:
+        return spec
+    if not os.path.isdir(spec):
+        fail(prog, f"--segmenter must be one of {', '.join(masks.BUILTINS)} or a SavedModel folder; {spec!r} "
+                   "is not a folder")
+    return os.path.abspath(spec)
 
 
 def output_stem(path: str) -> str:
@@ -180,8 +197,8 @@ class PhotoAligner:
         transform = alignment.alignment_transform(face.landmarks, self.standard_landmarks, self.crop_size)
         crop = alignment.warp_to_crop(loaded.rgb, transform, self.crop_size)
         landmarks = alignment.apply_transform(transform, face.landmarks)
-        mask = np.asarray(self.segmenter.segment(crop, landmarks), np.uint8)
         points68, note = landmarks68.in_crop(self.landmarks68, self.unavailable68, loaded.rgb, face, transform)
+        mask = np.asarray(self.segmenter.segment(crop, landmarks if points68 is None else points68), np.uint8)
         return AlignedPhoto(original=loaded.rgb, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
                             num_faces=found.num_faces, detection_score=face.score, source=path,
                             seconds=time.perf_counter() - started, landmarks68=points68, landmarks_note=note)

@@ -39,8 +39,7 @@ flags.DEFINE_enum("recognizer", None, ["auto", "facenet", "face_descriptor", "no
 flags.DEFINE_string("facenet_weights", None, "FaceNet Keras weights (face-gcn convert-facenet).")
 flags.DEFINE_string("face_descriptor_weights", None, "dlib descriptor weights (face-gcn convert-face-api); "
                     "default: the packaged ones.")
-flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or the path of a "
-                    "face-parsing SavedModel.")
+flags.DEFINE_string("segmenter", "builtin", _photos.SEGMENTER_HELP)
 flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
 flags.DEFINE_enum("landmarks", "5", ["68", "5"], "Landmarks the fit follows: 5 (MTCNN's) or 68 (dlib's shape "
                   "predictor on the face MTCNN found, MTCNN's 5 for a photo where they are unavailable; its "
@@ -171,8 +170,7 @@ def main(argv):
     classes = _photos.segmenter_classes(FLAGS.segmenter_classes, PROG)
     if FLAGS.landmarks68_model and not os.path.isfile(FLAGS.landmarks68_model):
         fail(PROG, f"--landmarks68_model {FLAGS.landmarks68_model!r} is not a file")
-    if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
-        fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
+    segmenter = _photos.check_segmenter(FLAGS.segmenter, PROG)
     for flag in ("facenet_weights", "face_descriptor_weights"):
         if getattr(FLAGS, flag) and not os.path.isfile(getattr(FLAGS, flag)):
             fail(PROG, f"--{flag} {getattr(FLAGS, flag)!r} is not a file")
@@ -182,10 +180,10 @@ def main(argv):
         fail(PROG, str(error))
 
     with _photos.open_outputs(FLAGS.out, PROG, arguments) as photo_outputs:
-        _fit(paths, photo_outputs, classes)
+        _fit(paths, photo_outputs, classes, segmenter)
 
 
-def _fit(paths, photo_outputs, classes):
+def _fit(paths, photo_outputs, classes, segmenter):
     from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import model as model_lib  # pylint: disable=import-outside-toplevel
@@ -210,7 +208,7 @@ def _fit(paths, photo_outputs, classes):
         FLAGS.pose_steps, FLAGS.shape_steps, FLAGS.appearance_steps, low))
     try:
         pipeline = FitPipeline(model, FLAGS.crop_size, fit_config, refine.RefineConfig(steps=FLAGS.refine_steps),
-                               recognizer=recognizer, segmenter=FLAGS.segmenter, segmenter_classes=classes,
+                               recognizer=recognizer, segmenter=segmenter, segmenter_classes=classes,
                                min_face_size=FLAGS.min_face_size, regressor=regressor,
                                landmarks=int(FLAGS.landmarks), landmarks68_model=FLAGS.landmarks68_model)
     except ValueError as error:  # a --segmenter that is not a usable SavedModel
@@ -258,7 +256,7 @@ def _fit(paths, photo_outputs, classes):
                             "shape_steps": FLAGS.shape_steps, "appearance_steps": FLAGS.appearance_steps,
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
                             "batch_size": FLAGS.batch_size, "regressor": FLAGS.regressor or None,
-                            "landmarks": int(FLAGS.landmarks),
+                            "landmarks": int(FLAGS.landmarks), "segmenter": segmenter,
                             "identity_loss": recognition.kind_of(recognizer)}}
     photo_outputs.write_summary(summary)
     reasons = _photos.reason_counts(failed)

@@ -17,6 +17,7 @@ import os
 
 from absl import app, flags
 
+from face_gcn.cli import _photos
 from face_gcn.cli._errors import fail
 
 FLAGS = flags.FLAGS
@@ -29,8 +30,7 @@ flags.DEFINE_integer("crop_size", 224, "Side of the aligned square crop in pixel
 flags.DEFINE_integer("num_shards", 8, "Number of TFRecord shards (at most one per photo).")
 flags.DEFINE_integer("workers", max(1, (os.cpu_count() or 1)),
                      "Worker processes (1 = in this process).")
-flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model in the landmark "
-                    "region) or the path of a face-parsing SavedModel.")
+flags.DEFINE_string("segmenter", "builtin", _photos.SEGMENTER_HELP)
 flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the "
                   "class indices whose union is the face region.")
 flags.DEFINE_integer("segmenter_input_size", 0, "Resize crops to this square size before the "
@@ -57,9 +57,7 @@ def main(argv):
         raise app.UsageError("--num_shards and --workers must be at least 1")
     if not 16 <= FLAGS.crop_size <= 4096:
         raise app.UsageError(f"--crop_size must be in [16, 4096], got {FLAGS.crop_size}")
-    if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
-        fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} "
-              "is not a folder")
+    segmenter = _photos.check_segmenter(FLAGS.segmenter, PROG)
     try:
         classes = [int(value) for value in FLAGS.segmenter_classes]
     except ValueError:
@@ -80,12 +78,11 @@ def main(argv):
               f": {error}")
     config = prepare.PrepareConfig(
         standard_landmarks=model.alignment_landmarks, crop_size=FLAGS.crop_size,
-        segmenter=FLAGS.segmenter if FLAGS.segmenter == "builtin"
-        else os.path.abspath(FLAGS.segmenter),
+        segmenter=segmenter,
         segmenter_classes=tuple(classes), segmenter_input_size=FLAGS.segmenter_input_size,
         min_face_size=FLAGS.min_face_size, landmarks68=FLAGS.landmarks68)
-    if config.segmenter != "builtin":
-        from face_gcn.data import masks  # pylint: disable=import-outside-toplevel
+    from face_gcn.data import masks  # pylint: disable=import-outside-toplevel
+    if config.segmenter not in masks.BUILTINS:
         try:  # fail early and clearly, before any worker starts
             masks.make_segmenter(config.segmenter, face_classes=classes or None,
                                  input_size=FLAGS.segmenter_input_size or None)

@@ -28,8 +28,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model directory (written by `face-gcn train` to WORKDIR/model).")
 flags.DEFINE_string("out", None, "Output folder.")
 flags.DEFINE_integer("batch_size", 16, "Crops run through the networks together.")
-flags.DEFINE_string("segmenter", "builtin", "'builtin' (skin-colour model) or the path of a "
-                    "face-parsing SavedModel.")
+flags.DEFINE_string("segmenter", "builtin", _photos.SEGMENTER_HELP)
 flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
 flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.", lower_bound=1,
                      upper_bound=4096)
@@ -143,25 +142,24 @@ def main(argv):
     if FLAGS.batch_size < 1:
         raise app.UsageError("--batch_size must be at least 1")
     classes = _photos.segmenter_classes(FLAGS.segmenter_classes, PROG)
-    if FLAGS.segmenter != "builtin" and not os.path.isdir(FLAGS.segmenter):
-        fail(PROG, f"--segmenter must be 'builtin' or a SavedModel folder; {FLAGS.segmenter!r} is not a folder")
+    segmenter = _photos.check_segmenter(FLAGS.segmenter, PROG)
     try:
         paths = _photos.list_images(arguments)
     except ValueError as error:
         fail(PROG, str(error))
 
     with _photos.open_outputs(FLAGS.out, PROG, arguments) as photo_outputs:
-        _reconstruct(paths, photo_outputs, classes)
+        _reconstruct(paths, photo_outputs, classes, segmenter)
 
 
-def _reconstruct(paths, photo_outputs, classes):
+def _reconstruct(paths, photo_outputs, classes, segmenter):
     from face_gcn.reconstruction import model_dir  # pylint: disable=import-outside-toplevel
     try:
         nets = model_dir.load_model_dir(FLAGS.model)
     except model_dir.ModelDirError as error:
         fail(PROG, str(error))
     try:
-        aligner = _photos.PhotoAligner(nets.morphable.alignment_landmarks, nets.image_size, segmenter=FLAGS.segmenter,
+        aligner = _photos.PhotoAligner(nets.morphable.alignment_landmarks, nets.image_size, segmenter=segmenter,
                                        segmenter_classes=classes, min_face_size=FLAGS.min_face_size)
     except ValueError as error:  # a --segmenter that is not a usable SavedModel
         fail(PROG, str(error))
@@ -177,7 +175,7 @@ def _reconstruct(paths, photo_outputs, classes):
                "num_images": len(paths), "reconstructed": runner.done, "failed": runner.failed,
                "seconds": round(time.perf_counter() - started, 3),
                "settings": {"image_size": nets.image_size, "batch_size": FLAGS.batch_size,
-                            "uses_facenet": recognizer == "facenet", "recognizer": recognizer, "segmenter": FLAGS.segmenter,
+                            "uses_facenet": recognizer == "facenet", "recognizer": recognizer, "segmenter": segmenter,
                             "backend": FLAGS.backend, "fit_steps": FLAGS.fit_steps}}
     photo_outputs.write_summary(summary)
     print(f"reconstruct: {len(runner.done)} reconstructed, {len(runner.failed)} skipped "

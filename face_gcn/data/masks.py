@@ -1,17 +1,29 @@
 """Face-region masks M_face for aligned crops.
 
 The paper used a face-parsing network (never released). Two segmenters share one interface:
-  SkinColourSegmenter: built in, not learned. A skin-colour model fitted per photo inside the
-    face (a Gaussian over the chroma (Cr, Cb) of pixels between the eyes and the mouth), kept
-    only inside a face-shaped ellipse built from the 5 landmarks. Choice documented here:
-    a parsing net's union of face skin, brows, eyes, nose and mouth has no holes at the eyes,
-    brows or mouth, so those regions are added back (ellipses at the eyes and mouth, then
-    enclosed holes filled); hair, beard edges and background outside the ellipse stay out.
+  SkinColourSegmenter: built in, not learned. A skin-colour model fitted per photo on reference
+    skin (cheeks and nose), kept inside a face region drawn from the landmarks it is given:
+      - 5 points (MTCNN's): a face-shaped ellipse; reference skin between the eyes and the mouth;
+      - 68 points (dlib's, when the command was asked for them): the jaw line closed over a
+        forehead raised above the brows; reference skin on both cheeks and the nose.
+    A parsing net's union of face skin, brows, eyes, nose and mouth has no holes at the eyes,
+    brows or mouth, so those regions are added back (ellipses from 5 points, polygons from 68).
+    Colour tests (``colour_test``):
+      - "chroma_luma" (the default): a pixel is skin when its chroma (Cr, Cb) lies within
+        ``max_distance`` standard deviations of the reference skin's AND its luma is at least
+        ``min_luma_ratio`` of the reference's median (hair, cap brims, glasses frames and shadows
+        under a brim are darker than shaded skin). Only holes smaller than HOLE_FRACTION of the
+        face region are filled (moles, nostrils, highlights), so a glasses rim or a strand of hair
+        enclosed by skin stays out.
+      - "chroma": the first built-in test, chroma only, every hole filled (hair whose hue is
+        close to skin's, e.g. brown fringes, passes; kept for comparison, --segmenter
+        builtin_chroma).
   SavedModelSegmenter: a user's face-parsing SavedModel, loaded by path.
 Masks are [S, S] uint8 with values {0, 1}.
-Limits of the built-in one: on grayscale photos chroma carries no information, so the mask
-is the landmark ellipse with the features; on profile views the 5 landmarks bunch up and
-the ellipse is only a rough guess. A learned parser does better; plug one in by path.
+Limits of the built-in one: on grayscale photos chroma carries no information, so only the
+luma floor separates skin from hair; hands and skin-coloured objects in front of the face pass as
+skin; on profile views 5 landmarks bunch up and the ellipse is only a rough guess. A learned parser
+does better; plug one in by path.
 """
 
 from __future__ import annotations
@@ -23,6 +35,19 @@ import numpy as np
 from face_gcn import savedmodel_io
 
 BUILTIN = "builtin"
+BUILTIN_CHROMA = "builtin_chroma"
+BUILTINS = (BUILTIN, BUILTIN_CHROMA)
+COLOUR_TESTS = ("chroma_luma", "chroma")
+HOLE_FRACTION = 0.005
+
+# iBUG-68 index groups (face_gcn.data.landmarks68's order)
+JAW = tuple(range(0, 17))
+BROWS = (tuple(range(17, 22)), tuple(range(22, 27)))
+EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
+MOUTH = tuple(range(48, 60))
+NOSE_BRIDGE_TOP, CHIN = 27, 8
+# reference skin: image-left cheek, image-right cheek, nose (each shrunk towards its centre)
+REFERENCE_SKIN_68 = ((41, 40, 31, 48, 4, 2), (46, 47, 35, 54, 12, 14), (27, 31, 33, 35))
 
 
 def _check_inputs(rgb, landmarks):
@@ -30,8 +55,8 @@ def _check_inputs(rgb, landmarks):
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb must be [H, W, 3] uint8, got {rgb.shape} {rgb.dtype}")
     landmarks = np.asarray(landmarks, dtype=np.float64)
-    if landmarks.shape != (5, 2):
-        raise ValueError(f"landmarks must be [5, 2], got {landmarks.shape}")
+    if landmarks.shape not in ((5, 2), (68, 2)) or not np.all(np.isfinite(landmarks)):
+        raise ValueError(f"landmarks must be finite [5, 2] or [68, 2], got {landmarks.shape}")
     return rgb, landmarks
 
 
@@ -42,7 +67,7 @@ class Segmenter(abc.ABC):
 
     @abc.abstractmethod
     def segment(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """Args: rgb [H, W, 3] uint8; landmarks [5, 2] crop pixels. Returns [H, W] uint8 {0,1}."""
+        """Args: rgb [H, W, 3] uint8; landmarks [5, 2] or [68, 2] crop pixels. Returns [H, W] uint8 {0,1}."""
 
 
 def face_ellipse(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -72,9 +97,61 @@ def face_ellipse(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return (along / half_height) ** 2 + (across / half_width) ** 2 <= 1.0
 
 
-def _feature_regions(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """[H, W] bool: ellipses over both eyes (with brows) and the mouth."""
+def face_outline68(points: np.ndarray, forehead: float = 0.5) -> np.ndarray:
+    """[27, 2] polygon of the face from 68 landmarks: the jaw line (0..16), then the brows (26..17)
+    raised along the face's up direction (mouth to eyes) by ``forehead`` times the nose-bridge to
+    chin distance at the middle of the brow line, tapering to half that at the outer ends (the
+    forehead is rounded)."""
+    eyes = points[list(EYES[0] + EYES[1])].mean(axis=0)
+    up = eyes - points[list(MOUTH)].mean(axis=0)
+    up /= max(float(np.linalg.norm(up)), 1e-9)
+    height = float(np.linalg.norm(points[NOSE_BRIDGE_TOP] - points[CHIN]))
+    brows = points[list(BROWS[0] + BROWS[1])][::-1]
+    profile = 0.5 + 0.5 * np.sin(np.linspace(0.0, np.pi, len(brows)))  # 0.5 at the ends, 1 mid-brow
+    raised = brows + (forehead * height) * profile[:, None] * up
+    return np.concatenate([points[list(JAW)], raised])
+
+
+def _fill_polygons(polygons, shape, thickness: int = 0) -> np.ndarray:
+    """[H, W] bool: filled polygons (each [N, 2] pixel indices), outlined ``thickness`` px wider."""
     import cv2  # pylint: disable=import-outside-toplevel
+    canvas = np.zeros(shape, np.uint8)
+    for polygon in polygons:
+        vertices = np.round(np.asarray(polygon)).astype(np.int32)
+        cv2.fillPoly(canvas, [vertices], 1)
+        if thickness > 0:
+            cv2.polylines(canvas, [vertices], True, 1, thickness)
+    return canvas.astype(bool)
+
+
+def _shrunk(polygon: np.ndarray, factor: float) -> np.ndarray:
+    centre = polygon.mean(axis=0)
+    return centre + factor * (polygon - centre)
+
+
+def face_region(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[H, W] bool: where the face can be (face_ellipse from 5 points, face_outline68 from 68)."""
+    if len(landmarks) == 5:
+        return face_ellipse(landmarks, shape)
+    return _fill_polygons([face_outline68(landmarks)], shape)
+
+
+def feature_regions(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[H, W] bool: eyes with brows and the mouth. From 5 points, ellipses; from 68, on each side the
+    convex hull of the eye contour and the brow line (eye, lid and brow, lashes and liner included)
+    widened by 0.1 eye distances, and the outer lip contour widened by 0.05."""
+    import cv2  # pylint: disable=import-outside-toplevel
+    if len(landmarks) == 68:
+        eye_distance = float(np.linalg.norm(landmarks[list(EYES[1])].mean(0) - landmarks[list(EYES[0])].mean(0)))
+        canvas = np.zeros(shape, np.uint8)
+        for eye, brow in zip(EYES, BROWS):
+            hull = cv2.convexHull(np.round(landmarks[list(eye + brow)]).astype(np.int32))
+            cv2.fillPoly(canvas, [hull], 1)
+            cv2.polylines(canvas, [hull], True, 1, max(1, round(0.2 * eye_distance)))
+        lips = np.round(landmarks[list(MOUTH)]).astype(np.int32)
+        cv2.fillPoly(canvas, [lips], 1)
+        cv2.polylines(canvas, [lips], True, 1, max(1, round(0.1 * eye_distance)))
+        return canvas.astype(bool)
     canvas = np.zeros(shape, np.uint8)
     w = float(np.linalg.norm(landmarks[1] - landmarks[0]))
     eye_axes = (max(1, round(0.32 * w)), max(1, round(0.30 * w)))
@@ -91,14 +168,27 @@ def _feature_regions(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarra
     return canvas.astype(bool)
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fills regions of 0 not connected to the border."""
+def reference_skin(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[H, W] bool: pixels whose colours define the photo's skin model: the eyes-mouth
+    quadrilateral shrunk to 0.7 (5 points), or both cheeks and the nose shrunk to 0.6 (68)."""
+    if len(landmarks) == 5:
+        return _fill_polygons([_shrunk(landmarks[[0, 1, 4, 3]], 0.7)], shape)
+    return _fill_polygons([_shrunk(landmarks[list(part)], 0.6) for part in REFERENCE_SKIN_68], shape)
+
+
+def _fill_holes(mask: np.ndarray, max_area: float | None = None) -> np.ndarray:
+    """Fills regions of 0 not connected to the border (only those of at most ``max_area`` pixels
+    when given)."""
     import cv2  # pylint: disable=import-outside-toplevel
     padded = np.pad(mask.astype(np.uint8), 1)
-    flood = padded.copy()
-    cv2.floodFill(flood, None, (0, 0), 1)
-    holes = flood == 0
-    return (padded.astype(bool) | holes)[1:-1, 1:-1]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - padded, connectivity=4)
+    border = labels[0, 0]
+    holes = np.zeros(count, bool)
+    holes[1:] = True
+    holes[border] = False
+    if max_area is not None:
+        holes &= stats[:, cv2.CC_STAT_AREA] <= max_area
+    return (padded.astype(bool) | holes[labels])[1:-1, 1:-1]
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -115,33 +205,47 @@ class SkinColourSegmenter(Segmenter):
 
     Args:
       max_distance: Mahalanobis distance in (Cr, Cb) under which a pixel counts as skin.
+      colour_test: "chroma_luma" or "chroma" (module docstring).
+      min_luma_ratio: chroma_luma's luma floor, a fraction of the reference skin's median luma.
     """
 
-    name = BUILTIN
-
-    def __init__(self, max_distance: float = 3.5):
+    def __init__(self, max_distance: float = 3.5, colour_test: str = "chroma_luma",
+                 min_luma_ratio: float = 0.45):
+        if colour_test not in COLOUR_TESTS:
+            raise ValueError(f"colour_test must be one of {COLOUR_TESTS}, got {colour_test!r}")
+        if not max_distance > 0 or not 0 <= min_luma_ratio < 1:
+            raise ValueError("max_distance must be > 0 and min_luma_ratio in [0, 1)")
         self.max_distance = float(max_distance)
+        self.colour_test = colour_test
+        self.min_luma_ratio = float(min_luma_ratio)
+        self.name = BUILTIN if colour_test == "chroma_luma" else BUILTIN_CHROMA
+
+    def _skin_model(self, ycrcb: np.ndarray, landmarks: np.ndarray):
+        """(chroma mean [2], chroma covariance [2, 2], median luma) of the reference skin, or None."""
+        reference = reference_skin(landmarks, ycrcb.shape[:2])
+        luma = ycrcb[..., 0]
+        samples = ycrcb[reference & (luma > 25) & (luma < 245)]
+        if len(samples) < 10:
+            return None
+        covariance = np.cov(samples[:, 1:].T) + np.eye(2) * 4.0  # floor: at least 2 levels of spread
+        return samples[:, 1:].mean(axis=0), covariance, float(np.median(samples[:, 0]))
 
     def skin_probability(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """[H, W] float32 in [0, 1]: exp(-distance^2 / 2) under the photo's own skin model."""
+        """[H, W] float32 in [0, 1]: exp(-distance^2 / 2) under the photo's own chroma model (0 where
+        chroma_luma's luma floor fails)."""
         import cv2  # pylint: disable=import-outside-toplevel
         rgb, landmarks = _check_inputs(rgb, landmarks)
         ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.float64)
-        # reference skin: the quadrilateral eyes-mouth shrunk towards its centre (cheeks/nose)
-        corners = landmarks[[0, 1, 4, 3]]
-        centre = corners.mean(axis=0)
-        corners = centre + 0.7 * (corners - centre)
-        reference = np.zeros(rgb.shape[:2], np.uint8)
-        cv2.fillConvexPoly(reference, np.round(corners).astype(np.int32), 1)
-        luma = ycrcb[..., 0]
-        samples = ycrcb[(reference > 0) & (luma > 25) & (luma < 245)][:, 1:]
-        if len(samples) < 10:
+        model = self._skin_model(ycrcb, landmarks)
+        if model is None:
             return np.zeros(rgb.shape[:2], np.float32)
-        mean = samples.mean(axis=0)
-        covariance = np.cov(samples.T) + np.eye(2) * 4.0  # floor: at least 2 levels of spread
+        mean, covariance, median_luma = model
         offsets = ycrcb[..., 1:] - mean
         distance2 = np.einsum("hwi,ij,hwj->hw", offsets, np.linalg.inv(covariance), offsets)
-        return np.exp(-0.5 * distance2).astype(np.float32)
+        probability = np.exp(-0.5 * distance2)
+        if self.colour_test == "chroma_luma":
+            probability *= ycrcb[..., 0] >= self.min_luma_ratio * median_luma
+        return probability.astype(np.float32)
 
     def segment(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         import cv2  # pylint: disable=import-outside-toplevel
@@ -149,11 +253,12 @@ class SkinColourSegmenter(Segmenter):
         shape = rgb.shape[:2]
         probability = self.skin_probability(rgb, landmarks)
         skin = probability >= np.exp(-0.5 * self.max_distance ** 2)
-        region = face_ellipse(landmarks, shape)
-        mask = (skin & region) | (_feature_regions(landmarks, shape) & region)
+        region = face_region(landmarks, shape)
+        mask = (skin | feature_regions(landmarks, shape)) & region
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
         mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
-        mask = _fill_holes(_largest_component(mask)) & region
+        max_hole = None if self.colour_test == "chroma" else HOLE_FRACTION * region.sum()
+        mask = _fill_holes(_largest_component(mask), max_hole) & region
         return mask.astype(np.uint8)
 
 
@@ -213,7 +318,10 @@ class SavedModelSegmenter(Segmenter):
 
 
 def make_segmenter(spec: str, face_classes=None, input_size: int | None = None) -> Segmenter:
-    """"builtin" -> SkinColourSegmenter(); anything else is a SavedModel path."""
+    """"builtin" -> SkinColourSegmenter(), "builtin_chroma" -> its chroma-only test; anything else
+    is a SavedModel path."""
     if spec == BUILTIN:
         return SkinColourSegmenter()
+    if spec == BUILTIN_CHROMA:
+        return SkinColourSegmenter(colour_test="chroma")
     return SavedModelSegmenter(spec, face_classes=face_classes, input_size=input_size)

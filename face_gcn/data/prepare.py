@@ -14,8 +14,8 @@ own MTCNN and segmenter); one bad file is recorded and never stops the run, even
 kills its worker process (see parallel_outcomes).
 With PrepareConfig.landmarks68 (off by default: dlib's 68-point model is for non-commercial use)
 every record also carries dlib's 68 landmarks of its face (face_gcn.data.landmarks68) where they are
-available and plausible; each file's outcome says "landmarks": "68" or "5 (fallback: reason)", and
-the manifest counts both.
+available and plausible, and the built-in segmenter draws the face region of those records' masks from
+them; each file's outcome says "landmarks": "68" or "5 (fallback: reason)", and the manifest counts both.
 """
 
 from __future__ import annotations
@@ -163,8 +163,8 @@ class FaceProcessor:
                                                   config.crop_size, config.rescale)
         crop = alignment.warp_to_crop(loaded.rgb, transform, config.crop_size)
         landmarks = alignment.apply_transform(transform, face.landmarks)
-        mask = self.segmenter.segment(crop, landmarks)
         points68, note = landmarks68.in_crop(self.landmarks68, self.unavailable68, loaded.rgb, face, transform)
+        mask = self.segmenter.segment(crop, landmarks if points68 is None else points68)
         points68 = None if points68 is None else points68.astype(np.float32)
         example = tfrecords.FaceExample(
             image=crop, mask=np.asarray(mask, np.uint8), landmarks=landmarks.astype(np.float32),

@@ -26,6 +26,7 @@ def test_folder_end_to_end(tmp_path, run_subcommand):
     summary = json.loads((out / "summary.json").read_text())
     assert [item["name"] for item in summary["fitted"]] == ["astronaut", "astronaut_mirrored"]
     assert summary["settings"]["batch_size"] == 8 and summary["settings"]["landmarks"] == 68
+    assert summary["settings"]["segmenter"] == "builtin"
     assert [item["landmarks"] for item in summary["fitted"]] == ["68", "68"]  # dlib's, as asked
     assert summary["failed"] == [{"source": str(photos / "grey.png"), "reason": "no_face",
                                   "detail": "MTCNN found no face"}]
@@ -78,6 +79,8 @@ def test_clear_errors(tmp_path, run_subcommand):
     result = run_subcommand("fit", str(tmp_path), "--out", str(tmp_path / "out"), "--landmarks68_model",
                             str(tmp_path / "none.dat"), cache=tmp_path)
     assert result.returncode == 1 and "--landmarks68_model" in result.stderr and "is not a file" in result.stderr
+    result = run_subcommand("fit", str(tmp_path), "--out", str(tmp_path / "out"), "--segmenter", "skin", cache=tmp_path)
+    assert result.returncode == 1 and "builtin, builtin_chroma or a SavedModel folder" in result.stderr
 
 
 def test_photos_with_68_and_with_5_landmarks_are_fitted_as_two_batches():

@@ -116,3 +116,85 @@ def test_saved_model_errors_are_clear(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="could not load"):
         masks.make_segmenter(str(tmp_path / "empty"))
+
+
+def _landmarks68():
+    """iBUG-68 points of a frontal cartoon face centred at (112, 118), axes (66, 90) (_occluded_face)."""
+    angles = np.linspace(-0.25, np.pi + 0.25, 17)
+    jaw = np.stack([112 - 64 * np.cos(angles), 118 + 88 * np.sin(angles)], 1)
+    brow_x = np.linspace(62, 100, 5)
+    left_brow = np.stack([brow_x, 76 - 4 * np.sin(np.linspace(0, np.pi, 5))], 1)
+    right_brow = np.stack([224 - brow_x[::-1], left_brow[::-1, 1]], 1)
+    bridge = np.stack([np.full(4, 112.0), np.linspace(88, 122, 4)], 1)
+    nose_base = np.stack([np.linspace(100, 124, 5), np.full(5, 128.0)], 1)
+    ring = np.linspace(np.pi, -np.pi, 6, endpoint=False)  # outer corner first, upper lid, inner, lower
+
+    def eye(cx, flip):
+        return np.stack([cx - flip * 12 * np.cos(ring), 90 - 6 * np.abs(np.sin(ring)) * np.sign(np.sin(ring))], 1)
+    outer = np.linspace(np.pi, -np.pi, 12, endpoint=False)
+    inner = np.linspace(np.pi, -np.pi, 8, endpoint=False)
+    mouth = np.stack([112 - 26 * np.cos(outer), 152 - 8 * np.sin(outer)], 1)
+    lips = np.stack([112 - 18 * np.cos(inner), 152 - 3 * np.sin(inner)], 1)
+    points = np.concatenate([jaw, left_brow, right_brow, bridge, nose_base, eye(80, 1), eye(144, -1), mouth, lips])
+    assert points.shape == (68, 2)
+    return points
+
+
+def _occluded_face():
+    """A skin oval on blue with eyes, brows and a red mouth, occluded by a fringe of hair with the
+    skin's own chroma but 110 levels darker (brown hair on fair skin) and a grey glasses rim around the
+    image-left eye. Returns (rgb, truth face mask, fringe [H, W] bool, rim [H, W] bool)."""
+    rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
+    rgb[:] = (40, 70, 160)
+    face = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.ellipse(face, (112, 118), (66, 90), 0, 0, 360, 1, -1)
+    rng = np.random.default_rng(1)
+    skin = np.array([205, 150, 125]) + rng.normal(0, 4, (SIZE, SIZE, 3))
+    face = face.astype(bool)
+    rgb[face] = np.clip(skin, 0, 255).astype(np.uint8)[face]
+    for cx in (80, 144):
+        cv2.ellipse(rgb, (cx, 90), (12, 6), 0, 0, 360, (30, 25, 20), -1)
+        cv2.ellipse(rgb, (cx, 74), (19, 3), 0, 0, 360, (50, 35, 25), -1)
+    cv2.ellipse(rgb, (112, 152), (26, 8), 0, 0, 360, (170, 40, 50), -1)
+    fringe = np.zeros((SIZE, SIZE), bool)
+    fringe[36:62] = True
+    fringe &= face
+    rgb[fringe] = np.clip(skin - 110, 0, 255).astype(np.uint8)[fringe]
+    rim = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(rim, (82, 92), 18, 1, 3)
+    rim = rim.astype(bool) & face
+    rgb[rim] = (40, 40, 40)
+    return rgb, face & ~fringe & ~rim, fringe, rim
+
+
+def test_68_point_mask_leaves_out_a_same_hue_fringe_and_a_glasses_rim():
+    rgb, truth, fringe, rim = _occluded_face()
+    points = _landmarks68()
+    mask = masks.SkinColourSegmenter().segment(rgb, points).astype(bool)
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou > 0.9, iou
+    assert mask[fringe].mean() < 0.05
+    features = masks.feature_regions(points, (SIZE, SIZE))
+    assert mask[rim & ~features].mean() < 0.1
+    for x, y in [(80, 90), (144, 90), (70, 76), (150, 76), (112, 152), (112, 128), (90, 120)]:
+        assert mask[y, x], (x, y)
+    assert not mask[(rgb == (40, 70, 160)).all(axis=-1)].any()
+    # the chroma-only test cannot tell the fringe from skin and fills the rim back in
+    chroma = masks.SkinColourSegmenter(colour_test="chroma").segment(rgb, points).astype(bool)
+    assert chroma[fringe].mean() > 0.8 and chroma[rim & ~features].mean() > 0.8
+
+
+def test_68_point_face_region_follows_the_jaw_and_rises_over_the_brows():
+    points = _landmarks68()
+    region = masks.face_region(points, (SIZE, SIZE))
+    jaw = cv2.fillPoly(np.zeros((SIZE, SIZE), np.uint8), [np.round(points[:17]).astype(np.int32)], 1).astype(bool)
+    assert region[jaw].mean() > 0.99          # everything inside the jaw line
+    assert not region[216:].any()             # nothing below the chin (y = 206)
+    outline = masks.face_outline68(points)
+    # the inner brow ends (y = 76) rise the most: 0.5 x (nose bridge y = 88 to chin y = 206) x the
+    # taper at the 5th of 10 brow points, 0.5 + 0.5 sin(4 pi / 9)
+    top = outline[17:, 1].min()
+    assert abs(top - (76 - 0.5 * 118 * (0.5 + 0.5 * np.sin(4 * np.pi / 9)))) < 0.5, top
+    ends = outline[[17, 26], 1]
+    np.testing.assert_allclose(ends, 76 - 0.5 * 118 * 0.5, atol=0.5)
+    assert region[20, 112] and not region[8, 112]

@@ -71,12 +71,16 @@ def test_every_file_is_counted_with_its_reason(prepared):
 
 def test_records_carry_dlibs_68_of_the_face(prepared):
     output, manifest, _ = prepared
-    from face_gcn.data import landmarks68
+    from face_gcn.data import landmarks68, masks
     for name, features in _read_shards(output).items():
         points = np.array(features["landmarks68/detected"].float_list.value).reshape(68, 2)
         five = np.array(features["landmarks"].float_list.value).reshape(5, 2)
         # crop pixels, by the same transform as the 5: the derived 5 lie near MTCNN's
         assert landmarks68.five_point_distance(points, five) < 0.25, name
+        # the built-in segmenter drew the record's face region from the 68, not from the 5
+        crop, mask = _decode(features, "image/encoded"), _decode(features, "mask/encoded")
+        segmenter = masks.SkinColourSegmenter()
+        np.testing.assert_array_equal(mask, segmenter.segment(crop, points.astype(np.float32)))
     assert manifest["landmarks68"] == {"detected": 6, "fallback_to_5": 0}
     assert {entry["landmarks"] for entry in manifest["files"] if entry["status"] == "written"} == {"68"}
 
