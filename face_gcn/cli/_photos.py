@@ -141,8 +141,8 @@ class AlignedPhoto:
     """original: [H, W, 3] uint8 photo. crop: [S, S, 3] uint8. mask: [S, S] uint8 {0, 1}.
     landmarks: [5, 2] MTCNN's, crop pixel indices. transform: [2, 3] original pixels -> crop pixels.
     source: the file; seconds: spent reading, detecting, aligning and masking it. landmarks68:
-    [68, 2] dlib's, crop pixel indices, or None; landmarks_note: "68", "5" (asked for) or
-    "5 (fallback: reason)"."""
+    [68, 2] dlib's that the fit follows, crop pixel indices, or None; landmarks_note: "68", "5" (asked for) or
+    "5 (fallback: reason)"; mask_landmarks: the same note for the landmarks the mask's face region came from."""
 
     original: np.ndarray
     crop: np.ndarray
@@ -155,6 +155,7 @@ class AlignedPhoto:
     seconds: float = 0.0
     landmarks68: np.ndarray | None = None
     landmarks_note: str = "5"
+    mask_landmarks: str = "5"
 
     @property
     def fit_landmarks(self) -> np.ndarray:
@@ -166,21 +167,25 @@ class PhotoAligner:
     """Detector and segmenter, built once; ``align(path)`` gives an AlignedPhoto or raises SkipImage.
 
     standard_landmarks: [5, 3] (or [5, 2]) the morphable model's alignment landmarks.
-    landmarks: 68 adds dlib's 68 of each face (falling back to MTCNN's 5 per photo, with the reason in
-    landmarks_note); 5 keeps MTCNN's. landmarks68_model: the predictor file (default: the packaged one).
+    landmarks: 68 adds dlib's 68 of each face for the fit (falling back to MTCNN's 5 per photo, with the reason
+    in landmarks_note); 5 keeps MTCNN's. mask_landmarks: the same choice for the face region of the built-in
+    segmenter (None: as ``landmarks``). landmarks68_model: the predictor file (default: the packaged one).
     """
 
     def __init__(self, standard_landmarks, crop_size: int, segmenter: str = "builtin", segmenter_classes=(),
-                 min_face_size: int = 20, landmarks: int = 5, landmarks68_model: str | None = None):
+                 min_face_size: int = 20, landmarks: int = 5, landmarks68_model: str | None = None,
+                 mask_landmarks: int | None = None):
         from face_gcn.data import detection, landmarks68, masks  # pylint: disable=import-outside-toplevel
-        if landmarks not in (5, 68):
-            raise ValueError(f"landmarks must be 5 or 68, got {landmarks}")
+        mask_landmarks = landmarks if mask_landmarks is None else mask_landmarks
+        if landmarks not in (5, 68) or mask_landmarks not in (5, 68):
+            raise ValueError(f"landmarks and mask_landmarks must be 5 or 68, got {landmarks}, {mask_landmarks}")
         self.standard_landmarks = standard_landmarks
         self.crop_size = int(crop_size)
         self.detector = detection.FaceDetector(min_face_size=min_face_size)
         self.segmenter = masks.make_segmenter(segmenter, face_classes=list(segmenter_classes) or None)
+        self.fit68, self.mask68 = landmarks == 68, mask_landmarks == 68
         self.landmarks68, self.unavailable68 = (None, "")
-        if landmarks == 68:
+        if self.fit68 or self.mask68:
             self.landmarks68, self.unavailable68 = landmarks68.load_detector(landmarks68_model)
 
     def align(self, path: str) -> AlignedPhoto:
@@ -198,7 +203,10 @@ class PhotoAligner:
         crop = alignment.warp_to_crop(loaded.rgb, transform, self.crop_size)
         landmarks = alignment.apply_transform(transform, face.landmarks)
         points68, note = landmarks68.in_crop(self.landmarks68, self.unavailable68, loaded.rgb, face, transform)
-        mask = np.asarray(self.segmenter.segment(crop, landmarks if points68 is None else points68), np.uint8)
+        mask_points = points68 if self.mask68 and points68 is not None else landmarks
+        mask = np.asarray(self.segmenter.segment(crop, mask_points), np.uint8)
         return AlignedPhoto(original=loaded.rgb, crop=crop, mask=mask, landmarks=landmarks, transform=transform,
                             num_faces=found.num_faces, detection_score=face.score, source=path,
-                            seconds=time.perf_counter() - started, landmarks68=points68, landmarks_note=note)
+                            seconds=time.perf_counter() - started,
+                            landmarks68=points68 if self.fit68 else None, landmarks_note=note if self.fit68 else "5",
+                            mask_landmarks=note if self.mask68 else "5")

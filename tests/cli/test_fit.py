@@ -119,3 +119,26 @@ def test_photos_with_68_and_with_5_landmarks_are_fitted_as_two_batches():
         np.testing.assert_allclose(fitted[0], alone, atol=1e-4)
     assert len(photos[0].fit_landmarks) == 68 and len(photos[1].fit_landmarks) == 5
     assert fits[0][2] == fits[2][2]  # seconds per face of one group of two
+
+
+def test_mask_landmarks_68_draw_the_face_region_while_the_fit_keeps_5(tmp_path):
+    """--mask_landmarks 68 with --landmarks 5: the photo carries no 68 for the fit, and its mask is the built-in
+    segmenter's on dlib's 68 (not on MTCNN's 5)."""
+    from face_gcn.cli import _photos
+    from face_gcn.data import landmarks68, masks
+    from face_gcn.morphable import configured
+
+    path = tmp_path / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    standard = configured.load_demo().alignment_landmarks
+    photo = _photos.PhotoAligner(standard, 224, landmarks=5, mask_landmarks=68).align(str(path))
+    assert photo.landmarks68 is None and photo.landmarks_note == "5" and photo.mask_landmarks == "68"
+    assert len(photo.fit_landmarks) == 5
+    detector, _ = landmarks68.load_detector()
+    from face_gcn.data import detection
+    face = detection.FaceDetector().detect(skimage.data.astronaut()).largest
+    points, note = landmarks68.in_crop(detector, "", skimage.data.astronaut(), face, photo.transform)
+    assert note == "68"
+    np.testing.assert_array_equal(photo.mask, masks.SkinColourSegmenter().segment(photo.crop, points))
+    five = _photos.PhotoAligner(standard, 224).align(str(path))
+    assert five.mask_landmarks == "5" and not np.array_equal(five.mask, photo.mask)
