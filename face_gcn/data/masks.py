@@ -112,15 +112,12 @@ def face_outline68(points: np.ndarray, forehead: float = 0.5) -> np.ndarray:
     return np.concatenate([points[list(JAW)], raised])
 
 
-def _fill_polygons(polygons, shape, thickness: int = 0) -> np.ndarray:
-    """[H, W] bool: filled polygons (each [N, 2] pixel indices), outlined ``thickness`` px wider."""
+def _fill_polygons(polygons, shape) -> np.ndarray:
+    """[H, W] bool: filled polygons, each [N, 2] pixel indices."""
     import cv2  # pylint: disable=import-outside-toplevel
     canvas = np.zeros(shape, np.uint8)
     for polygon in polygons:
-        vertices = np.round(np.asarray(polygon)).astype(np.int32)
-        cv2.fillPoly(canvas, [vertices], 1)
-        if thickness > 0:
-            cv2.polylines(canvas, [vertices], True, 1, thickness)
+        cv2.fillPoly(canvas, [np.round(np.asarray(polygon)).astype(np.int32)], 1)
     return canvas.astype(bool)
 
 
