@@ -4,9 +4,9 @@ Input listing (files and folders, searched recursively), the output folder (lock
 never replace a file face-gcn did not write for the same photo), a progress bar,
 and the detect -> align -> mask step: MTCNN's largest face, Deng's similarity alignment to the
 morphable model's 5 standard landmarks (MTCNN's), and, when asked for, dlib's 68 landmarks of that
-face for the fit (face_gcn.data.landmarks68; MTCNN's 5 when they are unavailable), then the face
-mask from a segmenter, which draws its face region from the 68 where there are 68. A photo that cannot be used raises SkipImage with a short reason ("no_face",
-"unreadable", "missing", ...).
+face (face_gcn.data.landmarks68; MTCNN's 5 when they are unavailable) for the fit, the face mask's
+region or both, then the face mask from a segmenter. A photo that cannot be used raises SkipImage
+with a short reason ("no_face", "unreadable", "missing", ...).
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ from face_gcn import savedmodel_io
 BUILTIN = "builtin"
 BUILTIN_CHROMA = "builtin_chroma"
 BUILTINS = (BUILTIN, BUILTIN_CHROMA)
+# Raised whenever a built-in segmenter's masks change, so that prepare-data redoes shards written before.
+BUILTIN_VERSION = 2
 COLOUR_TESTS = ("chroma_luma", "chroma")
 HOLE_FRACTION = 0.005
 

@@ -69,8 +69,12 @@ class PrepareConfig:
             raise ValueError(f"crop_size must be in [16, 4096], got {self.crop_size}")
 
     def fingerprint(self) -> str:
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """Digest of the settings (and of the built-in segmenter's version, whose masks they name)."""
+        from face_gcn.data import masks  # pylint: disable=import-outside-toplevel
+        settings = dataclasses.asdict(self)
+        if self.segmenter in masks.BUILTINS:
+            settings["builtin_segmenter_version"] = masks.BUILTIN_VERSION
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclasses.dataclass

@@ -1,5 +1,6 @@
 """face_gcn.data.prepare end to end on real photos and every kind of bad file."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -219,6 +220,16 @@ def test_changed_settings_redo_the_shards(photo_dir, config, detector, tmp_path)
     assert second["shards_reused"] == [] and second["shards_written"] == [0, 1]
     crop = _decode(_read_shards(tmp_path)["a_face.png"], "image/encoded")
     assert crop.shape == (160, 160, 3)
+
+
+def test_a_new_builtin_segmenter_version_redoes_the_shards(config, monkeypatch):
+    """Shards masked by an earlier built-in segmenter are not reused; a SavedModel's are unaffected."""
+    from face_gcn.data import masks
+    parser = dataclasses.replace(config, segmenter="/models/parser")
+    before = config.fingerprint(), parser.fingerprint()
+    monkeypatch.setattr(masks, "BUILTIN_VERSION", masks.BUILTIN_VERSION + 1)
+    assert config.fingerprint() != before[0]
+    assert parser.fingerprint() == before[1]
 
 
 class _Killed(Exception):
