@@ -4,7 +4,8 @@
   face-gcn reconstruct photos/ more.png --model runs/celeba/model --out results/ --batch_size 16
 
 Per photo: MTCNN detection (the largest face), Deng's alignment to the model's crop size, the
-built-in face mask (or a face-parsing SavedModel by path), then the trained networks on batches
+built-in face mask (its face region from MTCNN's 5, or from dlib's 68 with --mask_landmarks 68) or a
+face-parsing SavedModel's by path, then the trained networks on batches
 of crops (face_gcn.reconstruction.forward: regressed coefficients, then --fit_steps of the batched
 coarse fit to the 5 detected landmarks and the pixels, T_p, texture GCN, refined albedo) and
 the files of face_gcn.fit.outputs: meshes with the refined colours (OBJ albedo, PLY lit), the
@@ -30,6 +31,9 @@ flags.DEFINE_string("out", None, "Output folder.")
 flags.DEFINE_integer("batch_size", 16, "Crops run through the networks together.")
 flags.DEFINE_string("segmenter", "builtin", _photos.SEGMENTER_HELP)
 flags.DEFINE_list("segmenter_classes", [], "For a SavedModel returning class scores: the face classes.")
+flags.DEFINE_enum("mask_landmarks", "5", ["68", "5"], "Landmarks the built-in segmenter draws the face region "
+                  "from: 5 (MTCNN's) or 68 (dlib's, research use; MTCNN's 5 where unavailable). The fit follows "
+                  "MTCNN's 5 either way.")
 flags.DEFINE_integer("min_face_size", 20, "Smallest face side MTCNN searches for, pixels.", lower_bound=1,
                      upper_bound=4096)
 flags.DEFINE_integer("fit_steps", 20, "Rendered steps of the coarse fit after the regressor, per batch "
@@ -112,7 +116,7 @@ class Reconstructor:
         per_image = (time.perf_counter() - started) / len(batch)
         for index, (path, photo, align_seconds) in enumerate(batch):
             extra = {"source": path, "model": self.source, "num_faces": photo.num_faces,
-                     "detection_score": photo.detection_score,
+                     "detection_score": photo.detection_score, "mask_landmarks": photo.mask_landmarks,
                      "visible_vertex_fraction": float(result["visibility"][index].mean())}
             try:
                 name = self.outputs.claim(path)
@@ -160,7 +164,8 @@ def _reconstruct(paths, photo_outputs, classes, segmenter):
         fail(PROG, str(error))
     try:
         aligner = _photos.PhotoAligner(nets.morphable.alignment_landmarks, nets.image_size, segmenter=segmenter,
-                                       segmenter_classes=classes, min_face_size=FLAGS.min_face_size)
+                                       segmenter_classes=classes, min_face_size=FLAGS.min_face_size,
+                                       mask_landmarks=int(FLAGS.mask_landmarks))
     except ValueError as error:  # a --segmenter that is not a usable SavedModel
         fail(PROG, str(error))
     started = time.perf_counter()
@@ -176,7 +181,8 @@ def _reconstruct(paths, photo_outputs, classes, segmenter):
                "seconds": round(time.perf_counter() - started, 3),
                "settings": {"image_size": nets.image_size, "batch_size": FLAGS.batch_size,
                             "uses_facenet": recognizer == "facenet", "recognizer": recognizer, "segmenter": segmenter,
-                            "backend": FLAGS.backend, "fit_steps": FLAGS.fit_steps}}
+                            "mask_landmarks": int(FLAGS.mask_landmarks), "backend": FLAGS.backend,
+                            "fit_steps": FLAGS.fit_steps}}
     photo_outputs.write_summary(summary)
     print(f"reconstruct: {len(runner.done)} reconstructed, {len(runner.failed)} skipped "
           f"({_photos.reason_counts(runner.failed)}) in {summary['seconds']:.1f} s; results in {FLAGS.out}")

@@ -35,7 +35,7 @@ def test_folder_end_to_end(model, tmp_path, run_subcommand):
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     out = tmp_path / "out"
     result = run_subcommand("reconstruct", str(photos), "--model", model_path, "--out", str(out), "--batch_size", "2",
-                            "--noprogress", cache=tmp_path / "cache")
+                            "--noprogress", "--mask_landmarks", "68", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 reconstructed, 2 skipped" in result.stdout and "no_face 1" in result.stdout
 
@@ -44,7 +44,8 @@ def test_folder_end_to_end(model, tmp_path, run_subcommand):
     failed = {os.path.basename(item["source"]): item["reason"] for item in summary["failed"]}
     assert failed["grey.png"] == "no_face" and failed["broken.jpg"] == "unreadable"
     assert summary["settings"]["batch_size"] == 2 and summary["settings"]["image_size"] == SIZE
-    assert summary["settings"]["fit_steps"] == 20
+    assert summary["settings"]["fit_steps"] == 20 and summary["settings"]["mask_landmarks"] == 68
+    assert json.loads((out / "astronaut.json").read_text())["mask_landmarks"] == "68"  # dlib's, as asked
     for name in ("astronaut", "mirrored"):
         for suffix in ("_coarse.obj", "_coarse.ply", "_refined.obj", "_refined.ply", "_overlay.png", ".json",
                        ".input.png", ".mask.png"):
