@@ -57,14 +57,8 @@ def _reference_in_crop(path: str, transform, size: int):
                           flags=cv2.INTER_NEAREST) > 0
 
 
-def _psnr(a, b, where) -> float:
-    if not where.any():
-        return float("nan")
-    mse = float(np.mean((a[where] - b[where]) ** 2))
-    return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
-
-
 def _figures(mask, reference, alpha, photo_textured, render, crop) -> dict:
+    from face_gcn.evaluation import metrics  # pylint: disable=import-outside-toplevel
     covered = alpha > 0.5
     textured = photo_textured & covered
     hits = (mask & reference).sum()
@@ -76,7 +70,7 @@ def _figures(mask, reference, alpha, photo_textured, render, crop) -> dict:
         "render_out": float((covered & ~reference).sum() / max(covered.sum(), 1)),
         "photo_out": float((textured & ~reference).sum() / max(textured.sum(), 1)),
         "skin_textured": float((textured & reference).sum() / max(under.sum(), 1)),
-        "psnr_ref": _psnr(render, crop, under),
+        "psnr_ref": float(metrics.masked_psnr(crop[None], render[None], under[None])[0]),
     }
 
 

@@ -32,6 +32,11 @@ NUM_POINTS = 68
 IMAGE_LEFT_EYE = tuple(range(36, 42))
 IMAGE_RIGHT_EYE = tuple(range(42, 48))
 NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT = 30, 48, 54
+# Other iBUG-68 groups (face_gcn.data.masks draws the face region from them); image-left first.
+JAW = tuple(range(0, 17))
+IMAGE_LEFT_BROW, IMAGE_RIGHT_BROW = tuple(range(17, 22)), tuple(range(22, 27))
+OUTER_LIPS = tuple(range(48, 60))
+NOSE_BRIDGE_TOP, CHIN = 27, 8
 
 # MTCNN box (x, y, w, h) -> dlib detector rectangle, in units of sqrt(w h): centre shifted by
 # BOX_SHIFT, side BOX_SIDE (medians over the 25 sample photos of Deng's repository, where both

@@ -33,6 +33,7 @@ import abc
 import numpy as np
 
 from face_gcn import savedmodel_io
+from face_gcn.data import landmarks68 as ibug
 
 BUILTIN = "builtin"
 BUILTIN_CHROMA = "builtin_chroma"
@@ -42,13 +43,9 @@ BUILTIN_VERSION = 2
 COLOUR_TESTS = ("chroma_luma", "chroma")
 HOLE_FRACTION = 0.005
 
-# iBUG-68 index groups (face_gcn.data.landmarks68's order)
-JAW = tuple(range(0, 17))
-BROWS = (tuple(range(17, 22)), tuple(range(22, 27)))
-EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
-MOUTH = tuple(range(48, 60))
-NOSE_BRIDGE_TOP, CHIN = 27, 8
-# reference skin: image-left cheek, image-right cheek, nose (each shrunk towards its centre)
+EYES = (ibug.IMAGE_LEFT_EYE, ibug.IMAGE_RIGHT_EYE)
+BROWS = (ibug.IMAGE_LEFT_BROW, ibug.IMAGE_RIGHT_BROW)
+# reference skin, iBUG-68 indices: image-left cheek, image-right cheek, nose (each shrunk towards its centre)
 REFERENCE_SKIN_68 = ((41, 40, 31, 48, 4, 2), (46, 47, 35, 54, 12, 14), (27, 31, 33, 35))
 
 
@@ -105,13 +102,13 @@ def face_outline68(points: np.ndarray, forehead: float = 0.5) -> np.ndarray:
     chin distance at the middle of the brow line, tapering to half that at the outer ends (the
     forehead is rounded)."""
     eyes = points[list(EYES[0] + EYES[1])].mean(axis=0)
-    up = eyes - points[list(MOUTH)].mean(axis=0)
+    up = eyes - points[list(ibug.OUTER_LIPS)].mean(axis=0)
     up /= max(float(np.linalg.norm(up)), 1e-9)
-    height = float(np.linalg.norm(points[NOSE_BRIDGE_TOP] - points[CHIN]))
+    height = float(np.linalg.norm(points[ibug.NOSE_BRIDGE_TOP] - points[ibug.CHIN]))
     brows = points[list(BROWS[0] + BROWS[1])][::-1]
     profile = 0.5 + 0.5 * np.sin(np.linspace(0.0, np.pi, len(brows)))  # 0.5 at the ends, 1 mid-brow
     raised = brows + (forehead * height) * profile[:, None] * up
-    return np.concatenate([points[list(JAW)], raised])
+    return np.concatenate([points[list(ibug.JAW)], raised])
 
 
 def _fill_polygons(polygons, shape) -> np.ndarray:
@@ -141,13 +138,14 @@ def feature_regions(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray
     widened by 0.1 eye distances, and the outer lip contour widened by 0.05."""
     import cv2  # pylint: disable=import-outside-toplevel
     if len(landmarks) == 68:
-        eye_distance = float(np.linalg.norm(landmarks[list(EYES[1])].mean(0) - landmarks[list(EYES[0])].mean(0)))
+        eye_centres = ibug.five_from_68(landmarks)[:2]
+        eye_distance = float(np.linalg.norm(eye_centres[1] - eye_centres[0]))
         canvas = np.zeros(shape, np.uint8)
         for eye, brow in zip(EYES, BROWS):
             hull = cv2.convexHull(np.round(landmarks[list(eye + brow)]).astype(np.int32))
             cv2.fillPoly(canvas, [hull], 1)
             cv2.polylines(canvas, [hull], True, 1, max(1, round(0.2 * eye_distance)))
-        lips = np.round(landmarks[list(MOUTH)]).astype(np.int32)
+        lips = np.round(landmarks[list(ibug.OUTER_LIPS)]).astype(np.int32)
         cv2.fillPoly(canvas, [lips], 1)
         cv2.polylines(canvas, [lips], True, 1, max(1, round(0.1 * eye_distance)))
         return canvas.astype(bool)

@@ -12,16 +12,24 @@ LANDMARKS = np.array([[80.0, 90.0], [144.0, 90.0], [112.0, 128.0], [84.0, 152.0]
                       [140.0, 152.0]])
 
 
+def _skin_oval(seed):
+    """A skin-coloured oval (centre (112, 118), axes (66, 90)) with noise of std 4 on a blue background.
+    Returns (rgb [S, S, 3] uint8, face [S, S] bool, skin [S, S, 3] float64: the noisy skin colour everywhere)."""
+    rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
+    rgb[:] = (40, 70, 160)
+    face = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.ellipse(face, (112, 118), (66, 90), 0, 0, 360, 1, -1)
+    face = face.astype(bool)
+    skin = np.array([205, 150, 125]) + np.random.default_rng(seed).normal(0, 4, (SIZE, SIZE, 3))
+    rgb[face] = np.clip(skin, 0, 255).astype(np.uint8)[face]
+    return rgb, face, skin
+
+
 def _cartoon_face():
     """Blue background; a skin-coloured oval face with dark eyes/brows and a red mouth; dark
     hair above. Returns (rgb, skin+features truth mask)."""
-    rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
-    rgb[:] = (40, 70, 160)
-    truth = np.zeros((SIZE, SIZE), np.uint8)
-    cv2.ellipse(truth, (112, 118), (66, 90), 0, 0, 360, 1, -1)
-    rng = np.random.default_rng(0)
-    skin = np.array([205, 150, 125]) + rng.normal(0, 4, (SIZE, SIZE, 3))
-    rgb[truth > 0] = np.clip(skin, 0, 255).astype(np.uint8)[truth > 0]
+    rgb, face, _ = _skin_oval(0)
+    truth = face.astype(np.uint8)
     cv2.ellipse(rgb, (112, 22), (80, 30), 0, 0, 360, (30, 20, 15), -1)  # hair
     truth[:52] = 0
     for eye in LANDMARKS[:2]:
@@ -144,14 +152,7 @@ def _occluded_face():
     """A skin oval on blue with eyes, brows and a red mouth, occluded by a fringe of hair with the
     skin's own chroma but 110 levels darker (brown hair on fair skin) and a grey glasses rim around the
     image-left eye. Returns (rgb, truth face mask, fringe [H, W] bool, rim [H, W] bool)."""
-    rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
-    rgb[:] = (40, 70, 160)
-    face = np.zeros((SIZE, SIZE), np.uint8)
-    cv2.ellipse(face, (112, 118), (66, 90), 0, 0, 360, 1, -1)
-    rng = np.random.default_rng(1)
-    skin = np.array([205, 150, 125]) + rng.normal(0, 4, (SIZE, SIZE, 3))
-    face = face.astype(bool)
-    rgb[face] = np.clip(skin, 0, 255).astype(np.uint8)[face]
+    rgb, face, skin = _skin_oval(1)
     for cx in (80, 144):
         cv2.ellipse(rgb, (cx, 90), (12, 6), 0, 0, 360, (30, 25, 20), -1)
         cv2.ellipse(rgb, (cx, 74), (19, 3), 0, 0, 360, (50, 35, 25), -1)
