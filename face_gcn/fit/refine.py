@@ -118,12 +118,12 @@ class TextureRefiner:
                              f"{model.num_vertices}")
         widths = tuple(int(w) for w in self.config.refiner_widths)
         gcn_config = gcn.GCNConfig(refiner_widths=widths, refiner_latent=self.config.refiner_latent,
-                                   refiner_skip_levels=len(widths), K=self.config.K)
+                                   refiner_skip_levels=len(widths), K=self.config.K, lmax="exact")
         keras.utils.set_random_seed(self.config.seed)
-        laplacians = [self.hierarchy.chebyshev(level) for level in range(self.hierarchy.num_levels)]
-        self.refiner = gcn.build_refiner(self.hierarchy, gcn_config, laplacians)
+        matrices = gcn.mesh_matrices(self.hierarchy, gcn_config)
+        self.refiner = gcn.build_refiner(self.hierarchy, gcn_config, matrices)
         self.combiner = gcn.build_combiner(model.num_vertices, gcn.REFINER_INPUT_CHANNELS,
-                                           self.refiner.output.shape[-1], laplacians[0], gcn_config)
+                                           self.refiner.output.shape[-1], matrices.laplacians[0], gcn_config)
         final = self.combiner.get_layer("cheb")
         for weight in final.trainable_weights:
             weight.assign(tf.zeros_like(weight))

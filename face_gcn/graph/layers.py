@@ -8,6 +8,12 @@ weights file carries the matrices; ``keras.models.load_model`` rebuilds the laye
 placeholders of the right shape and loads the real values. SavedModels capture them as
 variables too. Optimizers never touch them (not trainable).
 
+Shared matrices: a network whose layers read the same matrix (every ChebConv of one mesh level reads
+that level's L~; the Decoder and the Refiner up-sample with the same U) holds it once, in a
+SparseMatrix layer handed to each of them instead of the SciPy matrix. Those layers store no copy;
+a `.keras` file stores the matrix once (Keras serialises the shared object once and points every
+user at it) and a SavedModel captures its two variables once.
+
 Tensors are batch-major [B, N, F] (batch, vertices, channels) by default. ChebConv, MeshResample and
 ChebResBlock built with ``vertex_major=True`` take and give [N, B, F] instead, the sparse products'
 own layout, so a network that swaps the axes once (SwapBatchAndVertices) at its entry and exit
@@ -92,6 +98,62 @@ class _SparseOperand:
         return {f"{self.name}_shape": list(self.shape), f"{self.name}_nnz": self.nnz}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SparseMatrix(keras.layers.Layer):
+    """A fixed sparse matrix held once, as non-trainable weights, for every graph layer that reads it.
+
+    Not called on tensors: ChebConv (as its laplacian) and MeshResample (as its matrix) read it.
+
+    Args:
+      matrix: SciPy sparse matrix or tf.SparseTensor (or matrix_shape and matrix_nnz when
+        deserialising; the weights then load from the file).
+    """
+
+    def __init__(self, matrix=None, *, matrix_shape=None, matrix_nnz=None, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.operand = _SparseOperand("matrix", matrix, matrix_shape, matrix_nnz)
+        self.operand.create_weights(self)
+        self.built = True
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.operand.shape
+
+    def call(self, inputs):
+        raise TypeError(f"{self.name}: a SparseMatrix is read by graph layers, not called on tensors")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.operand.config())
+        return config
+
+
+def _matrix_operand(name, matrix, shape, nnz):
+    """(operand, shared): a SparseMatrix's operand (the layer stores no copy), or a new private one."""
+    if isinstance(matrix, SparseMatrix):
+        return matrix.operand, matrix
+    return _SparseOperand(name, matrix, shape, nnz), None
+
+
+def _serialised_shared(matrix: SparseMatrix) -> dict:
+    """The SparseMatrix's Keras config marked as one shared object (Keras's "shared_object_id"), so a
+    loaded model rebuilds one matrix for all its readers. Keras marks on its own only an object it
+    meets twice in one sub-model's config; a matrix read once in each of two sub-models (the Decoder's
+    and the Refiner's U) would load as two matrices, the second without weights."""
+    config = keras.saving.serialize_keras_object(matrix)
+    config["shared_object_id"] = id(matrix)
+    return config
+
+
+def _deserialised_matrix(config, key):
+    """config with its shared SparseMatrix (serialised under ``key``) rebuilt, or as it is."""
+    if isinstance(config.get(key), dict):
+        config = dict(config)
+        config[key] = keras.saving.deserialize_keras_object(config[key])
+    return config
+
+
 def _layout(vertex_major: bool) -> str:
     return "[N, B, F]" if vertex_major else "[B, N, F]"
 
@@ -126,8 +188,9 @@ class ChebConv(keras.layers.Layer):
     Args:
       filters: F_out.
       K: polynomial order (number of Chebyshev terms), >= 1.
-      laplacian: rescaled Laplacian L~ [N, N] (SciPy sparse or tf.SparseTensor). May be omitted
-        for K = 1 (then it is a per-vertex dense layer and ``num_vertices`` is optional).
+      laplacian: rescaled Laplacian L~ [N, N]: SciPy sparse or tf.SparseTensor (the layer stores
+        it), or a SparseMatrix that other layers share. May be omitted for K = 1 (then it is a
+        per-vertex dense layer and ``num_vertices`` is optional).
       use_bias: add a per-channel bias (default False, as the authors).
       vertex_major: features are [N, B, F] (default False: [B, N, F]).
     """
@@ -142,9 +205,10 @@ class ChebConv(keras.layers.Layer):
         self.vertex_major = bool(vertex_major)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.operand = None
+        self.operand = self.shared_laplacian = None
         if laplacian is not None or laplacian_shape is not None or self.K > 1:
-            self.operand = _SparseOperand("laplacian", laplacian, laplacian_shape, laplacian_nnz)
+            self.operand, self.shared_laplacian = _matrix_operand("laplacian", laplacian, laplacian_shape,
+                                                                  laplacian_nnz)
             if self.operand.shape[0] != self.operand.shape[1]:
                 raise ValueError(f"laplacian must be square, got {self.operand.shape}")
             if not self.operand.is_symmetric():
@@ -157,7 +221,7 @@ class ChebConv(keras.layers.Layer):
         _check_input(input_shape, self._num_vertices(), self.name, self.vertex_major)
         if input_shape[-1] is None:
             raise ValueError(f"{self.name}: input must have a known number of channels, got {input_shape}")
-        if self.operand is not None:
+        if self.operand is not None and self.shared_laplacian is None:
             self.operand.create_weights(self)
         self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]) * self.K, self.filters),
                                       initializer=self.kernel_initializer,
@@ -183,9 +247,15 @@ class ChebConv(keras.layers.Layer):
         config.update(filters=self.filters, K=self.K, use_bias=self.use_bias, vertex_major=self.vertex_major,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
                       kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer))
-        if self.operand is not None:
+        if self.shared_laplacian is not None:
+            config.update(laplacian=_serialised_shared(self.shared_laplacian))
+        elif self.operand is not None:
             config.update(self.operand.config())
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_deserialised_matrix(config, "laplacian"))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -193,16 +263,19 @@ class MeshResample(keras.layers.Layer):
     """y = M x with a fixed sparse M: down-sampling D [Nc, Nf] or up-sampling U [Nf, Nc].
 
     Input [B, N_in, F] -> output [B, N_out, F] with M [N_out, N_in] ([N, B, F] with vertex_major).
+    matrix: SciPy sparse or tf.SparseTensor (the layer stores it), or a SparseMatrix that other
+    layers share.
     """
 
     def __init__(self, matrix=None, *, matrix_shape=None, matrix_nnz=None, vertex_major=False, **kwargs):
         super().__init__(**kwargs)
-        self.operand = _SparseOperand("matrix", matrix, matrix_shape, matrix_nnz)
+        self.operand, self.shared_matrix = _matrix_operand("matrix", matrix, matrix_shape, matrix_nnz)
         self.vertex_major = bool(vertex_major)
 
     def build(self, input_shape):
         _check_input(input_shape, self.operand.shape[1], self.name, self.vertex_major)
-        self.operand.create_weights(self)
+        if self.shared_matrix is None:
+            self.operand.create_weights(self)
 
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
@@ -215,9 +288,16 @@ class MeshResample(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(self.operand.config())
+        if self.shared_matrix is not None:
+            config.update(matrix=_serialised_shared(self.shared_matrix))
+        else:
+            config.update(self.operand.config())
         config.update(vertex_major=self.vertex_major)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_deserialised_matrix(config, "matrix"))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -266,7 +346,8 @@ class ChebResBlock(keras.layers.Layer):
     vertex_major).
 
     Args:
-      filters: F_out; K: Chebyshev order; laplacian: rescaled Laplacian [N, N];
+      filters: F_out; K: Chebyshev order; laplacian: rescaled Laplacian [N, N] (SciPy sparse or
+        tf.SparseTensor: each conv stores it; a SparseMatrix: both read the shared one);
       activation: Keras activation (default "elu"); vertex_major: features are [N, B, F].
     """
 
@@ -305,6 +386,14 @@ class ChebResBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, K=self.K, activation=self.activation_name, vertex_major=self.vertex_major,
-                      **self._laplacian_config)
+        config.update(filters=self.filters, K=self.K, activation=self.activation_name, vertex_major=self.vertex_major)
+        shared = self.conv1.shared_laplacian
+        if shared is not None:
+            config.update(laplacian=_serialised_shared(shared))
+        else:
+            config.update(self._laplacian_config)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_deserialised_matrix(config, "laplacian"))

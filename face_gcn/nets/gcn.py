@@ -17,8 +17,10 @@ resnet Decoder: FC ReLU, reshape; per level: U, residual block (the last one to 
 resnet Refiner: blocks r0 at level 0, D, r1 and r2 at level 1, U, r3 and 3 at level 0.
 Combiner: concat the two colour maps (6 channels), cheb(6->3) with no bias, tanh.
 
-Every graph layer stores its sparse matrix as non-trainable weights, so a `.keras` file of
-`build_texture_gcn(...)` loads back without the hierarchy. Tensors: vertex features [B, V, F];
+The hierarchy's sparse matrices are non-trainable weights of the model, so a `.keras` file of
+`build_texture_gcn(...)` loads back without the hierarchy. Each is held once (MeshMatrices: one
+SparseMatrix per level's L~ and per U and D) and read by every layer that uses it: the Decoder, the
+Refiner and the Combiner share the level-0 L~, the Decoder and the Refiner each U. Tensors: vertex features [B, V, F];
 colours [B, V, 3] in [-1, 1]. Inside the Decoder and the Refiner the graph layers run vertex-major
 ([V, B, F], the sparse products' layout): each swaps the axes once on the way in and out (at the
 coarsest level around the Refiner's FC layers), not every layer twice; the same arithmetic, and
@@ -34,7 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from face_gcn.graph.layers import BiasActivation, ChebConv, ChebResBlock, MeshResample, SwapBatchAndVertices
+from face_gcn.graph.layers import (BiasActivation, ChebConv, ChebResBlock, MeshResample, SparseMatrix,
+                                   SwapBatchAndVertices)
 
 DEFAULT_EMBEDDING_SIZE = 3840  # 2048 regressor pool5 + 1792 FaceNet AvgPool_1a_8x8
 COLOR_CHANNELS = 3
@@ -121,9 +124,27 @@ def _check_hierarchy(hierarchy, stages: int, what: str):
                          f"{hierarchy.num_levels - 1} ({hierarchy.num_vertices})")
 
 
-def laplacians(hierarchy, config: GCNConfig) -> list:
-    """The rescaled Laplacian L~ of every level, as config.lmax says."""
-    return [hierarchy.chebyshev(level, lmax=config.lmax) for level in range(hierarchy.num_levels)]
+@dataclasses.dataclass(frozen=True)
+class MeshMatrices:
+    """The hierarchy's matrices as shared SparseMatrix layers, one of each, for a network's graph layers.
+
+    laplacians[k]: L~ of level k (rescaled as config.lmax says); up[k]: U_k [V_k, V_{k+1}];
+    down[k]: D_k [V_{k+1}, V_k].
+    """
+
+    laplacians: tuple
+    up: tuple
+    down: tuple
+
+
+def mesh_matrices(hierarchy, config: GCNConfig) -> MeshMatrices:
+    """One SparseMatrix per level's L~ and per up- and down-sampling matrix of ``hierarchy``."""
+    levels = range(hierarchy.num_levels)
+    return MeshMatrices(
+        laplacians=tuple(SparseMatrix(hierarchy.chebyshev(level, lmax=config.lmax), name=f"laplacian{level}")
+                         for level in levels),
+        up=tuple(SparseMatrix(matrix, name=f"up_matrix{k}") for k, matrix in enumerate(hierarchy.up)),
+        down=tuple(SparseMatrix(matrix, name=f"down_matrix{k}") for k, matrix in enumerate(hierarchy.down)))
 
 
 def _fully_connected(units: int, name: str):
@@ -144,13 +165,15 @@ def _res_block(x, width, config, laplacian, name):
     return ChebResBlock(width, config.K, laplacian, vertex_major=True, name=name)(x)
 
 
-def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=None,
+def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), matrices: MeshMatrices | None = None,
                   name="decoder") -> keras.Model:
     """Image embedding [B, E] -> colour map [B, V_0, 3] (before the Combiner; ELU range), or
-    features [B, V_0, w_last] with combiner_input="features"."""
+    features [B, V_0, w_last] with combiner_input="features". matrices: the hierarchy's shared
+    matrices (default: its own, mesh_matrices)."""
     stages = config.decoder_levels
     _check_hierarchy(hierarchy, stages, "decoder")
-    level_laplacians = level_laplacians or laplacians(hierarchy, config)
+    matrices = matrices or mesh_matrices(hierarchy, config)
+    level_laplacians = matrices.laplacians
     widths = config.decoder_widths
     embedding = keras.Input((config.embedding_size,), name="embedding")
     x = _fully_connected(hierarchy.num_vertices[stages] * widths[0], "fc")(embedding)
@@ -158,7 +181,7 @@ def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
     x = SwapBatchAndVertices(name="to_vertex_major")(x)
     out_widths = widths[1:] if config.variant == "normal" else widths[1:] + (COLOR_CHANNELS,)
     for level, width in zip(range(stages - 1, -1, -1), out_widths):
-        x = _resample(x, hierarchy.up[level], f"up{level}")
+        x = _resample(x, matrices.up[level], f"up{level}")
         if config.variant == "normal":
             x = _cheb_elu(x, width, config, level_laplacians[level], f"level{level}")
         else:
@@ -169,22 +192,24 @@ def build_decoder(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
     return keras.Model(embedding, x, name=name)
 
 
-def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=None,
+def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), matrices: MeshMatrices | None = None,
                   name="refiner") -> keras.Model:
     """Per-vertex (albedo, photo colour x vis, vis) [B, V_0, 7] -> colour map [B, V_0, 3], or
-    features [B, V_0, r0] with combiner_input="features"."""
+    features [B, V_0, r0] with combiner_input="features". matrices: the hierarchy's shared
+    matrices (default: its own, mesh_matrices)."""
     stages = config.refiner_levels
     _check_hierarchy(hierarchy, stages, "refiner")
-    level_laplacians = level_laplacians or laplacians(hierarchy, config)
+    matrices = matrices or mesh_matrices(hierarchy, config)
+    level_laplacians = matrices.laplacians
     widths, sizes = config.refiner_widths, hierarchy.num_vertices
     inputs = keras.Input((sizes[0], REFINER_INPUT_CHANNELS), name="vertex_features")
     x = SwapBatchAndVertices(name="to_vertex_major")(inputs)
     if config.variant == "resnet":
         x = _res_block(x, widths[0], config, level_laplacians[0], "res0")
-        x = _resample(x, hierarchy.down[0], "down0")
+        x = _resample(x, matrices.down[0], "down0")
         x = _res_block(x, widths[1], config, level_laplacians[1], "res1")
         x = _res_block(x, widths[2], config, level_laplacians[1], "res2")
-        x = _resample(x, hierarchy.up[0], "up0")
+        x = _resample(x, matrices.up[0], "up0")
         x = _res_block(x, widths[3], config, level_laplacians[0], "res3")
         x = _res_block(x, COLOR_CHANNELS, config, level_laplacians[0], "res4")
         return keras.Model(inputs, SwapBatchAndVertices(name="to_batch_major")(x), name=name)
@@ -193,7 +218,7 @@ def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
     x = ChebConv(widths[0], config.K, level_laplacians[0], vertex_major=True, name="input_cheb")(x)
     encoded = {0: x}
     for level in range(1, stages + 1):
-        x = _resample(x, hierarchy.down[level - 1], f"down{level - 1}")
+        x = _resample(x, matrices.down[level - 1], f"down{level - 1}")
         x = _cheb_elu(x, widths[level - 1], config, level_laplacians[level], f"enc{level}")
         encoded[level] = x
     x = SwapBatchAndVertices(name="coarsest_to_batch_major")(x)
@@ -204,7 +229,7 @@ def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
     x = SwapBatchAndVertices(name="coarsest_to_vertex_major")(x)
     skip_levels = set(range(stages - config.refiner_skip_levels, stages))
     for level in range(stages - 1, -1, -1):
-        x = _resample(x, hierarchy.up[level], f"up{level}")
+        x = _resample(x, matrices.up[level], f"up{level}")
         if level in skip_levels:
             x = keras.layers.Concatenate(axis=-1, name=f"skip{level}")([x, encoded[level]])
         x = _cheb_elu(x, widths[level], config, level_laplacians[level], f"dec{level}")
@@ -216,7 +241,8 @@ def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), level_laplacians=N
 def build_combiner(num_vertices: int, decoder_channels: int, refiner_channels: int, laplacian,
                    config: GCNConfig = GCNConfig(), name="combiner") -> keras.Model:
     """(Decoder map [B, V, Fd], Refiner map [B, V, Fr]) -> colours [B, V, 3] in [-1, 1]:
-    concat, one bias-free Chebyshev conv, tanh."""
+    concat, one bias-free Chebyshev conv, tanh. laplacian: the level-0 L~ (SciPy sparse, or the
+    shared SparseMatrix); None only for K = 1."""
     decoded = keras.Input((num_vertices, decoder_channels), name="decoded")
     refined = keras.Input((num_vertices, refiner_channels), name="refined")
     x = keras.layers.Concatenate(axis=-1, name="concat")([decoded, refined])
@@ -237,16 +263,16 @@ def build_texture_gcn(hierarchy, config: GCNConfig = GCNConfig(), refiner: keras
     refiner: None builds the GCN Refiner; any model [B, V_0, 7] -> [B, V_0, F] replaces it (the
     ablation baselines of face_gcn.nets.baselines).
     """
-    level_laplacians = laplacians(hierarchy, config)
-    decoder = build_decoder(hierarchy, config, level_laplacians)
+    matrices = mesh_matrices(hierarchy, config)
+    decoder = build_decoder(hierarchy, config, matrices)
     if refiner is None:
-        refiner = build_refiner(hierarchy, config, level_laplacians)
+        refiner = build_refiner(hierarchy, config, matrices)
     expected = (hierarchy.num_vertices[0], REFINER_INPUT_CHANNELS)
     if tuple(refiner.input.shape[1:]) != expected or refiner.output.shape[1] != expected[0]:
         raise ValueError(f"refiner must map [B, {expected[0]}, {expected[1]}] to [B, {expected[0]}, F], "
                          f"got {refiner.input.shape} -> {refiner.output.shape}")
     combiner = build_combiner(hierarchy.num_vertices[0], decoder.output.shape[-1],
-                              refiner.output.shape[-1], level_laplacians[0], config)
+                              refiner.output.shape[-1], matrices.laplacians[0], config)
     embedding = keras.Input((config.embedding_size,), name="embedding")
     features = keras.Input((hierarchy.num_vertices[0], REFINER_INPUT_CHANNELS), name="vertex_features")
     colors = combiner([decoder(embedding), refiner(features)])

@@ -11,7 +11,7 @@ import tensorflow as tf  # noqa: E402
 from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
 from face_gcn.graph.layers import (BiasActivation, ChebConv, ChebResBlock, MeshResample,  # noqa: E402
-                                   SwapBatchAndVertices)
+                                   SparseMatrix, SwapBatchAndVertices)
 from .graph_test_meshes import bumpy_grid, icosphere  # noqa: E402
 
 
@@ -53,10 +53,10 @@ def small_mesh():
 
 @pytest.mark.parametrize("vertex_major", [False, True])
 @pytest.mark.parametrize("lmax", ["exact", "fixed"])
-@pytest.mark.parametrize("fin,fout", [(3, 5), (5, 3)])  # basis first / projection first (Clenshaw)
-def test_chebconv_matches_eigendecomposition_filter(small_mesh, lmax, fin, fout, vertex_major):
+# basis first; projection first, summed in the power basis (K = 6) or by Clenshaw's recursion (K = 8)
+@pytest.mark.parametrize("fin,fout,order", [(3, 5, 6), (5, 3, 6), (5, 3, 8)])
+def test_chebconv_matches_eigendecomposition_filter(small_mesh, lmax, fin, fout, order, vertex_major):
     _, _, adjacency = small_mesh
-    order = 6
     rng = np.random.default_rng(0)
     theta = rng.normal(size=(order, fin, fout))
     x = rng.normal(size=(2, adjacency.shape[0], fin))
@@ -194,3 +194,72 @@ def test_shape_errors():
         ChebConv(4, 3, laplacian, vertex_major=True)(np.zeros((17, 16, 2), np.float32))
     with pytest.raises(ValueError, match="6 vertices"):
         MeshResample(sp.identity(5, format="csr"), vertex_major=True)(np.zeros((6, 5, 2), np.float32))
+
+
+def _two_stage_model(vertex_major=False):
+    """Two sub-models reading one shared L~ and one shared D (each once per sub-model, and L~ twice in
+    the first), the way the texture GCNs share their hierarchy's matrices."""
+    vertices, triangles = bumpy_grid(8)  # 64 vertices
+    adjacency = mesh_adjacency(triangles, len(vertices))
+    laplacian = SparseMatrix(chebyshev_operator(adjacency, "fixed"), name="shared_laplacian")
+    down = SparseMatrix(sp.random(16, 64, density=0.1, random_state=4, format="csr"), name="shared_down")
+
+    def stage(name, channels):
+        inputs = keras.Input((64, 3))
+        x = SwapBatchAndVertices()(inputs) if vertex_major else inputs
+        x = ChebConv(channels, 4, laplacian, vertex_major=vertex_major)(x)
+        if name == "first":
+            x = ChebResBlock(channels, 3, laplacian, vertex_major=vertex_major)(x)
+        x = MeshResample(down, vertex_major=vertex_major)(x)
+        return keras.Model(inputs, SwapBatchAndVertices()(x) if vertex_major else x, name=name)
+
+    inputs = keras.Input((64, 3))
+    outputs = keras.layers.Concatenate()([stage("first", 5)(inputs), stage("second", 2)(inputs)])
+    return keras.Model(inputs, outputs), (laplacian, down)
+
+
+def _matrix_variables(model):
+    return [w for w in model.weights if w.path.endswith(("_indices", "_values"))]
+
+
+@pytest.mark.parametrize("vertex_major", [False, True])
+def test_shared_matrices_are_stored_once_and_load_shared(tmp_path, vertex_major):
+    model, shared = _two_stage_model(vertex_major)
+    assert len(_matrix_variables(model)) == 4  # two matrices, (indices, values) each: no per-layer copies
+    x = np.random.default_rng(8).normal(size=(2, 64, 3)).astype(np.float32)
+    expected = model(x).numpy()
+    path = tmp_path / "shared.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored(x).numpy(), expected, rtol=1e-6, atol=1e-7)
+    assert len(_matrix_variables(restored)) == 4
+    readers = [layer for stage in ("first", "second") for layer in restored.get_layer(stage).layers
+               if isinstance(layer, (ChebConv, MeshResample, ChebResBlock))]
+    laplacians = {id(layer.shared_laplacian) for layer in readers if isinstance(layer, ChebConv)}
+    laplacians |= {id(layer.conv1.shared_laplacian) for layer in readers if isinstance(layer, ChebResBlock)}
+    laplacians |= {id(layer.conv2.shared_laplacian) for layer in readers if isinstance(layer, ChebResBlock)}
+    downs = {id(layer.shared_matrix) for layer in readers if isinstance(layer, MeshResample)}
+    assert len(laplacians) == 1 and len(downs) == 1
+    # the loaded matrices are the saved ones, not placeholders
+    for original, name in zip(shared, ("shared_laplacian", "shared_down")):
+        match = [w for w in _matrix_variables(restored) if name in w.path and w.path.endswith("_values")]
+        np.testing.assert_array_equal(match[0].numpy(), original.operand.values.numpy())
+
+
+def test_shared_matrices_are_captured_once_by_a_saved_model(tmp_path):
+    model, _ = _two_stage_model()
+    x = np.random.default_rng(9).normal(size=(2, 64, 3)).astype(np.float32)
+    expected = model(x).numpy()
+    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
+    reader = tf.train.load_checkpoint(str(tmp_path / "saved" / "variables" / "variables"))
+    # Keras's export lists every variable again under _all_variables: count the "variables/" entries
+    stored = {name: dtype for name, dtype in reader.get_variable_to_dtype_map().items() if name.startswith("variables/")}
+    assert len(stored) == len(model.weights)  # every variable once, the two matrices included
+    assert sum(dtype == tf.int64 for dtype in stored.values()) == 2  # one index table per matrix
+
+
+def test_a_shared_matrix_is_not_a_layer_to_call():
+    with pytest.raises(TypeError, match="not called"):
+        SparseMatrix(sp.identity(3, format="csr"))(np.zeros((1, 3, 1), np.float32))

@@ -10,7 +10,8 @@ import tensorflow as tf  # noqa: E402
 from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
 from face_gcn.graph import products  # noqa: E402
-from face_gcn.graph.products import chebyshev_basis, chebyshev_sum, resample, sparse_matmul  # noqa: E402
+from face_gcn.graph.products import (chebyshev_basis, chebyshev_sum, chebyshev_to_power, power_sum,  # noqa: E402
+                                     resample, sparse_matmul)
 from face_gcn.graph.sparse import to_sparse_tensor  # noqa: E402
 from .graph_test_meshes import icosphere  # noqa: E402
 
@@ -109,6 +110,32 @@ def test_chebyshev_sum_and_its_gradient_match_closed_form(laplacian, order, colu
     np.testing.assert_allclose(total.numpy(), sum(t_k @ b for t_k, b in zip(filters, blocks)), rtol=1e-9, atol=1e-9)
     for got, t_k in zip(tape.gradient(loss, variables), filters):
         np.testing.assert_allclose(got.numpy(), t_k.T @ upstream, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("order", [1, 2, 6, 9])
+def test_chebyshev_to_power_matches_numpy(order):
+    for k in range(order):
+        expected = np.polynomial.chebyshev.cheb2poly(np.eye(order)[k])
+        np.testing.assert_array_equal(chebyshev_to_power(order)[k, :len(expected)], expected)
+        np.testing.assert_array_equal(chebyshev_to_power(order)[k, len(expected):], 0.0)
+
+
+@pytest.mark.parametrize("columns", COLUMNS)
+@pytest.mark.parametrize("order", [1, 2, 6])
+def test_power_sum_and_its_gradient_match_dense_powers(laplacian, order, columns):
+    rng = np.random.default_rng(20 + order)
+    blocks = [rng.normal(size=(laplacian.shape[0], columns)) for _ in range(order)]
+    upstream = rng.normal(size=blocks[0].shape)
+    dense = laplacian.toarray()
+    powers = [np.linalg.matrix_power(dense, j) for j in range(order)]
+    variables = [tf.constant(b) for b in blocks]
+    with tf.GradientTape() as tape:
+        tape.watch(variables)
+        total = power_sum(to_sparse_tensor(laplacian, "float64"), variables)
+        loss = tf.reduce_sum(total * upstream)
+    np.testing.assert_allclose(total.numpy(), sum(p @ b for p, b in zip(powers, blocks)), rtol=1e-9, atol=1e-9)
+    for got, power in zip(tape.gradient(loss, variables), powers):
+        np.testing.assert_allclose(got.numpy(), power.T @ upstream, rtol=1e-9, atol=1e-9)
 
 
 def test_chebconv_refuses_an_asymmetric_laplacian():

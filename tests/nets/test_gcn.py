@@ -186,6 +186,24 @@ def test_keras_round_trip(hierarchy, tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_array_equal(loaded([embedding, features]).numpy(), before)
+    assert _matrix_count(loaded) == _matrix_count(model)
+
+
+def _matrix_count(model):
+    """How many sparse matrices the model holds (each is an indices and a values variable)."""
+    return sum(w.path.endswith("_values") for w in model.weights)
+
+
+def test_each_matrix_of_the_hierarchy_is_held_once(hierarchy):
+    model = gcn.build_texture_gcn(hierarchy, SMALL)
+    levels = hierarchy.num_levels
+    assert _matrix_count(model) == levels + 2 * (levels - 1)  # L~ of every level, every U and D
+    readers = {name: model.get_layer(name) for name in ("decoder", "refiner", "combiner")}
+    level0 = {id(readers["decoder"].get_layer("output_cheb").shared_laplacian),
+              id(readers["refiner"].get_layer("input_cheb").shared_laplacian),
+              id(readers["combiner"].get_layer("cheb").shared_laplacian)}
+    assert len(level0) == 1
+    assert readers["decoder"].get_layer("up0").shared_matrix is readers["refiner"].get_layer("up0").shared_matrix
 
 
 @pytest.mark.parametrize("config", [SMALL, SMALL_RESNET], ids=["normal", "resnet"])
