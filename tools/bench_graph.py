@@ -8,9 +8,10 @@ Measures
      channels, against the previous layer (tf.sparse.sparse_dense_matmul per product) and a
      dense-matmul baseline where the dense L~ fits (--dense_max_vertices); the sparse products'
      achieved bytes/s against a measured memory bandwidth;
-  3. the projected filters (F_out < F_in, the texture GCNs' shapes) summed in the power basis (Horner,
-     the layer's way up to K = 6) against Clenshaw's recursion (its way before), forward and
-     forward + backward, with each one's largest error against the float64 filter.
+  3. the filters at the texture GCNs' shapes in the power basis (the layer's way up to K = 6:
+     L~^j x products, Horner's rule when projecting first) against the Chebyshev recursions (its
+     way before: T_k recursion, Clenshaw's when projecting first), forward and forward + backward,
+     with each one's largest error against the float64 filter.
 
 Usage: python tools/bench_graph.py [--vertices 35709] [--batch 16] [--repeats 3] [--notime_hierarchy]
 """
@@ -172,69 +173,67 @@ def bench_convolutions(hierarchy):
                   f"{achieved / 1e9:6.1f} {achieved / bandwidth:6.2f} {dense_text} {speed_text}")
 
 
-PROJECTED_SHAPES = ((0, 32, 16), (0, 16, 3), (1, 64, 32), (2, 128, 64))  # (level, F_in, F_out) of the GCNs
+FILTER_SHAPES = ((0, 16, 16), (0, 7, 16), (0, 32, 16), (0, 16, 3), (1, 64, 32), (2, 128, 64))  # (level, F_in, F_out)
 
 
-def bench_projected_sums(hierarchy):
-    """Power basis (Horner) vs Clenshaw's recursion for filters that project first, side by side."""
+def bench_power_basis(hierarchy):
+    """The filters in the power basis vs the Chebyshev recursions, side by side (same function)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from face_gcn.graph import products  # pylint: disable=import-outside-toplevel
     from face_gcn.graph.sparse import to_sparse_tensor  # pylint: disable=import-outside-toplevel
 
     order, batch = FLAGS.order, FLAGS.batch
-    print(f"\n== Projected filters, K={order}, batch {batch}: power basis (Horner) vs Clenshaw's recursion, "
+    print(f"\n== Filters at the GCNs' shapes, K={order}, batch {batch}: Chebyshev recursions vs power basis, "
           f"median of {FLAGS.repeats} ==")
-    print("error: largest |float32 - float64 filter| / largest |filter|")
-    print(f"{'vertices':>9} {'F_in->F_out':>12} {'fwd Clenshaw':>13} {'fwd power':>10} {'ratio':>6} "
-          f"{'f+b Clenshaw':>13} {'f+b power':>10} {'ratio':>6} {'err Clenshaw':>13} {'err power':>10}")
+    print("projected first when F_out < F_in (Clenshaw / Horner), else basis first; "
+          "error: largest |float32 - float64 filter| / largest |filter|")
+    print(f"{'vertices':>9} {'F_in->F_out':>12} {'fwd Cheb':>9} {'fwd power':>10} {'ratio':>6} "
+          f"{'f+b Cheb':>9} {'f+b power':>10} {'ratio':>6} {'err Cheb':>9} {'err power':>10}")
     to_power = products.chebyshev_to_power(order)
-    for level, f_in, f_out in PROJECTED_SHAPES:
+    for level, f_in, f_out in FILTER_SHAPES:
         if level >= hierarchy.num_levels:
             continue
         operator = hierarchy.chebyshev(level, "fixed")
         num_vertices = operator.shape[0]
-        rng = np.random.default_rng(level)
+        rng = np.random.default_rng(level + f_in)
         x = rng.normal(size=(num_vertices, batch * f_in))
         thetas = rng.normal(size=(order, f_in, f_out)) / np.sqrt(order * f_in)
-        reference = _projected_reference(operator, x, thetas)
-
-        def blocks(columns, kernels):
-            flat = tf.reshape(columns, [-1, f_in])
-            return [tf.reshape(flat @ kernel, [num_vertices, -1]) for kernel in kernels]
-
-        variants = {}
-        for name, summing, kernels in (("clenshaw", products.chebyshev_sum, thetas),
-                                       ("power", products.power_sum, np.einsum("kj,kio->jio", to_power, thetas))):
-            for dtype in (tf.float32, tf.float64):
-                matrix = to_sparse_tensor(operator, dtype.name)
-                weights = [tf.constant(k, dtype) for k in kernels]
-                variants[name, dtype] = tf.function(
-                    lambda columns, matrix=matrix, weights=weights, summing=summing: summing(
-                        matrix, blocks(columns, weights)))
+        reference = _filter_reference(operator, x, thetas)
+        kinds = {"chebyshev": (products.chebyshev_basis, products.chebyshev_sum, thetas),
+                 "power": (products.power_basis, products.power_sum, np.einsum("kj,kio->jio", to_power, thetas))}
         row, errors = [], []
-        for name in ("clenshaw", "power"):
-            forward = variants[name, tf.float32]
-            columns = tf.constant(x, tf.float32)
+        for kind, (basis, summed, weights) in kinds.items():
+            def filtered(columns, dtype, basis=basis, summed=summed, weights=weights):
+                matrix = to_sparse_tensor(operator, dtype.name)
+                kernels = [tf.constant(w, dtype) for w in weights]
+
+                def project(block, kernel):
+                    return tf.reshape(tf.reshape(block, [-1, f_in]) @ kernel, [num_vertices, -1])
+                if f_out < f_in:
+                    return summed(matrix, [project(columns, k) for k in kernels])
+                return tf.add_n([project(t, k) for t, k in zip(basis(matrix, columns, order), kernels)])
+
+            forward = tf.function(lambda columns, filtered=filtered: [filtered(columns, tf.float32)])
 
             @tf.function
-            def both(columns, forward=forward):
+            def both(columns, filtered=filtered):
                 with tf.GradientTape() as tape:
                     tape.watch(columns)
-                    loss = tf.reduce_sum(tf.square(forward(columns)))
+                    loss = tf.reduce_sum(tf.square(filtered(columns, tf.float32)))
                 return [tape.gradient(loss, columns)]
 
-            row.append((_median_ms(lambda c, f=forward: [f(c)], columns), _median_ms(both, columns)))
-            got = forward(columns).numpy()
-            errors.append(np.abs(got - reference).max() / np.abs(reference).max())
-            assert np.abs(variants[name, tf.float64](tf.constant(x)).numpy() - reference).max() \
-                <= 1e-9 * np.abs(reference).max(), f"{name} differs from the reference in float64"
+            columns = tf.constant(x, tf.float32)
+            row.append((_median_ms(forward, columns), _median_ms(both, columns)))
+            errors.append(np.abs(forward(columns)[0].numpy() - reference).max() / np.abs(reference).max())
+            exact = filtered(tf.constant(x), tf.float64).numpy()
+            assert np.abs(exact - reference).max() <= 1e-9 * np.abs(reference).max(), f"{kind} is not the filter"
         (fc, bc), (fp, bp) = row
-        print(f"{num_vertices:9d} {f'{f_in}->{f_out}':>12} {fc:13.1f} {fp:10.1f} {fc / fp:5.2f}x "
-              f"{bc:13.1f} {bp:10.1f} {bc / bp:5.2f}x {errors[0]:13.1e} {errors[1]:10.1e}")
+        print(f"{num_vertices:9d} {f'{f_in}->{f_out}':>12} {fc:9.1f} {fp:10.1f} {fc / fp:5.2f}x "
+              f"{bc:9.1f} {bp:10.1f} {bc / bp:5.2f}x {errors[0]:9.1e} {errors[1]:10.1e}")
 
 
-def _projected_reference(operator, x, thetas):
+def _filter_reference(operator, x, thetas):
     """sum_k T_k(L~) x theta_k in float64 by the Chebyshev recursion on the sparse matrix (SciPy)."""
     order, f_in, _ = thetas.shape
     terms = [x, operator @ x]
@@ -308,7 +307,7 @@ def main(argv):
         from face_gcn.graph.hierarchy import load_or_build_hierarchy  # pylint: disable=import-outside-toplevel
         hierarchy = load_or_build_hierarchy(vertices, triangles, (4, 4, 4, 4))
     bench_convolutions(hierarchy)
-    bench_projected_sums(hierarchy)
+    bench_power_basis(hierarchy)
     count = len(vertices)
     print(f"\ndense L~ at {count} vertices would need {4 * count ** 2 / 2**30:.1f} GiB (float32) "
           f"and ~{2 * count ** 2 * FLAGS.batch * 32 * (FLAGS.order - 1) * 2 / 1e12:.0f} TFLOP per "

@@ -7,10 +7,12 @@ faster than tf.sparse.sparse_dense_matmul on a 3,643-vertex Laplacian with 128 c
 (tools/bench_graph.py); blocks of at most COO_MAX_COLUMNS columns (a batch of one) use the latter.
 The Chebyshev recursion is one differentiable unit (chebyshev_basis) whose backward pass runs the
 transposed recursion on the same matrix; its doubled terms 2 L~ T use a second operand holding
-2 L~ (exact in floating point), which spares an element-wise pass per order. A filter that projects
-first (F_out < F_in) sums its polynomial in the power basis, sum_j L~^j z_j by Horner's rule
-(power_sum): one product and one addition per order where Clenshaw's recursion takes a product and
-two element-wise passes.
+2 L~ (exact in floating point), which spares an element-wise pass per order. Up to
+POWER_BASIS_MAX_ORDER the filters run in the power basis instead (sum_k T_k(L~) x theta_k =
+sum_j L~^j x phi_j, phi = C theta with C from chebyshev_to_power): its basis L~^j x is products
+alone (power_basis), and a filter that projects first sums sum_j L~^j z_j by Horner's rule
+(power_sum), one product and one addition per order where Clenshaw's recursion takes a product and
+two element-wise passes. The same function, in fewer passes over the [N, B F] blocks.
 
 Vertex features are batch-major [B, N, F] at the layers' boundaries or vertex-major [N, B, F] inside
 a network built that way (face_gcn.nets.gcn); a product sees them as columns [N, B * F], so that it
@@ -28,11 +30,12 @@ import tensorflow as tf
 # takes 2.5-4.5 ms plus a 1.1 ms conversion; from 32 columns on CSR wins (3.9 vs 17.5 ms at 32,
 # 13 vs 103 ms at 256). Batched layers have B * F columns, per-photo refinement F.
 COO_MAX_COLUMNS = 16
-# Up to this order a projected filter is summed in the power basis (power_sum). T_k's power
+# Up to this order the filters run in the power basis (power_basis, power_sum). T_k's power
 # coefficients grow with k (their absolute sum is 41 for T_5, 1393 for T_9), and rounding grows with
-# them: at K = 6 the float32 result is within 6e-7 of the float64 filter (relative to its largest
-# value) where Clenshaw's is within 2e-7; higher orders keep Clenshaw's recursion.
-POWER_SUM_MAX_ORDER = 6
+# them: at K = 6 a float32 filter is within about 6e-7 of the float64 one (relative to its largest
+# value) where the Chebyshev recursions are within 2e-7 (tools/bench_graph.py); higher orders keep
+# the Chebyshev recursions.
+POWER_BASIS_MAX_ORDER = 6
 
 
 class _Operand:
@@ -199,6 +202,42 @@ def chebyshev_to_power(order: int):
     return table
 
 
+def power_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
+    """[x, L~ x, ..., L~^{K-1} x] for a symmetric L~: K - 1 products and nothing else.
+
+    The gradient, sum_j L~^j g_j, is power_sum's Horner rule on the upstream gradients.
+
+    Args:
+      laplacian: [N, N] symmetric SparseTensor, indices in row-major order (unused when K = 1).
+      x: [N, C].
+      order: K >= 1.
+    Returns:
+      K tensors [N, C].
+    """
+    if order == 1:
+        return [x]
+
+    @tf.custom_gradient
+    def basis(indices, values, dense_shape, t0):
+        operand = _Operand(indices, values, dense_shape, t0.shape[-1])
+        terms = [t0]
+        for _ in range(1, order):
+            terms.append(operand.times(terms[-1]))
+
+        def gradient(*upstream):
+            upstream = [tf.zeros_like(t0) if g is None else g for g in upstream]
+            operand = _Operand(indices, values, dense_shape, t0.shape[-1])
+            result = upstream[order - 1]
+            for j in range(order - 2, -1, -1):
+                result = upstream[j] + operand.times(result)
+            return None, None, None, result
+
+        return terms, gradient
+
+    return basis(laplacian.indices, laplacian.values, laplacian.dense_shape,
+                 tf.convert_to_tensor(x, laplacian.values.dtype))
+
+
 def power_sum(laplacian: tf.SparseTensor, blocks) -> tf.Tensor:
     """sum_j L~^j blocks[j] for a symmetric L~, by Horner's rule: b = z_{K-1}, b = z_j + L~ b.
 
@@ -239,10 +278,10 @@ def chebyshev_filter(laplacian, x, kernel, order, vertex_major: bool = False):
     """sum_k T_k(L~) x theta_k.
 
     The sparse products run on min(F_in, F_out) channels per example: with F_out < F_in the input
-    is projected first and the polynomial summed, in the power basis up to POWER_SUM_MAX_ORDER
-    (z_j = x phi_j with phi_j = sum_k C[k, j] theta_k, power_sum) and by Clenshaw's recursion above it
-    (z_k = x theta_k, chebyshev_sum); otherwise the basis T_k(L~) x is built first and projected
-    (chebyshev_basis).
+    is projected first and the polynomial summed; otherwise the basis is built first and projected.
+    For 1 < K <= POWER_BASIS_MAX_ORDER both run in the power basis (weights phi_j = sum_k C[k, j]
+    theta_k; power_sum of z_j = x phi_j, or power_basis L~^j x projected by phi_j), above it in the
+    Chebyshev one (chebyshev_sum of z_k = x theta_k, or chebyshev_basis T_k(L~) x projected by theta_k).
     Vertex-major features are the products' own layout; batch-major ones are transposed on the
     way in and out.
 
@@ -264,13 +303,13 @@ def chebyshev_filter(laplacian, x, kernel, order, vertex_major: bool = False):
     def project(block, theta):  # [N, B * F_in] -> [N, B * F_out]
         return tf.reshape(tf.matmul(tf.reshape(block, [-1, channels]), theta), [shape[0], -1])
 
+    power = 1 < order <= POWER_BASIS_MAX_ORDER
+    if power:  # phi_j = sum_k C[k, j] theta_k
+        kernels = tf.einsum("kj,ikf->ijf", tf.constant(chebyshev_to_power(order), kernel.dtype), kernels)
+    weights = tf.unstack(kernels, axis=1)
     if order > 1 and kernel.shape[-1] < channels:
-        if order <= POWER_SUM_MAX_ORDER:  # phi_j = sum_k C[k, j] theta_k
-            phis = tf.einsum("kj,ikf->ijf", tf.constant(chebyshev_to_power(order), kernel.dtype), kernels)
-            y = power_sum(laplacian, [project(columns, phi) for phi in tf.unstack(phis, axis=1)])
-        else:
-            y = chebyshev_sum(laplacian, [project(columns, theta) for theta in tf.unstack(kernels, axis=1)])
+        y = (power_sum if power else chebyshev_sum)(laplacian, [project(columns, w) for w in weights])
     else:
-        terms = chebyshev_basis(laplacian, columns, order)
-        y = tf.add_n([project(term, theta) for term, theta in zip(terms, tf.unstack(kernels, axis=1))])
+        terms = (power_basis if power else chebyshev_basis)(laplacian, columns, order)
+        y = tf.add_n([project(term, w) for term, w in zip(terms, weights)])
     return tf.reshape(y, [shape[0], shape[1], -1])

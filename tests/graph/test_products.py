@@ -10,8 +10,8 @@ import tensorflow as tf  # noqa: E402
 from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
 from face_gcn.graph import products  # noqa: E402
-from face_gcn.graph.products import (chebyshev_basis, chebyshev_sum, chebyshev_to_power, power_sum,  # noqa: E402
-                                     resample, sparse_matmul)
+from face_gcn.graph.products import (chebyshev_basis, chebyshev_sum, chebyshev_to_power, power_basis,  # noqa: E402
+                                     power_sum, resample, sparse_matmul)
 from face_gcn.graph.sparse import to_sparse_tensor  # noqa: E402
 from .graph_test_meshes import icosphere  # noqa: E402
 
@@ -136,6 +136,25 @@ def test_power_sum_and_its_gradient_match_dense_powers(laplacian, order, columns
     np.testing.assert_allclose(total.numpy(), sum(p @ b for p, b in zip(powers, blocks)), rtol=1e-9, atol=1e-9)
     for got, power in zip(tape.gradient(loss, variables), powers):
         np.testing.assert_allclose(got.numpy(), power.T @ upstream, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("columns", COLUMNS)
+@pytest.mark.parametrize("order", [2, 6])
+def test_power_basis_and_its_gradient_match_dense_powers(laplacian, order, columns):
+    rng = np.random.default_rng(30 + order)
+    x = rng.normal(size=(laplacian.shape[0], columns))
+    upstream = [rng.normal(size=x.shape) for _ in range(order)]
+    dense = laplacian.toarray()
+    powers = [np.linalg.matrix_power(dense, j) for j in range(order)]
+    block = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(block)
+        terms = power_basis(to_sparse_tensor(laplacian, "float64"), block, order)
+        loss = tf.add_n([tf.reduce_sum(t * g) for t, g in zip(terms[1:], upstream[1:])])  # term 0 unused
+    for got, power in zip(terms, powers):
+        np.testing.assert_allclose(got.numpy(), power @ x, rtol=1e-9, atol=1e-9)
+    expected = sum(p.T @ g for p, g in zip(powers[1:], upstream[1:]))
+    np.testing.assert_allclose(tape.gradient(loss, block).numpy(), expected, rtol=1e-9, atol=1e-9)
 
 
 def test_chebconv_refuses_an_asymmetric_laplacian():
