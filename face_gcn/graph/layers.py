@@ -116,10 +116,6 @@ class SparseMatrix(keras.layers.Layer):
         self.operand.create_weights(self)
         self.built = True
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.operand.shape
-
     def call(self, inputs):
         raise TypeError(f"{self.name}: a SparseMatrix is read by graph layers, not called on tensors")
 
