@@ -160,8 +160,10 @@ def test_keras_file_round_trip_and_tf_function(tmp_path, vertex_major):
     expected = model(x).numpy()
     assert expected.shape == (2, 16, 4)
     traced = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec([None, 64, 3], tf.float32)])
-    # Grappler may regroup the float32 sums of Clenshaw's recursion in a traced graph: rounding-level differences
-    np.testing.assert_allclose(traced(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Grappler may regroup the float32 sums of the recursions in a traced graph: rounding-level differences,
+    # up to about 1e-6 of the largest output in the power basis (coefficients up to 20 at K = 6)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(traced(x).numpy(), expected, rtol=1e-5, atol=1e-5 * scale)
     path = tmp_path / "model.keras"
     model.save(path)
     restored = keras.models.load_model(path)
@@ -178,7 +180,9 @@ def test_saved_model_export_round_trip(tmp_path, vertex_major):
     expected = model(x).numpy()
     model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
     reloaded = tf.saved_model.load(str(tmp_path / "saved"))
-    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
+    # rounding-level differences from Grappler's regrouping (see the .keras test above)
+    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5,
+                               atol=1e-5 * np.abs(expected).max())
 
 
 def test_shape_errors():
@@ -252,7 +256,8 @@ def test_shared_matrices_are_captured_once_by_a_saved_model(tmp_path):
     expected = model(x).numpy()
     model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
     reloaded = tf.saved_model.load(str(tmp_path / "saved"))
-    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5,
+                               atol=1e-5 * np.abs(expected).max())
     reader = tf.train.load_checkpoint(str(tmp_path / "saved" / "variables" / "variables"))
     # Keras's export lists every variable again under _all_variables: count the "variables/" entries
     stored = {name: dtype for name, dtype in reader.get_variable_to_dtype_map().items() if name.startswith("variables/")}
