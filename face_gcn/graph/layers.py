@@ -359,7 +359,6 @@ class ChebResBlock(keras.layers.Layer):
         self.bias2 = BiasActivation("linear", name="bias2")
         self.act_out = keras.layers.Activation(activation, name="act_out")
         self.shortcut = None
-        self._laplacian_config = self.conv1.operand.config()
 
     def build(self, input_shape):
         inner = (input_shape[0], input_shape[1], self.filters)  # either layout: only F changes
@@ -387,7 +386,7 @@ class ChebResBlock(keras.layers.Layer):
         if shared is not None:
             config.update(laplacian=_serialised_shared(shared))
         else:
-            config.update(self._laplacian_config)
+            config.update(self.conv1.operand.config())
         return config
 
     @classmethod

@@ -202,6 +202,23 @@ def chebyshev_to_power(order: int):
     return table
 
 
+def _powers(operand: _Operand, x, order: int) -> list:
+    """[x, M x, ..., M^{K-1} x]: K - 1 products."""
+    terms = [x]
+    for _ in range(1, order):
+        terms.append(operand.times(terms[-1]))
+    return terms
+
+
+def _horner(operand: _Operand, blocks) -> tf.Tensor:
+    """sum_j M^j blocks[j] by Horner's rule: K - 1 products and K - 1 additions. Each of _powers and
+    _horner is the other's transpose (for a symmetric M), so each serves as the other's gradient."""
+    result = blocks[-1]
+    for block in reversed(blocks[:-1]):
+        result = block + operand.times(result)
+    return result
+
+
 def power_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
     """[x, L~ x, ..., L~^{K-1} x] for a symmetric L~: K - 1 products and nothing else.
 
@@ -219,18 +236,11 @@ def power_basis(laplacian: tf.SparseTensor, x, order: int) -> list:
 
     @tf.custom_gradient
     def basis(indices, values, dense_shape, t0):
-        operand = _Operand(indices, values, dense_shape, t0.shape[-1])
-        terms = [t0]
-        for _ in range(1, order):
-            terms.append(operand.times(terms[-1]))
+        terms = _powers(_Operand(indices, values, dense_shape, t0.shape[-1]), t0, order)
 
         def gradient(*upstream):
             upstream = [tf.zeros_like(t0) if g is None else g for g in upstream]
-            operand = _Operand(indices, values, dense_shape, t0.shape[-1])
-            result = upstream[order - 1]
-            for j in range(order - 2, -1, -1):
-                result = upstream[j] + operand.times(result)
-            return None, None, None, result
+            return None, None, None, _horner(_Operand(indices, values, dense_shape, t0.shape[-1]), upstream)
 
         return terms, gradient
 
@@ -256,17 +266,11 @@ def power_sum(laplacian: tf.SparseTensor, blocks) -> tf.Tensor:
 
     @tf.custom_gradient
     def total(indices, values, dense_shape, *zs):
-        operand = _Operand(indices, values, dense_shape, zs[0].shape[-1])
-        result = zs[order - 1]
-        for j in range(order - 2, -1, -1):
-            result = zs[j] + operand.times(result)
+        result = _horner(_Operand(indices, values, dense_shape, zs[0].shape[-1]), zs)
 
         def gradient(upstream):
             operand = _Operand(indices, values, dense_shape, zs[0].shape[-1])
-            powers = [upstream]
-            for _ in range(1, order):
-                powers.append(operand.times(powers[-1]))
-            return (None, None, None, *powers)
+            return (None, None, None, *_powers(operand, upstream, order))
 
         return result, gradient
 

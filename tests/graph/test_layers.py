@@ -173,16 +173,21 @@ def test_keras_file_round_trip_and_tf_function(tmp_path, vertex_major):
     assert all("indices" not in w.path and "values" not in w.path for w in restored.trainable_weights)
 
 
+def _check_exported(model, x, expected, folder):
+    """Exports ``model`` to ``folder`` as a SavedModel, reloads it and checks it maps x to expected."""
+    model.export(str(folder), format="tf_saved_model", verbose=False)
+    reloaded = tf.saved_model.load(str(folder))
+    # rounding-level differences from Grappler's regrouping (see the .keras test above)
+    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5,
+                               atol=1e-5 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("vertex_major", [False, True])
 def test_saved_model_export_round_trip(tmp_path, vertex_major):
     model = _small_model(vertex_major)
     x = np.random.default_rng(6).normal(size=(3, 64, 3)).astype(np.float32)
     expected = model(x).numpy()
-    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
-    reloaded = tf.saved_model.load(str(tmp_path / "saved"))
-    # rounding-level differences from Grappler's regrouping (see the .keras test above)
-    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5,
-                               atol=1e-5 * np.abs(expected).max())
+    _check_exported(model, x, expected, tmp_path / "saved")
 
 
 def test_shape_errors():
@@ -254,13 +259,11 @@ def test_shared_matrices_are_captured_once_by_a_saved_model(tmp_path):
     model, _ = _two_stage_model()
     x = np.random.default_rng(9).normal(size=(2, 64, 3)).astype(np.float32)
     expected = model(x).numpy()
-    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
-    reloaded = tf.saved_model.load(str(tmp_path / "saved"))
-    np.testing.assert_allclose(reloaded.serve(tf.constant(x)).numpy(), expected, rtol=1e-5,
-                               atol=1e-5 * np.abs(expected).max())
+    _check_exported(model, x, expected, tmp_path / "saved")
     reader = tf.train.load_checkpoint(str(tmp_path / "saved" / "variables" / "variables"))
     # Keras's export lists every variable again under _all_variables: count the "variables/" entries
-    stored = {name: dtype for name, dtype in reader.get_variable_to_dtype_map().items() if name.startswith("variables/")}
+    stored = {name: dtype for name, dtype in reader.get_variable_to_dtype_map().items()
+              if name.startswith("variables/")}
     assert len(stored) == len(model.weights)  # every variable once, the two matrices included
     assert sum(dtype == tf.int64 for dtype in stored.values()) == 2  # one index table per matrix
 
