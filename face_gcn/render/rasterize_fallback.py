@@ -8,14 +8,19 @@ with near/far clipping to [-1, 1]; among equal depths the higher triangle index 
 sequential loop keeps a fragment whose depth is <= the stored one). Empty pixels: id -1,
 barycentrics 0, depth 1. The float32 arithmetic follows the op's order, so ids agree exactly.
 
-How: every (image, triangle) pair owns the pixels whose centres its bounding box holds (the whole
-image for a triangle crossing w = 0). The candidate fragments (about 4 per triangle on a 224 x 224 face) are
-enumerated in chunks of FRAGMENT_CHUNK inside a tf.while_loop, so memory stays bounded for big
-triangles and batches; in each chunk the depth winner of each pixel is found with
-unsorted_segment_min, ties broken with unsorted_segment_max over triangle ids, and chunks merge
-into the running depth/id buffers with the same rule. Barycentrics of the winners are then recomputed from the
-vertices with plain TF ops, so autodiff gives d barycentrics / d clip (x, y, w); ids and depths
-carry no gradient, empty pixels get none.
+How: every (triangle, image) pair owns the pixels whose centres its bounding box holds (the whole
+image for a triangle crossing w = 0). The arithmetic runs on one [T, B] tensor per quantity (each
+vertex coordinate a [V, B] plane, gathered by rows), so every op is a contiguous elementwise pass.
+  - Pairs whose box holds exactly one pixel centre (nearly all of a face mesh's triangles at
+    224 px: they are smaller than a pixel) are shaded where they lie, all at once.
+  - The other pairs (bigger triangles, and those crossing w = 0) enumerate their candidate pixels
+    in chunks of FRAGMENT_CHUNK inside a tf.while_loop, so memory stays bounded for big triangles
+    and batches.
+Each set of fragments finds the depth winner of each pixel with unsorted_segment_min, ties broken
+with unsorted_segment_max over triangle ids; the sets merge into the running depth/id buffers with
+the same rule. Barycentrics of the winners are then recomputed from the vertices with plain TF ops,
+so autodiff gives d barycentrics / d clip (x, y, w); ids and depths carry no gradient, empty pixels
+get none.
 """
 
 from __future__ import annotations
@@ -25,24 +30,25 @@ import tensorflow as tf
 from face_gcn.render import rasterize_inputs
 
 MAX_TOTAL_PIXELS = 1 << 28
-# Candidate fragments resolved per step; bounds memory for big triangles and batches.
+# Candidate fragments of the multi-pixel pairs resolved per step; bounds memory for big triangles.
 FRAGMENT_CHUNK = 1 << 22
 # Pixels of slack around a triangle's projected span when choosing candidate pixel centres; the
 # float32 projection is off by ~1e-5 px at 224 px, so this is ample and costs almost nothing.
 BOX_MARGIN = 1.0 / 64.0
 
 
-def _adjugate_rows(corners):
-    """Sign-corrected adjugate of M = [x; y; w] (columns = corners).
+def _edge_matrix(x, y, w):
+    """Sign-corrected adjugate of M = [x; y; w] (columns = corners), in the op's order.
 
     Args:
-      corners: [..., 3, 4] clip coordinates of the three corners.
+      x, y, w: 3-tuples (one per corner) of equal-shape float32 tensors: clip x, y and w.
     Returns:
-      [..., 9] float32: row i (entries 3i..3i+2) is edge function i, in the op's order.
+      9 tensors of that shape; entries 3i..3i+2 are edge function i's coefficients of
+      (px, py, 1).
     """
-    a11, a12, a13 = corners[..., 0, 0], corners[..., 1, 0], corners[..., 2, 0]
-    a21, a22, a23 = corners[..., 0, 1], corners[..., 1, 1], corners[..., 2, 1]
-    a31, a32, a33 = corners[..., 0, 3], corners[..., 1, 3], corners[..., 2, 3]
+    a11, a12, a13 = x
+    a21, a22, a23 = y
+    a31, a32, a33 = w
     m = [a22 * a33 - a32 * a23,
          a13 * a32 - a33 * a12,
          a12 * a23 - a22 * a13,
@@ -54,41 +60,58 @@ def _adjugate_rows(corners):
          a11 * a22 - a21 * a12]
     det = a11 * m[0] + a12 * m[3] + a13 * m[6]
     sign = tf.stop_gradient(tf.where(det < 0.0, -1.0, 1.0))
-    return tf.stack([sign * v for v in m], axis=-1)
+    return [sign * v for v in m]
 
 
-def _pixel_center_ndc(index, size: int):
-    """[...] float32 NDC centre of pixel `index` along an axis of `size` pixels."""
-    half = tf.constant(0.5 * size, tf.float64)
-    return tf.cast((tf.cast(index, tf.float64) + 0.5) / half - 1.0, tf.float32)
+def _edge_values(m, px, py):
+    """The three edge values at NDC (px, py), from _edge_matrix's 9 coefficients."""
+    return (m[0] * px + m[1] * py + m[2],
+            m[3] * px + m[4] * py + m[5],
+            m[6] * px + m[7] * py + m[8])
 
 
-def _edges(m, px, py):
-    """Edge values [..., 3] at NDC (px, py) from adjugate rows m [..., 9]."""
-    e0 = m[..., 0] * px + m[..., 1] * py + m[..., 2]
-    e1 = m[..., 3] * px + m[..., 4] * py + m[..., 5]
-    e2 = m[..., 6] * px + m[..., 7] * py + m[..., 8]
-    return tf.stack([e0, e1, e2], axis=-1)
+def _barycentrics(e):
+    """Perspective-correct barycentrics (3 tensors) from the edge values."""
+    one_over_w = e[0] + e[1] + e[2]
+    return tuple(value / one_over_w for value in e)
 
 
-def _bbox_axis(coord, w, size: int):
-    """Pixel range [lo, hi) along one axis for triangles with all w > 0: the pixels whose centre
-    i + 0.5 lies within BOX_MARGIN of the projected corners' span.
+def _shade(e, z, w):
+    """Inside test and NDC depth of fragments.
+
+    Args:
+      e: 3 edge values; z, w: 3-tuples of the corners' clip z and w (same shapes).
+    Returns:
+      (kept, depth): kept is true where the pixel centre is inside and the depth lies in [-1, 1].
+    """
+    b = _barycentrics(e)
+    clip_z = b[0] * z[0] + b[1] * z[1] + b[2] * z[2]
+    clip_w = b[0] * w[0] + b[1] * w[1] + b[2] * w[2]
+    depth = clip_z / clip_w
+    inside = (e[0] >= 0.0) & (e[1] >= 0.0) & (e[2] >= 0.0) & ((e[0] > 0.0) | (e[1] > 0.0) | (e[2] > 0.0))
+    return inside & (depth >= -1.0) & (depth <= 1.0), depth
+
+
+def _pixel_centres(size: int):
+    """[size + 1] float32 NDC centres of pixels 0..size along an axis (computed in double, as the op)."""
+    index = tf.range(size + 1, dtype=tf.float64)
+    return tf.cast((index + 0.5) / (0.5 * size) - 1.0, tf.float32)
+
+
+def _pixel_range(p0, p1, p2, size: int):
+    """Pixel range [lo, hi) along one axis, as float32 integers in [0, size]: the pixels whose
+    centre i + 0.5 lies within BOX_MARGIN of the span of the corners' projections p0, p1, p2
+    (pixel units, finite or infinite).
 
     Only centres can be inside, so this range holds every pixel the inside test can accept (the
     margin covers the rounding of the projection) and, for the sub-pixel triangles of a face
     mesh, about a third of the candidates of the span's floor-to-ceil range.
-
-    Args:
-      coord: [..., 3] clip x (or y); w: [..., 3]; size: pixels along the axis.
     """
-    half = 0.5 * size
-    p = (coord / w + 1.0) * half
     lim = float(size)
-    lo = tf.math.ceil(tf.maximum(tf.minimum(tf.reduce_min(p, -1) - (0.5 + BOX_MARGIN), lim), -1.0))
-    hi = tf.math.floor(tf.maximum(tf.minimum(tf.reduce_max(p, -1) - (0.5 - BOX_MARGIN), lim), -1.0)) + 1.0
-    lo = tf.cast(tf.clip_by_value(tf.where(tf.math.is_nan(lo), 0.0, lo), 0.0, lim), tf.int32)
-    hi = tf.cast(tf.clip_by_value(tf.where(tf.math.is_nan(hi), 0.0, hi), 0.0, lim), tf.int32)
+    low = tf.minimum(tf.minimum(p0, p1), p2)
+    high = tf.maximum(tf.maximum(p0, p1), p2)
+    lo = tf.math.ceil(tf.clip_by_value(low - (0.5 + BOX_MARGIN), 0.0, lim))
+    hi = tf.minimum(tf.math.floor(tf.clip_by_value(high - (0.5 - BOX_MARGIN), -1.0, lim)) + 1.0, lim)
     return lo, hi
 
 
@@ -108,6 +131,31 @@ def _validate(clip_vertices, triangles):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(clip_vertices), tf.identity(triangles)
+
+
+def _resolve(kept, depth, pixel, triangle, segments):
+    """Depth winners of one set of fragments (any shape, flattened).
+
+    Args:
+      kept: bool, fragments that passed the inside and clipping tests; depth: float32 NDC z;
+      pixel: int32 flat pixel index (image * H * W + row * W + column); triangle: int32 ids.
+      segments: number of pixels in the batch.
+    Returns:
+      (depth [segments] float32, 2 where empty; ids [segments] int32, -1 where empty).
+    """
+    key = tf.reshape(tf.where(kept, pixel, -1), [-1])     # negative keys are dropped
+    depth = tf.reshape(depth, [-1])
+    nearest = tf.math.unsorted_segment_min(depth, key, segments)
+    kept_best = tf.reshape(kept, [-1]) & tf.equal(depth, tf.gather(nearest, tf.maximum(key, 0)))
+    best = tf.math.unsorted_segment_max(tf.reshape(triangle, [-1]), tf.where(kept_best, key, -1), segments)
+    best = tf.maximum(best, -1)                            # empty segments -> -1
+    return tf.where(best >= 0, nearest, 2.0), best
+
+
+def _merge(z_buffer, ids, z_new, ids_new):
+    """Merges two depth/id buffers: the nearer wins, equal depths go to the higher triangle index."""
+    z_min = tf.minimum(z_buffer, z_new)
+    return z_min, tf.maximum(tf.where(z_buffer == z_min, ids, -1), tf.where(z_new == z_min, ids_new, -1))
 
 
 def rasterize(clip_vertices, triangles, image_width: int, image_height: int):
@@ -133,99 +181,87 @@ def rasterize(clip_vertices, triangles, image_width: int, image_height: int):
     clip_vertices, triangles = _validate(clip_vertices, triangles)
     pixel_count = width * height
     batch = tf.shape(clip_vertices)[0]
+    vertex_count = tf.shape(clip_vertices)[1]
     tri_count = tf.shape(triangles)[0]
-
-    # Selection (no gradient): which triangle wins each pixel.
-    vertices_ng = tf.stop_gradient(clip_vertices)
-    corners = tf.gather(vertices_ng, triangles, axis=1)            # [B, T, 3, 4]
-    m = _adjugate_rows(corners)                                     # [B, T, 9]
-    w = corners[..., 3]
-    all_front = tf.reduce_all(w > 0.0, axis=-1)
-    all_behind = tf.reduce_all(w < 0.0, axis=-1)
-    safe_w = tf.where(all_front[..., tf.newaxis], w, tf.ones_like(w))
-    left, right = _bbox_axis(corners[..., 0], safe_w, width)
-    bottom, top = _bbox_axis(corners[..., 1], safe_w, height)
-    left = tf.where(all_front, left, 0)
-    right = tf.where(all_front, right, width)
-    bottom = tf.where(all_front, bottom, 0)
-    top = tf.where(all_front, top, height)
-    box_w = tf.maximum(right - left, 0)
-    box_h = tf.maximum(top - bottom, 0)
-    counts = tf.where(all_behind, 0, box_w * box_h)                # [B, T]
-
-    flat_counts = tf.cast(tf.reshape(counts, [-1]), tf.int64)     # [B*T] fragments per pair
-    ends = tf.cumsum(flat_counts)
-    starts = ends - flat_counts
-    total = tf.cond(tf.size(flat_counts) > 0, lambda: ends[tf.size(flat_counts) - 1],
-                    lambda: tf.constant(0, tf.int64))
-    flat_left = tf.reshape(left, [-1])
-    flat_bottom = tf.reshape(bottom, [-1])
-    flat_box_w = tf.maximum(tf.reshape(box_w, [-1]), 1)
-    flat_m = tf.reshape(m, [-1, 9])
-    flat_corners = tf.reshape(corners, [-1, 3, 4])
-    safe_count = tf.maximum(tri_count, 1)
     segments = batch * pixel_count
+    centres_x, centres_y = _pixel_centres(width), _pixel_centres(height)
+    corner_ids = tf.unstack(triangles, num=3, axis=1)               # 3 x [T]
 
-    def resolve_chunk(begin):
-        """Depth winners among fragments [begin, begin + CHUNK): (z_min, id) per pixel."""
+    # Selection (no gradient), on [T, B] tensors: which triangle wins each pixel.
+    x, y, z, w = tf.unstack(tf.transpose(tf.stop_gradient(clip_vertices), [2, 1, 0]), num=4)  # [V, B]
+    front = w > 0.0
+    project_x = tf.where(front, (x / w + 1.0) * (0.5 * width), 0.0)   # any finite value behind
+    project_y = tf.where(front, (y / w + 1.0) * (0.5 * height), 0.0)
+    corner = lambda plane: tuple(tf.gather(plane, ids) for ids in corner_ids)  # noqa: E731
+    cx, cy, cz, cw = corner(x), corner(y), corner(z), corner(w)      # 3 x [T, B] each
+    all_front = tf.minimum(tf.minimum(cw[0], cw[1]), cw[2]) > 0.0
+    all_behind = tf.maximum(tf.maximum(cw[0], cw[1]), cw[2]) < 0.0
+    left, right = _pixel_range(*corner(project_x), width)
+    bottom, top = _pixel_range(*corner(project_y), height)
+    single = all_front & tf.equal(right - left, 1.0) & tf.equal(top - bottom, 1.0)
+
+    # Pairs with one candidate pixel: shaded where they lie.
+    column, row = tf.cast(left, tf.int32), tf.cast(bottom, tf.int32)
+    m = _edge_matrix(cx, cy, cw)                                     # 9 x [T, B]
+    kept, depth = _shade(_edge_values(m, tf.gather(centres_x, column), tf.gather(centres_y, row)), cz, cw)
+    image_offset = tf.range(batch)[tf.newaxis] * pixel_count          # [1, B]
+    pair_triangle = tf.broadcast_to(tf.range(tri_count)[:, tf.newaxis], tf.shape(kept))
+    z_single, ids_single = _resolve(single & kept, depth, image_offset + row * width + column,
+                                    pair_triangle, segments)
+
+    # The other pairs: each candidate pixel of their boxes, chunk by chunk.
+    nonempty = (right > left) & (top > bottom)
+    flat = lambda t: tf.reshape(t, [-1])  # noqa: E731 - [T, B] -> [T * B], pair p = t * B + b
+    multi = tf.cast(tf.where(flat(~single & ~all_behind & (~all_front | nonempty)))[:, 0], tf.int32)
+    multi_front = tf.gather(flat(all_front), multi)
+    multi_left = tf.where(multi_front, tf.cast(tf.gather(flat(left), multi), tf.int32), 0)
+    multi_bottom = tf.where(multi_front, tf.cast(tf.gather(flat(bottom), multi), tf.int32), 0)
+    box_w = tf.where(multi_front, tf.cast(tf.gather(flat(right), multi), tf.int32) - multi_left, width)
+    box_h = tf.where(multi_front, tf.cast(tf.gather(flat(top), multi), tf.int32) - multi_bottom, height)
+    counts = tf.cast(box_w, tf.int64) * tf.cast(box_h, tf.int64)
+    ends = tf.cumsum(counts)
+    starts = ends - counts
+    total = tf.reduce_sum(counts)
+    safe_batch = tf.maximum(batch, 1)
+
+    def merge_chunk(begin, z_buffer, ids):
         index = tf.range(begin, tf.minimum(begin + FRAGMENT_CHUNK, total))
         owner = tf.searchsorted(ends, index, side="right", out_type=tf.int32)
         local = tf.cast(index - tf.gather(starts, owner), tf.int32)
-        owner_w = tf.gather(flat_box_w, owner)
-        ix = tf.gather(flat_left, owner) + local % owner_w
-        iy = tf.gather(flat_bottom, owner) + local // owner_w
-        e = _edges(tf.gather(flat_m, owner), _pixel_center_ndc(ix, width),
-                   _pixel_center_ndc(iy, height))                    # [N, 3]
-        inside = tf.reduce_all(e >= 0.0, -1) & tf.reduce_any(e > 0.0, -1)
-        b = e / tf.reduce_sum(e, -1)[:, tf.newaxis]
-        frag_corners = tf.gather(flat_corners, owner)
-        clip_z = b[:, 0] * frag_corners[:, 0, 2] + b[:, 1] * frag_corners[:, 1, 2] \
-            + b[:, 2] * frag_corners[:, 2, 2]
-        clip_w = b[:, 0] * frag_corners[:, 0, 3] + b[:, 1] * frag_corners[:, 1, 3] \
-            + b[:, 2] * frag_corners[:, 2, 3]
-        z = clip_z / clip_w
-        keep = inside & (z >= -1.0) & (z <= 1.0)
-        key = tf.boolean_mask((owner // safe_count) * pixel_count + iy * width + ix, keep)
-        z_kept = tf.boolean_mask(z, keep)
-        tri_kept = tf.boolean_mask(owner % safe_count, keep)
-        z_min = tf.math.unsorted_segment_min(z_kept, key, segments)
-        is_best = tf.equal(z_kept, tf.gather(z_min, key))
-        best = tf.math.unsorted_segment_max(tf.where(is_best, tri_kept, -1), key, segments)
-        return z_min, best
-
-    def merge(begin, z_buffer, ids):
-        z_chunk, id_chunk = resolve_chunk(begin)
-        id_chunk = tf.maximum(id_chunk, -1)                            # empty segments -> -1
-        z_chunk = tf.where(id_chunk >= 0, z_chunk, 2.0)
-        z_new = tf.minimum(z_buffer, z_chunk)
-        # Equal depths: the higher triangle index wins whatever chunk it came from.
-        ids = tf.maximum(tf.where(z_buffer == z_new, ids, -1),
-                         tf.where(z_chunk == z_new, id_chunk, -1))
-        return begin + FRAGMENT_CHUNK, z_new, ids
+        owner_w = tf.gather(box_w, owner)
+        ix = tf.gather(multi_left, owner) + local % owner_w
+        iy = tf.gather(multi_bottom, owner) + local // owner_w
+        pair = tf.gather(multi, owner)
+        at = lambda planes: tuple(tf.gather(flat(p), pair) for p in planes)  # noqa: E731
+        e = _edge_values(at(m), tf.gather(centres_x, ix), tf.gather(centres_y, iy))
+        kept_chunk, depth_chunk = _shade(e, at(cz), at(cw))
+        image = pair % safe_batch
+        z_chunk, ids_chunk = _resolve(kept_chunk, depth_chunk, image * pixel_count + iy * width + ix,
+                                      pair // safe_batch, segments)
+        return (begin + FRAGMENT_CHUNK,) + _merge(z_buffer, ids, z_chunk, ids_chunk)
 
     _, z_flat, ids_flat = tf.while_loop(
-        lambda begin, *_: begin < total, merge,
-        (tf.constant(0, tf.int64), tf.fill([segments], 2.0), tf.fill([segments], -1)),
+        lambda begin, *_: begin < total, merge_chunk, (tf.constant(0, tf.int64), z_single, ids_single),
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None])))
     covered = ids_flat >= 0
     z_flat = tf.where(covered, z_flat, 1.0)
 
-    # Barycentrics of the winners, recomputed differentiably.
-    pixels = tf.where(covered)[:, 0]
-    pixels = tf.cast(pixels, tf.int32)
+    # Barycentrics of the winners, recomputed differentiably from [B * V] coordinate planes.
+    pixels = tf.cast(tf.where(covered)[:, 0], tf.int32)
     win_ids = tf.gather(ids_flat, pixels)
-    win_image = pixels // pixel_count
     win_pixel = pixels % pixel_count
-    vertex_ids = tf.gather(triangles, win_ids)                      # [P, 3]
-    win_corners = tf.gather_nd(clip_vertices,
-                               tf.stack([tf.repeat(win_image[:, tf.newaxis], 3, axis=1),
-                                         vertex_ids], axis=-1))    # [P, 3, 4]
-    win_m = _adjugate_rows(win_corners)
-    wpx = _pixel_center_ndc(win_pixel % width, width)
-    wpy = _pixel_center_ndc(win_pixel // width, height)
-    we = _edges(win_m, wpx, wpy)
-    wb = we / tf.reduce_sum(we, -1, keepdims=True)
-    bary_flat = tf.scatter_nd(pixels[:, tf.newaxis], wb, tf.stack([segments, 3]))
+    vertex_base = (pixels // pixel_count) * vertex_count
+    planes = tf.unstack(tf.reshape(tf.transpose(clip_vertices, [2, 0, 1]), [4, -1]), num=4)
+    win_vertices = [vertex_base + tf.gather(ids, win_ids) for ids in corner_ids]
+    win = lambda plane: tuple(tf.gather(plane, ids) for ids in win_vertices)  # noqa: E731
+    wb = _barycentrics(_edge_values(_edge_matrix(win(planes[0]), win(planes[1]), win(planes[3])),
+                                    tf.gather(centres_x, win_pixel % width),
+                                    tf.gather(centres_y, win_pixel // width)))
+    # Each pixel gathers its winner's row (a gather: scatter_nd took twice as long); empty pixels read
+    # the zero row appended at index P.
+    rows = tf.concat([tf.stack(wb, axis=1), tf.zeros([1, 3])], axis=0)           # [P + 1, 3]
+    slot = tf.where(covered, tf.cumsum(tf.cast(covered, tf.int32)) - 1, tf.shape(pixels)[0])
+    bary_flat = tf.gather(rows, slot)
 
     out_shape = tf.stack([batch, height, width])
     barycentrics = tf.reshape(bary_flat, tf.concat([out_shape, [3]], 0))

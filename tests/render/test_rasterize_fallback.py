@@ -103,9 +103,8 @@ def test_tight_candidate_boxes_lose_no_pixel(monkeypatch):
     triangles = np.array(triangles, np.int32)
     tight = run(scenes, triangles, size, size)
     assert (tight[1] >= 0).mean() > 0.2
-    whole_axis = lambda coord, w, axis_size: (tf.zeros_like(coord[..., 0], tf.int32),  # noqa: E731
-                                              tf.fill(tf.shape(coord[..., 0]), axis_size))
-    monkeypatch.setattr(rasterize_fallback, "_bbox_axis", whole_axis)
+    whole_axis = lambda p0, p1, p2, axis_size: (tf.zeros_like(p0), tf.fill(tf.shape(p0), float(axis_size)))  # noqa: E731
+    monkeypatch.setattr(rasterize_fallback, "_pixel_range", whole_axis)
     every_pixel = run(scenes, triangles, size, size)
     for got, expected in zip(tight, every_pixel):
         np.testing.assert_array_equal(got, expected)
@@ -232,3 +231,19 @@ def test_small_fragment_chunks_give_the_same_result(monkeypatch):
     assert not np.isin([0, 1, 2], chunked[1]).any()         # their duplicates won every tie
     assert np.isin([10, 12], chunked[1]).all()
     assert_matches_reference(clip, triangles, 21, 16, result=chunked)
+
+
+@pytest.mark.parametrize("speck_first", [True, False])
+def test_equal_depths_across_one_pixel_and_larger_triangles(speck_first):
+    """A speck whose box holds one pixel centre is shaded apart from the big triangles; at equal
+    depth the higher index must still win, whichever of the two it is."""
+    size = 8
+    centre = (3 + 0.5) / (size / 2.0) - 1.0                 # NDC of pixel 3's centre
+    big = [[-1.0, -1.0, 0.25, 1.0], [3.0, -1.0, 0.25, 1.0], [-1.0, 3.0, 0.25, 1.0]]
+    speck = [[centre - 0.05, centre - 0.05, 0.25, 1.0], [centre + 0.05, centre - 0.05, 0.25, 1.0],
+             [centre, centre + 0.05, 0.25, 1.0]]
+    clip = np.array(speck + big if speck_first else big + speck, np.float32)
+    triangles = np.array([[0, 1, 2], [3, 4, 5]], np.int32)
+    _, ids, _ = run(clip[np.newaxis], triangles, size, size)
+    assert ids[0, 3, 3] == 1 and (ids[0] == 1).sum() == (1 if not speck_first else size * size)
+    assert_matches_reference(clip, triangles, size, size)
