@@ -86,7 +86,7 @@ def main():
     coefficients[:, 225] = np.linspace(-0.6, 0.6, 4)
     render = face_renderer.render_coefficients(model, coefficients, image_size=224)
     sample = lambda: sample_vertex_colors(render.image, render.posed, render.normals,  # noqa: E731
-                                          model.triangles, model.vertex_triangles)
+                                          model.triangles)
     row("T_p sampling demo, 224 px, batch 4 (ms)", f"{1e3 * timed(sample):.1f}")
     row("T_p visible fraction (yaw -0.6..0.6)", f"{float(tf.reduce_mean(sample().visibility)):.3f}")
 

@@ -133,7 +133,7 @@ def stage_functions(nets, backend: str = "auto"):
     def render(images, masks, coefficients, refined_albedo):
         coarse = face_renderer.render_coefficients(nets.morphable, coefficients, image_size=size, backend=backend)
         samples = vertex_sampling.sample_vertex_colors(
-            images / 255.0, coarse.posed, coarse.normals, tensors.triangles, tensors.vertex_triangles,
+            images / 255.0, coarse.posed, coarse.normals, tensors.triangles,
             face_mask=masks, focal=focal, center=center, backend=backend, fragments=coarse.fragments)
         lit = lighting.illuminate(refined_albedo, coarse.normals, coeff_lib.split_coefficients(coefficients).gamma)
         image, alpha = deferred.shade_fragments(coarse.fragments, tensors.triangles, lit)

@@ -64,7 +64,7 @@ def photo_albedo(morphable, coefficients, images, face_mask=None, min_shading: f
     tensors = formation.model_tensors(morphable)
     focal, center = face_renderer.camera_for_size(size)
     samples = vertex_sampling.sample_vertex_colors(images, render.posed, render.normals, tensors.triangles,
-                                                   tensors.vertex_triangles, face_mask=face_mask, focal=focal,
+                                                   face_mask=face_mask, focal=focal,
                                                    center=center, fragments=render.fragments)
     gamma = coeff_lib.split_coefficients(coefficients).gamma
     return read_back(samples, render.normals, gamma, min_shading)._replace(render=render)

@@ -243,7 +243,7 @@ def solve_light(model, coefficients, images, masks, backend: str = "auto"):
     tensors = formation.model_tensors(model)
     focal, center = face_renderer.camera_for_size(size)
     samples = vertex_sampling.sample_vertex_colors(images, out.posed, out.normals, tensors.triangles,
-                                                   tensors.vertex_triangles, face_mask=masks, focal=focal,
+                                                   face_mask=masks, focal=focal,
                                                    center=center, backend=backend, fragments=out.fragments)
     weight = samples.visibility * tf.constant(np.asarray(model.skin_mask, np.float32))  # [B, V]
     basis = lighting.sh_basis(out.normals)  # [B, V, 9]

@@ -203,7 +203,7 @@ class TextureRefiner:
         images = tf.constant(image[None])
         masks = tf.constant(mask[None])
         samples = vertex_sampling.sample_vertex_colors(
-            images, fitted.posed, fitted.normals, tensors.triangles, tensors.vertex_triangles,
+            images, fitted.posed, fitted.normals, tensors.triangles,
             face_mask=masks, focal=face_renderer.camera_for_size(size)[0], backend=self.backend,
             fragments=fitted.fragments)
         gamma = coeff_lib.split_coefficients(coefficients).gamma

@@ -214,7 +214,7 @@ def reconstruct(nets: FaceGCN, images, face_mask=None, training: bool = False,
     if face_mask is not None and nets.mask_erosion == "authors":
         visible_region = mask_morphology.erode_face_mask(face_mask)
     samples = vertex_sampling.sample_vertex_colors(
-        images / 255.0, coarse.posed, coarse.normals, tensors.triangles, tensors.vertex_triangles,
+        images / 255.0, coarse.posed, coarse.normals, tensors.triangles,
         face_mask=visible_region, focal=focal, center=center, backend=backend, fragments=coarse.fragments)
 
     gamma = coeff_lib.split_coefficients(coefficients).gamma

@@ -43,20 +43,27 @@ def bilinear_sample(images, points) -> tf.Tensor:
     points = tf.convert_to_tensor(points, tf.float32)
     if images.shape.rank != 4 or points.shape.rank != 3 or points.shape[-1] != 2:
         raise ValueError(f"need images [B, H, W, C] and points [B, N, 2], got {images.shape}, {points.shape}")
-    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    shape = tf.shape(images)
+    height, width = shape[1], shape[2]
     x = tf.clip_by_value(points[..., 0] - 0.5, 0.0, tf.cast(width - 1, tf.float32))
     y = tf.clip_by_value(points[..., 1] - 0.5, 0.0, tf.cast(height - 1, tf.float32))
     x0, y0 = tf.floor(x), tf.floor(y)
     fx, fy = (x - x0)[..., tf.newaxis], (y - y0)[..., tf.newaxis]
     x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
     x1, y1 = tf.minimum(x0 + 1, width - 1), tf.minimum(y0 + 1, height - 1)
+    pixels = tf.reshape(images, tf.stack([-1, shape[3]]))               # [B * H * W, C]
+    row_base = tf.range(tf.shape(points)[0])[:, tf.newaxis] * height    # [B, 1]
+    rows0, rows1 = (row_base + y0) * width, (row_base + y1) * width
 
-    def at(rows, cols):
-        return tf.gather_nd(images, tf.stack([rows, cols], axis=-1), batch_dims=1)
-
-    top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx
-    bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx
+    top = tf.gather(pixels, rows0 + x0) * (1.0 - fx) + tf.gather(pixels, rows0 + x1) * fx
+    bottom = tf.gather(pixels, rows1 + x0) * (1.0 - fx) + tf.gather(pixels, rows1 + x1) * fx
     return top * (1.0 - fy) + bottom * fy
+
+
+def flat_pixel_index(rows, columns, height: int, width: int) -> tf.Tensor:
+    """[B, N] int32 index into a [B * H * W] flattening of [B, H, W] images, of pixels (rows, columns) [B, N]."""
+    image = tf.range(tf.shape(rows)[0])[:, tf.newaxis]
+    return (image * height + rows) * width + columns
 
 
 def _ndc_to_depth(ndc_z, near: float = camera.DENG_NEAR, far: float = camera.DENG_FAR) -> tf.Tensor:
@@ -64,7 +71,7 @@ def _ndc_to_depth(ndc_z, near: float = camera.DENG_NEAR, far: float = camera.DEN
     return 2.0 * far * near / ((far + near) - ndc_z * (far - near))
 
 
-def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, face_mask=None,
+def sample_vertex_colors(images, posed, normals, triangles, face_mask=None,
                          focal: float = camera.DENG_FOCAL, center=None,
                          depth_tolerance: float | None = None,
                          backend: str = "auto", fragments=None) -> VertexSamples:
@@ -75,7 +82,6 @@ def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, fa
       posed: [B, V, 3] world-space vertices (after pose), Deng camera at z = 10.
       normals: [B, V, 3] vertex normals in world space (any length).
       triangles: [T, 3] int32.
-      vertex_triangles: [V, P] int32, each vertex's triangles padded with T (MorphableModel).
       face_mask: None or [B, H, W] in [0, 1].
       focal: pixels; center: principal point in pixels (default: image centre).
       depth_tolerance: world-unit depth tolerance of the occlusion test; None:
@@ -97,9 +103,8 @@ def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, fa
     if center is None:
         center = (0.5 * width, 0.5 * height)
     triangles = tf.convert_to_tensor(triangles, tf.int32)
-    vertex_triangles = tf.convert_to_tensor(vertex_triangles, tf.int32)
-    if vertex_triangles.shape.rank != 2 or vertex_triangles.shape[0] != posed.shape[1]:
-        raise ValueError(f"vertex_triangles must be [V, P] with V = {posed.shape[1]}, got {vertex_triangles.shape}")
+    if triangles.shape.rank != 2 or triangles.shape[-1] != 3:
+        raise ValueError(f"triangles must be [T, 3], got {triangles.shape}")
 
     pixels = camera.to_image_coordinates(camera.perspective_project(posed, focal, center), height)
     colors = bilinear_sample(images, pixels)
@@ -109,8 +114,8 @@ def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, fa
     to_camera = tf.constant([0.0, 0.0, camera.DENG_CAMERA_DISTANCE]) - posed
     front_facing = tf.reduce_sum(normals * to_camera, axis=-1) > 0.0
 
-    clip = camera.deng_clip_space(posed, focal, center, width, height)
     if fragments is None:
+        clip = camera.deng_clip_space(posed, focal, center, width, height)
         _, triangle_ids, z_buffer = rasterizer.rasterize(clip, triangles, width, height, backend=backend)
     else:
         if tuple(fragments.triangle_ids.shape[1:3]) != (height, width):
@@ -119,11 +124,14 @@ def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, fa
     column = tf.clip_by_value(tf.cast(tf.floor(pixels[..., 0]), tf.int32), 0, width - 1)
     row_down = tf.clip_by_value(tf.cast(tf.floor(pixels[..., 1]), tf.int32), 0, height - 1)
     row_up = height - 1 - row_down  # the rasterizer's row 0 is the bottom (NDC y = -1)
-    where = tf.stack([row_up, column], axis=-1)
-    surface_ids = tf.gather_nd(triangle_ids, where, batch_dims=1)            # [B, V]
-    surface_z = tf.gather_nd(z_buffer, where, batch_dims=1)                  # [B, V]
-    own = tf.reduce_any(surface_ids[..., tf.newaxis] == vertex_triangles[tf.newaxis], axis=-1)
-    depth = clip[..., 3]
+    at_surface = flat_pixel_index(row_up, column, height, width)              # [B, V]
+    surface_ids = tf.gather(tf.reshape(triangle_ids, [-1]), at_surface)       # [B, V]
+    surface_z = tf.gather(tf.reshape(z_buffer, [-1]), at_surface)             # [B, V]
+    # The surface is one of the vertex's own triangles when the vertex is one of its corners.
+    surface_corners = tf.gather(triangles, tf.maximum(surface_ids, 0))        # [B, V, 3]
+    vertex = tf.range(tf.shape(posed)[1])[tf.newaxis, :, tf.newaxis]
+    own = tf.reduce_any(tf.equal(surface_corners, vertex), axis=-1)
+    depth = camera.camera_depth(posed)  # clip w
     tolerance = DEPTH_TOLERANCE_PIXELS * depth / focal if depth_tolerance is None else depth_tolerance
     unoccluded = own | (surface_ids < 0) | (depth <= _ndc_to_depth(surface_z) + tolerance)
 
@@ -132,7 +140,7 @@ def sample_vertex_colors(images, posed, normals, triangles, vertex_triangles, fa
         face_mask = tf.convert_to_tensor(face_mask, tf.float32)
         if face_mask.shape != images.shape[:3]:
             raise ValueError(f"face_mask must be [B, H, W] = {images.shape[:3]}, got {face_mask.shape}")
-        mask_at = tf.gather_nd(face_mask, tf.stack([row_down, column], axis=-1), batch_dims=1)
+        mask_at = tf.gather(tf.reshape(face_mask, [-1]), flat_pixel_index(row_down, column, height, width))
         visible &= mask_at > 0.5
     return VertexSamples(colors=colors, visibility=tf.cast(visible, tf.float32), pixels=pixels)
 

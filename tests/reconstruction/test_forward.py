@@ -67,7 +67,7 @@ def test_one_rasterization_serves_the_coarse_render_visibility_and_refined_rende
     np.testing.assert_array_equal(result.refined_alpha.numpy(), alone[1].numpy())
     focal, center = face_renderer.camera_for_size(size)
     sampled = vertex_sampling.sample_vertex_colors(images / 255.0, result.coarse.posed, result.coarse.normals,
-                                                   tensors.triangles, tensors.vertex_triangles, face_mask=masks,
+                                                   tensors.triangles, face_mask=masks,
                                                    focal=focal, center=center, backend=backend)
     np.testing.assert_array_equal(result.samples.visibility.numpy(), sampled.visibility.numpy())
     assert 0 < result.samples.visibility.numpy().mean() < 1

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from face_gcn.morphable import configured
-from face_gcn.morphable.model import vertex_triangle_table
 from face_gcn.render import face_renderer
 from face_gcn.render.vertex_sampling import bilinear_sample, sample_vertex_colors
 
@@ -64,14 +63,13 @@ def _two_quads():
     return vertices.astype(np.float32), triangles.astype(np.int32), expected
 
 
-def _sample(vertices, triangles, normals=None, images=None, face_mask=None):
+def _sample(vertices, triangles, normals=None, images=None, face_mask=None, depth_tolerance=None):
     if images is None:
         images = np.random.default_rng(1).random((1, SIZE, SIZE, 3)).astype(np.float32)
     if normals is None:
         normals = np.tile([0.0, 0.0, 1.0], (len(vertices), 1))
     return sample_vertex_colors(images, vertices[None], normals[None].astype(np.float32), triangles,
-                                vertex_triangle_table(triangles, len(vertices)), face_mask=face_mask,
-                                focal=FOCAL)
+                                face_mask=face_mask, focal=FOCAL, depth_tolerance=depth_tolerance)
 
 
 def test_occlusion_by_a_nearer_quad():
@@ -79,6 +77,18 @@ def test_occlusion_by_a_nearer_quad():
     assert expected.sum() == 20  # the construction itself: 9 of 29 hidden
     samples = _sample(vertices, triangles)
     np.testing.assert_array_equal(samples.visibility.numpy()[0], expected.astype(np.float32))
+
+
+def test_a_vertex_seen_through_its_own_triangles_needs_no_depth_margin():
+    """With a depth tolerance that fails every depth comparison, a vertex stays visible only where
+    its pixel shows one of its own triangles, or nothing. The back grid's ring qualifies (grid
+    spacing 14.5 px: a pixel centre within a pixel of a vertex lies in its own triangles or off
+    the grid), its inner 9 behind the front quad do not. (The front quad's corners are left out:
+    whether their pixel centres fall on the quad or on the grid behind depends on sub-pixel
+    placement.)"""
+    vertices, triangles, expected = _two_quads()
+    samples = _sample(vertices, triangles, depth_tolerance=-100.0)
+    np.testing.assert_array_equal(samples.visibility.numpy()[0, :25], expected[:25].astype(np.float32))
 
 
 def test_colours_are_bilinear_samples_at_the_projection():
@@ -120,7 +130,7 @@ def demo_render():
 def test_demo_face_at_yaw_samples_its_own_render(demo_render):
     model, render = demo_render
     samples = sample_vertex_colors(render.image, render.posed, render.normals, model.triangles,
-                                   model.vertex_triangles, focal=FOCAL)
+                                   focal=FOCAL)
     vis = samples.visibility.numpy()[0] > 0
     colors, lit = samples.colors.numpy()[0], render.colors.numpy()[0]
     front = np.sum(render.normals.numpy()[0] * (np.array([0, 0, 10.0]) - render.posed.numpy()[0]), -1) > 0
@@ -176,5 +186,4 @@ def _ray_cast_hidden(vertices, triangles, which, margin):
 def test_input_validation():
     vertices, triangles, _ = _two_quads()
     with pytest.raises(ValueError):
-        sample_vertex_colors(np.zeros((1, 8, 8, 3)), vertices[None], vertices[None, :, :2], triangles,
-                             vertex_triangle_table(triangles, len(vertices)))
+        sample_vertex_colors(np.zeros((1, 8, 8, 3)), vertices[None], vertices[None, :, :2], triangles)
