@@ -3,8 +3,9 @@
 Mesh: a 189 x 189 vertex grid (35,721 vertices, 70,688 triangles: face-sized, like BFM's 35,709 /
 70,789) lifted onto a dome and seen through a perspective camera so that it covers about 75% of
 the image, as an aligned face does. Each configuration (image size, batch, intra-op threads,
-backend) runs in its own subprocess, since TensorFlow fixes its thread pools at start-up; the
-median of --repeats timed runs after one warm-up is reported.
+backend) runs in its own subprocess, since TensorFlow fixes its thread pools at start-up, inside
+a tf.function (as the pipeline and the SavedModel run it); the median of --repeats timed runs after
+one warm-up (which also traces) is reported.
 
 Usage: python tools/bench_rasterizer.py [--sizes 224,512] [--batches 1,16] [--threads 1,2]
 """
@@ -68,9 +69,11 @@ jitter = rng.normal(scale=0.01, size=(batch, 1, 4)).astype(np.float32) * [1, 1, 
 vertices = tf.Variable((clip[None] + jitter).astype(np.float32))
 weights = tf.constant(rng.normal(size=(batch, size, size, 3)).astype(np.float32))
 
+@tf.function  # as the pipeline runs it (the fallback's while loop, op by op in Python, is slow)
 def forward():
     return rasterize(vertices, triangles, size, size)
 
+@tf.function
 def forward_backward():
     with tf.GradientTape() as tape:
         bary, _, _ = rasterize(vertices, triangles, size, size)
