@@ -5,8 +5,9 @@ here calls forward.reconstruct(..., backend="fallback"): the graph holds stock T
 
 The coarse stage here is the regressor alone (fit_steps=0), whatever the model was trained with:
 the regress-then-fit stage needs landmarks that an aligned crop does not carry, and each of its
-rendered steps costs a forward and backward pass of the pure-TF rasterizer (about 0.1 s per 224-px
-image on a CPU, so 20 steps would take seconds per request). `face-gcn reconstruct` runs the fit.
+rendered steps costs a forward and backward pass of the pure-TF rasterizer (about 45 ms for one 224-px
+face-sized mesh on a 2-core CPU, so 20 steps would take about a second per request). `face-gcn
+reconstruct` runs the fit.
 
 Signatures (S = the model's image size, V vertices, T triangles):
   serving_default(images: uint8 [B, S, S, 3])   aligned RGB crops (face_gcn.data.alignment)
