@@ -9,7 +9,11 @@ temporary folder first), the same forward pass in Python (tf.function, the compi
 when built) and each stage on its own: detection (MTCNN, image by image), alignment + face mask,
 regressor, the recognition network (FaceNet or dlib's descriptor, when the model has one), the texture GCNs, and the rendering (coarse render,
 T_p sampling with its visibility pass, refined render). Tracing and --warmup calls are not timed;
-the median of --repeats calls is. The inputs are aligned crops of skimage's astronaut photo.
+the median of --repeats calls is, and at each batch size the calls of the stages alternate round
+by round, so a machine that drifts during the run shifts every stage alike. The CNNs alone bound
+the end-to-end rate: `cnn_bound` gives that bound (the regressor and the recognition network, one
+after the other) and the SavedModel's and the Python path's fractions of it. The inputs are
+aligned crops of skimage's astronaut photo.
 Also measured: the SavedModel's size and its cold start (a fresh process: import TensorFlow,
 load, first call). The printed table ends with the paper's figure (about 50 images/s on one
 GTX 1080Ti, Lin et al. 2020) as the reference line.
@@ -56,19 +60,30 @@ STAGE_TEXT = {"savedmodel": "end to end, exported SavedModel (pure-TF rasterizer
               "render": "rendering (coarse, T_p visibility, refined)"}
 
 
-def time_calls(function, repeats: int, warmup: int) -> float:
-    """Median seconds of ``repeats`` calls of function() after ``warmup`` + 1 untimed ones (tracing).
-
-    function must return something whose evaluation finishes the work (numpy results do).
-    """
-    for _ in range(warmup + 1):
-        function()
-    times = []
+def time_interleaved(calls: dict, repeats: int, warmup: int) -> dict:
+    """Median seconds of each of ``calls`` (name -> function), timed in ``repeats`` rounds of one call of
+    each, after ``warmup`` + 1 untimed calls of each (tracing). Alternating keeps a drift of the
+    machine out of the ratios between them."""
+    for function in calls.values():
+        for _ in range(warmup + 1):
+            function()
+    times = {name: [] for name in calls}
     for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for name, function in calls.items():
+            started = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def cnn_bound(rates: dict) -> dict:
+    """The rate the CNNs alone allow (regressor, then the recognition network when there is one:
+    1 / sum of 1 / rate) and the SavedModel's and the Python path's fractions of it, from one batch
+    size's images/s."""
+    cnns = [rates[stage] for stage in ("regressor", "facenet", "face_descriptor") if stage in rates]
+    bound = 1.0 / sum(1.0 / rate for rate in cnns)
+    return {"images_per_second": bound, "savedmodel_fraction": rates["savedmodel"] / bound,
+            "python_fraction": rates["python"] / bound}
 
 
 def device_name() -> str:
@@ -167,9 +182,9 @@ def run_benchmark(nets, savedmodel: str, batch_sizes, repeats: int = 5, warmup: 
         aligned = alignment.warp_to_crop(photo, transform, nets.image_size)
         return segmenter.segment(aligned, alignment.apply_transform(transform, photo_landmarks))
 
-    per_image = {"detection": time_calls(lambda: detector.detect(photo), repeats, warmup),
-                 "align_mask": time_calls(align_mask, repeats, warmup)}
-    seconds, rates = {}, {}
+    per_image = time_interleaved({"detection": lambda: detector.detect(photo), "align_mask": align_mask},
+                                 repeats, warmup)
+    seconds, rates, bounds = {}, {}, {}
     for batch in batch_sizes:
         say(f"batch {batch}")
         images = tf.constant(np.repeat(crop[None], batch, 0))
@@ -191,10 +206,10 @@ def run_benchmark(nets, savedmodel: str, batch_sizes, repeats: int = 5, warmup: 
         for kind in recognizers:
             calls[kind] = lambda kind=kind: functions[kind](floats).numpy()
         row = {stage: per_image[stage] * batch for stage in per_image}
-        for stage, call in calls.items():
-            row[stage] = time_calls(call, repeats, warmup)
+        row.update(time_interleaved(calls, repeats, warmup))
         seconds[str(batch)] = {stage: row[stage] for stage in STAGES if stage in row}
         rates[str(batch)] = {stage: batch / value for stage, value in seconds[str(batch)].items()}
+        bounds[str(batch)] = cnn_bound(rates[str(batch)])
         # photos end to end: detection and alignment per image, then the exported model on the batch
         rates[str(batch)]["photos_with_detection"] = batch / (row["detection"] + row["align_mask"] + row["savedmodel"])
     return {"device": device_name(), "rasterizer_python": rasterizer.backend_in_use(backend),
@@ -202,7 +217,7 @@ def run_benchmark(nets, savedmodel: str, batch_sizes, repeats: int = 5, warmup: 
             "num_vertices": int(nets.morphable.num_vertices), "uses_facenet": "facenet" in functions,
             "recognizer": next((kind for kind in ("facenet", "face_descriptor") if kind in functions), None),
             "batch_sizes": [int(b) for b in batch_sizes], "repeats": repeats, "warmup": warmup,
-            "images_per_second": rates, "seconds_per_batch": seconds,
+            "images_per_second": rates, "seconds_per_batch": seconds, "cnn_bound": bounds,
             "reference": {"images_per_second": PAPER_IMAGES_PER_SECOND, "device": PAPER_DEVICE}}
 
 
@@ -245,6 +260,13 @@ def format_table(result: dict) -> str:
     for row in rows:
         lines.append(f"{labels[row]:<{width}} | " + " | ".join(
             f"{result['images_per_second'][b][row]:>10.2f}" for b in batches))
+    if "cnn_bound" in result:
+        bound_rows = (("images_per_second", "bound: the CNNs alone (regressor + recognizer)", ".2f"),
+                      ("savedmodel_fraction", "SavedModel / bound", ".2f"),
+                      ("python_fraction", "Python forward pass / bound", ".2f"))
+        for key, label, spec in bound_rows:
+            lines.append(f"{label:<{width}} | " + " | ".join(
+                f"{result['cnn_bound'][b][key]:>10{spec}}" for b in batches))
     lines.append(f"{'reference: the paper, end to end':<{width}} | " + " | ".join(
         f"{PAPER_IMAGES_PER_SECOND:>10.2f}" for _ in batches) + f"   ({PAPER_DEVICE})")
     if "savedmodel_size_bytes" in result:
