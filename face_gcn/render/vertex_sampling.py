@@ -30,6 +30,13 @@ class VertexSamples(NamedTuple):
     pixels: tf.Tensor       # [B, V, 2] (column, row) continuous pixel coordinates, rows down
 
 
+def _flat_pixel_index(rows, columns, height, width) -> tf.Tensor:
+    """Index into the [B * H * W] flattening of [B, H, W] images of pixels (rows, columns), each [B, N]
+    int32 (or a scalar column); height, width: ints or int32 scalars. Returns [B, N] int32."""
+    image = tf.range(tf.shape(rows)[0])[:, tf.newaxis]
+    return (image * height + rows) * width + columns
+
+
 def bilinear_sample(images, points) -> tf.Tensor:
     """Samples images at continuous pixel coordinates (pixel (i, j) has its centre at j+0.5, i+0.5).
 
@@ -52,18 +59,11 @@ def bilinear_sample(images, points) -> tf.Tensor:
     x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
     x1, y1 = tf.minimum(x0 + 1, width - 1), tf.minimum(y0 + 1, height - 1)
     pixels = tf.reshape(images, tf.stack([-1, shape[3]]))               # [B * H * W, C]
-    row_base = tf.range(tf.shape(points)[0])[:, tf.newaxis] * height    # [B, 1]
-    rows0, rows1 = (row_base + y0) * width, (row_base + y1) * width
+    rows0, rows1 = _flat_pixel_index(y0, 0, height, width), _flat_pixel_index(y1, 0, height, width)
 
     top = tf.gather(pixels, rows0 + x0) * (1.0 - fx) + tf.gather(pixels, rows0 + x1) * fx
     bottom = tf.gather(pixels, rows1 + x0) * (1.0 - fx) + tf.gather(pixels, rows1 + x1) * fx
     return top * (1.0 - fy) + bottom * fy
-
-
-def flat_pixel_index(rows, columns, height: int, width: int) -> tf.Tensor:
-    """[B, N] int32 index into a [B * H * W] flattening of [B, H, W] images, of pixels (rows, columns) [B, N]."""
-    image = tf.range(tf.shape(rows)[0])[:, tf.newaxis]
-    return (image * height + rows) * width + columns
 
 
 def _ndc_to_depth(ndc_z, near: float = camera.DENG_NEAR, far: float = camera.DENG_FAR) -> tf.Tensor:
@@ -124,7 +124,7 @@ def sample_vertex_colors(images, posed, normals, triangles, face_mask=None,
     column = tf.clip_by_value(tf.cast(tf.floor(pixels[..., 0]), tf.int32), 0, width - 1)
     row_down = tf.clip_by_value(tf.cast(tf.floor(pixels[..., 1]), tf.int32), 0, height - 1)
     row_up = height - 1 - row_down  # the rasterizer's row 0 is the bottom (NDC y = -1)
-    at_surface = flat_pixel_index(row_up, column, height, width)              # [B, V]
+    at_surface = _flat_pixel_index(row_up, column, height, width)              # [B, V]
     surface_ids = tf.gather(tf.reshape(triangle_ids, [-1]), at_surface)       # [B, V]
     surface_z = tf.gather(tf.reshape(z_buffer, [-1]), at_surface)             # [B, V]
     # The surface is one of the vertex's own triangles when the vertex is one of its corners.
@@ -140,7 +140,7 @@ def sample_vertex_colors(images, posed, normals, triangles, face_mask=None,
         face_mask = tf.convert_to_tensor(face_mask, tf.float32)
         if face_mask.shape != images.shape[:3]:
             raise ValueError(f"face_mask must be [B, H, W] = {images.shape[:3]}, got {face_mask.shape}")
-        mask_at = tf.gather(tf.reshape(face_mask, [-1]), flat_pixel_index(row_down, column, height, width))
+        mask_at = tf.gather(tf.reshape(face_mask, [-1]), _flat_pixel_index(row_down, column, height, width))
         visible &= mask_at > 0.5
     return VertexSamples(colors=colors, visibility=tf.cast(visible, tf.float32), pixels=pixels)
 
