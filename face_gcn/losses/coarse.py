@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from face_gcn.data import landmarks68 as ibug
 from face_gcn.morphable import coefficients as coeff_lib
-
-# iBUG-68 indices reduced to the 5 landmarks prepare-data stores: eye centres, nose tip, mouth corners.
-LEFT_EYE_68 = tuple(range(36, 42))
-RIGHT_EYE_68 = tuple(range(42, 48))
-NOSE_TIP_68 = 30
-MOUTH_LEFT_68 = 48
-MOUTH_RIGHT_68 = 54
 
 # Deng's landmark weights as in his losses.py: ones(28), 20*ones(3), ones(29), 20*ones(8), i.e. 20 on the
 # nose-bridge end and tip points 28-30 and on the inner mouth 60-67 (0-based), 1 elsewhere.
@@ -37,9 +31,9 @@ def five_from_68(landmarks68) -> tf.Tensor:
     landmarks68 = tf.convert_to_tensor(landmarks68)
     if landmarks68.shape.rank != 3 or landmarks68.shape[1] != 68 or landmarks68.shape[2] != 2:
         raise ValueError(f"landmarks68 must be [B, 68, 2], got {landmarks68.shape}")
-    left = tf.reduce_mean(tf.gather(landmarks68, LEFT_EYE_68, axis=1), axis=1)
-    right = tf.reduce_mean(tf.gather(landmarks68, RIGHT_EYE_68, axis=1), axis=1)
-    rest = tf.gather(landmarks68, [NOSE_TIP_68, MOUTH_LEFT_68, MOUTH_RIGHT_68], axis=1)
+    left = tf.reduce_mean(tf.gather(landmarks68, ibug.IMAGE_LEFT_EYE, axis=1), axis=1)
+    right = tf.reduce_mean(tf.gather(landmarks68, ibug.IMAGE_RIGHT_EYE, axis=1), axis=1)
+    rest = tf.gather(landmarks68, [ibug.NOSE_TIP, ibug.MOUTH_LEFT, ibug.MOUTH_RIGHT], axis=1)
     return tf.concat([left[:, None], right[:, None], rest], axis=1)
 
 

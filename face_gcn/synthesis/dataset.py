@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from face_gcn import fileio
+from face_gcn.data import landmarks68 as ibug
 from face_gcn.data import tfrecords
 from face_gcn.mesh import normals as normals_lib
 from face_gcn.morphable import coefficients as coeff_lib
@@ -41,12 +42,6 @@ GROUND_TRUTH_FILE = "ground_truth.npz"
 MANIFEST_FILE = "manifest.json"
 FORMAT = "face_gcn synthetic v1"
 
-# iBUG-68 index groups.
-RIGHT_EYE = list(range(36, 42))   # the subject's right eye, image left
-LEFT_EYE = list(range(42, 48))
-BROWS = (list(range(17, 22)), list(range(22, 27)))
-OUTER_LIPS = list(range(48, 60))
-NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT = 30, 48, 54
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +150,7 @@ def detail_albedo(model, rng: np.random.Generator, scale: float = 1.0) -> np.nda
         bottom = marks[51, 1]
         half_width = 0.6 * (marks[45, 0] - marks[36, 0])
         region = skin & (xy[:, 1] < top) & (xy[:, 1] > bottom) \
-            & (np.abs(xy[:, 0] - marks[NOSE_TIP, 0]) < half_width)
+            & (np.abs(xy[:, 0] - marks[ibug.NOSE_TIP, 0]) < half_width)
         ids = np.flatnonzero(region) if region.any() else skin_ids
         count = int(rng.integers(20, 80))
         freckles = _spots(points, points[rng.choice(ids, count)] +
@@ -165,8 +160,8 @@ def detail_albedo(model, rng: np.random.Generator, scale: float = 1.0) -> np.nda
 
     # Brow hairs: stripes across a hair direction tilted outward, inside a band along the brow.
     period = edge * rng.uniform(2.0, 2.6)
-    for side, brow in zip((-1.0, 1.0), BROWS):
-        distance = _distance_to_polyline(xy, marks[brow, :2])
+    for side, brow in zip((-1.0, 1.0), (ibug.IMAGE_LEFT_BROW, ibug.IMAGE_RIGHT_BROW)):
+        distance = _distance_to_polyline(xy, marks[list(brow), :2])
         band = np.clip(1.0 - distance / (1.2 * edge), 0.0, 1.0)
         tilt = side * rng.uniform(0.2, 0.5)
         across = np.stack([-np.sin(tilt), np.cos(tilt)])            # normal to the hairs
@@ -177,7 +172,7 @@ def detail_albedo(model, rng: np.random.Generator, scale: float = 1.0) -> np.nda
         detail -= darkening[:, None] * np.array([1.0, 1.0, 0.9])
 
     # Lip cracks: near-vertical fine stripes inside the outer lip contour.
-    inside = _inside_polygon(xy, marks[OUTER_LIPS, :2]).astype(np.float64)
+    inside = _inside_polygon(xy, marks[list(ibug.OUTER_LIPS), :2]).astype(np.float64)
     period = edge * rng.uniform(2.0, 2.8)
     phase = rng.uniform(0, 2 * np.pi)
     wobble = 0.4 * np.sin(2 * np.pi * xy[:, 1] / (4 * edge) + rng.uniform(0, 2 * np.pi))
@@ -265,9 +260,10 @@ def render_with_albedo(model, coefficients, albedo, vertex_mask, image_size: int
 def five_landmarks(landmarks68) -> np.ndarray:
     """[B, 68, 2] -> [B, 5, 2]: eye centres (36-41, 42-47), nose tip 30, mouth corners 48, 54."""
     landmarks68 = np.asarray(landmarks68)
-    return np.stack([landmarks68[:, RIGHT_EYE].mean(axis=1), landmarks68[:, LEFT_EYE].mean(axis=1),
-                     landmarks68[:, NOSE_TIP], landmarks68[:, MOUTH_LEFT],
-                     landmarks68[:, MOUTH_RIGHT]], axis=1)
+    return np.stack([landmarks68[:, list(ibug.IMAGE_LEFT_EYE)].mean(axis=1),
+                     landmarks68[:, list(ibug.IMAGE_RIGHT_EYE)].mean(axis=1),
+                     landmarks68[:, ibug.NOSE_TIP], landmarks68[:, ibug.MOUTH_LEFT],
+                     landmarks68[:, ibug.MOUTH_RIGHT]], axis=1)
 
 
 # ----------------------------------------------------------------------------- backgrounds
