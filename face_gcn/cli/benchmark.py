@@ -261,12 +261,12 @@ def format_table(result: dict) -> str:
         lines.append(f"{labels[row]:<{width}} | " + " | ".join(
             f"{result['images_per_second'][b][row]:>10.2f}" for b in batches))
     if "cnn_bound" in result:
-        bound_rows = (("images_per_second", "bound: the CNNs alone (regressor + recognizer)", ".2f"),
-                      ("savedmodel_fraction", "SavedModel / bound", ".2f"),
-                      ("python_fraction", "Python forward pass / bound", ".2f"))
-        for key, label, spec in bound_rows:
+        bound_rows = (("images_per_second", "bound: the CNNs alone (regressor + recognizer)"),
+                      ("savedmodel_fraction", "SavedModel / bound"),
+                      ("python_fraction", "Python forward pass / bound"))
+        for key, label in bound_rows:
             lines.append(f"{label:<{width}} | " + " | ".join(
-                f"{result['cnn_bound'][b][key]:>10{spec}}" for b in batches))
+                f"{result['cnn_bound'][b][key]:>10.2f}" for b in batches))
     lines.append(f"{'reference: the paper, end to end':<{width}} | " + " | ".join(
         f"{PAPER_IMAGES_PER_SECOND:>10.2f}" for _ in batches) + f"   ({PAPER_DEVICE})")
     if "savedmodel_size_bytes" in result:

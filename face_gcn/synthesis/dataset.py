@@ -43,7 +43,6 @@ MANIFEST_FILE = "manifest.json"
 FORMAT = "face_gcn synthetic v1"
 
 
-
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
     """image_size: S pixels; noise_std: sensor noise, fraction of full scale; detail_scale:
