@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from face_gcn.graph.products import chebyshev_filter, resample, to_vertex_major
+from face_gcn.graph.products import chebyshev_filter, resample, to_vertex_major, upsampled_chebyshev_filter
 from face_gcn.graph.sparse import sparse_components
 
 PACKAGE = "face_gcn"
@@ -163,6 +163,11 @@ def _check_input(shape, num_vertices, layer_name, vertex_major=False):
         raise ValueError(f"{layer_name}: input has {vertices} vertices, the matrix expects {num_vertices}")
 
 
+def _shape_of(value) -> tuple:
+    """A tensor's static shape, or a shape, as a tuple."""
+    return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
+
+
 def _with_vertices(shape, num_vertices, channels, vertex_major):
     """The output shape: ``shape`` with its vertex axis and channels replaced."""
     if vertex_major:
@@ -252,6 +257,75 @@ class ChebConv(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         return cls(**_deserialised_matrix(config, "laplacian"))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class UpsampleChebConv(ChebConv):
+    """ChebConv of up-sampled features and, after their channels, a skip's: cheb([U x, skip]), a
+    decoder step (MeshResample, [Concatenate,] ChebConv) in one layer with the same kernel.
+
+    Computed by products.upsampled_chebyshev_filter: with filters < F_in the x channels are projected
+    on the coarse level before U, so their dense products run on about 4x fewer rows. Vertex-major
+    only: x [N_c, B, F_x], or [x, skip [N, B, F_s]] -> [N, B, filters]. The kernel is ChebConv's for
+    F_x + F_s input channels.
+
+    Args: ChebConv's, and upsample: U [N, N_c], SciPy sparse or tf.SparseTensor (the layer stores it),
+      or a SparseMatrix that other layers share.
+    """
+
+    def __init__(self, filters, K, laplacian=None, upsample=None, *, upsample_shape=None, upsample_nnz=None,
+                 vertex_major=True, **kwargs):
+        if not vertex_major:
+            raise ValueError("UpsampleChebConv takes vertex-major features only ([N, B, F])")
+        super().__init__(filters, K, laplacian, vertex_major=True, **kwargs)
+        self.upsample, self.shared_upsample = _matrix_operand("upsample", upsample, upsample_shape, upsample_nnz)
+        if self.operand is not None and self.operand.shape[0] != self.upsample.shape[0]:
+            raise ValueError(f"upsample has {self.upsample.shape[0]} rows, the laplacian {self.operand.shape[0]}")
+
+    def _split(self, inputs):
+        """(x, skip or None) from x or [x, skip] (tensors or their shapes), each checked against U."""
+        pair = isinstance(inputs, (list, tuple)) and not isinstance(inputs[0], (int, type(None)))
+        x, skip = (inputs if len(inputs) == 2 else (None, None)) if pair else (inputs, None)
+        if x is None:
+            raise ValueError(f"{self.name}: give x or [x, skip], got {len(inputs)} inputs")
+        _check_input(_shape_of(x), self.upsample.shape[1], f"{self.name} (x)", vertex_major=True)
+        if skip is not None:
+            _check_input(_shape_of(skip), self.upsample.shape[0], f"{self.name} (skip)", vertex_major=True)
+        return x, skip
+
+    def build(self, input_shape):
+        coarse, skip = self._split(input_shape)
+        if self.shared_upsample is None:
+            self.upsample.create_weights(self)
+        channels = coarse[-1] + (0 if skip is None else skip[-1])
+        super().build((self.upsample.shape[0], coarse[1], channels))
+
+    def call(self, inputs):
+        x, skip = self._split(inputs)
+        x = tf.convert_to_tensor(x)
+        skip = None if skip is None else tf.convert_to_tensor(skip, x.dtype)
+        laplacian = None if self.operand is None else self.operand.tensor(x.dtype)
+        y = upsampled_chebyshev_filter(laplacian, self.upsample.tensor(x.dtype), x, tf.cast(self.kernel, x.dtype),
+                                       self.K, skip=skip)
+        if self.bias is not None:
+            y = y + tf.cast(self.bias, x.dtype)
+        return tf.ensure_shape(y, (self.upsample.shape[0], x.shape[1], self.filters))
+
+    def compute_output_shape(self, input_shape):
+        coarse, _ = self._split(input_shape)
+        return (self.upsample.shape[0], tuple(coarse)[1], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.shared_upsample is not None:
+            config.update(upsample=_serialised_shared(self.shared_upsample))
+        else:
+            config.update(self.upsample.config())
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**_deserialised_matrix(_deserialised_matrix(config, "laplacian"), "upsample"))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

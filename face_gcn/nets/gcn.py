@@ -12,7 +12,9 @@ normal Refiner: cheb(7->r0) at level 0 (no bias, no activation); per level 1..L:
   (widths r0..r_{L-1}); flatten, FC(->latent) ReLU, FC(->V_L * r_{L-1}) ReLU; per level L-1..0:
   U, [concat the encoder's features of that level], cheb(->r_level), +b ELU (skips at the
   ``refiner_skip_levels`` coarsest of these levels: 2 in the authors' code, all of them is our
-  full-resolution variant); then cheb(->3) +b ELU.
+  full-resolution variant); then cheb(->3) +b ELU. Each "U, [concat], cheb" is one layer
+  (UpsampleChebConv, named dec<level>_cheb) with the authors' kernel: it projects before it
+  up-samples, the same function with its dense products on the coarser level.
 resnet Decoder: FC ReLU, reshape; per level: U, residual block (the last one to 3 channels).
 resnet Refiner: blocks r0 at level 0, D, r1 and r2 at level 1, U, r3 and 3 at level 0.
 Combiner: concat the two colour maps (6 channels), cheb(6->3) with no bias, tanh.
@@ -37,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from face_gcn.graph.layers import (BiasActivation, ChebConv, ChebResBlock, MeshResample, SparseMatrix,
-                                   SwapBatchAndVertices)
+                                   SwapBatchAndVertices, UpsampleChebConv)
 
 DEFAULT_EMBEDDING_SIZE = 3840  # 2048 regressor pool5 + 1792 FaceNet AvgPool_1a_8x8
 COLOR_CHANNELS = 3
@@ -228,11 +230,11 @@ def build_refiner(hierarchy, config: GCNConfig = GCNConfig(), matrices: MeshMatr
     x = keras.layers.Reshape((sizes[stages], widths[-1]), name="latent_to_vertices")(x)
     x = SwapBatchAndVertices(name="coarsest_to_vertex_major")(x)
     skip_levels = set(range(stages - config.refiner_skip_levels, stages))
-    for level in range(stages - 1, -1, -1):
-        x = _resample(x, matrices.up[level], f"up{level}")
-        if level in skip_levels:
-            x = keras.layers.Concatenate(axis=-1, name=f"skip{level}")([x, encoded[level]])
-        x = _cheb_elu(x, widths[level], config, level_laplacians[level], f"dec{level}")
+    for level in range(stages - 1, -1, -1):  # U, [concat the skip], cheb: one layer (UpsampleChebConv)
+        step_input = [x, encoded[level]] if level in skip_levels else x
+        x = UpsampleChebConv(widths[level], config.K, level_laplacians[level], matrices.up[level],
+                             name=f"dec{level}_cheb")(step_input)
+        x = BiasActivation("elu", name=f"dec{level}_act")(x)
     if config.combiner_input == "colors":
         x = _cheb_elu(x, COLOR_CHANNELS, config, level_laplacians[0], "output")
     return keras.Model(inputs, SwapBatchAndVertices(name="to_batch_major")(x), name=name)

@@ -11,7 +11,7 @@ import tensorflow as tf  # noqa: E402
 from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
 from face_gcn.graph.layers import (BiasActivation, ChebConv, ChebResBlock, MeshResample,  # noqa: E402
-                                   SparseMatrix, SwapBatchAndVertices)
+                                   SparseMatrix, SwapBatchAndVertices, UpsampleChebConv)
 from .graph_test_meshes import bumpy_grid, icosphere  # noqa: E402
 
 
@@ -188,6 +188,40 @@ def test_saved_model_export_round_trip(tmp_path, vertex_major):
     x = np.random.default_rng(6).normal(size=(3, 64, 3)).astype(np.float32)
     expected = model(x).numpy()
     _check_exported(model, x, expected, tmp_path / "saved")
+
+
+def _upsampling_step(fused: bool, filters: int):
+    """[16, B, 5] coarse features and [64, B, 2] skip features -> [64, B, filters]: U, concat, cheb as
+    three layers, or as one UpsampleChebConv (private SciPy matrices in both)."""
+    vertices, triangles = bumpy_grid(8)
+    laplacian = chebyshev_operator(mesh_adjacency(triangles, len(vertices)), "exact")
+    rng = np.random.default_rng(12)
+    up = sp.random(64, 16, density=0.1, random_state=4, format="csr") + sp.eye(64, 16)
+    coarse, skip = keras.Input((2, 5), batch_size=16), keras.Input((2, 2), batch_size=64)
+    if fused:
+        y = UpsampleChebConv(filters, 6, laplacian, up, name="step")([coarse, skip])
+    else:
+        x = keras.layers.Concatenate()([MeshResample(up, vertex_major=True)(coarse), skip])
+        y = ChebConv(filters, 6, laplacian, vertex_major=True, name="step")(x)
+    model = keras.Model([coarse, skip], y)
+    model.get_layer("step").kernel.assign(rng.normal(size=(7 * 6, filters)).astype(np.float32))
+    return model
+
+
+@pytest.mark.parametrize("filters", [3, 9])  # projected on the coarse level, or U x formed first
+def test_upsample_chebconv_equals_resample_concat_chebconv(tmp_path, filters):
+    fused, layered = _upsampling_step(True, filters), _upsampling_step(False, filters)
+    rng = np.random.default_rng(13)
+    inputs = [rng.normal(size=(16, 2, 5)).astype(np.float32), rng.normal(size=(64, 2, 2)).astype(np.float32)]
+    expected = layered(inputs).numpy()
+    got = fused(inputs).numpy()
+    # U (x phi) and (U x) phi round differently: rounding-level differences, scaled by the power-basis weights
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    path = tmp_path / "step.keras"
+    fused.save(path)
+    np.testing.assert_array_equal(keras.models.load_model(path)(inputs).numpy(), got)
+    with pytest.raises(ValueError, match="vertices"):
+        fused.get_layer("step")([inputs[1], inputs[1]])  # the skip in the coarse features' place
 
 
 def test_shape_errors():

@@ -11,7 +11,7 @@ from face_gcn.graph.adjacency import mesh_adjacency  # noqa: E402
 from face_gcn.graph.laplacian import chebyshev_operator  # noqa: E402
 from face_gcn.graph import products  # noqa: E402
 from face_gcn.graph.products import (chebyshev_basis, chebyshev_sum, chebyshev_to_power, power_basis,  # noqa: E402
-                                     power_sum, resample, sparse_matmul)
+                                     power_sum, resample, sparse_matmul, upsampled_chebyshev_filter)
 from face_gcn.graph.sparse import to_sparse_tensor  # noqa: E402
 from .graph_test_meshes import icosphere  # noqa: E402
 
@@ -155,6 +155,45 @@ def test_power_basis_and_its_gradient_match_dense_powers(laplacian, order, colum
         np.testing.assert_allclose(got.numpy(), power @ x, rtol=1e-9, atol=1e-9)
     expected = sum(p.T @ g for p, g in zip(powers[1:], upstream[1:]))
     np.testing.assert_allclose(tape.gradient(loss, block).numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("skip_channels", [0, 3])
+@pytest.mark.parametrize("filters", [2, 9])  # fewer than the input channels (projected on the coarse level), more
+@pytest.mark.parametrize("order", [1, 6, 8])  # the power basis (K <= 6) and the Chebyshev one
+def test_upsampled_chebyshev_filter_and_its_gradient_match_dense(laplacian, order, filters, skip_channels):
+    """sum_k T_k(L~) [U x, skip] theta_k and its gradients for x, the skip and the kernel, from dense
+    float64 matrices and the closed-form T_k (batch of 2, vertex-major)."""
+    rng = np.random.default_rng(40 + order + filters + skip_channels)
+    fine, coarse, x_channels, batch = laplacian.shape[0], 42, 5, 2
+    upsample = sp.random(fine, coarse, density=0.05, random_state=3, format="csr") + sp.eye(fine, coarse)
+    x = rng.normal(size=(coarse, batch, x_channels))
+    skip = rng.normal(size=(fine, batch, skip_channels)) if skip_channels else None
+    channels = x_channels + skip_channels
+    kernel = rng.normal(size=(channels * order, filters))
+    upstream = rng.normal(size=(fine, batch, filters))
+    thetas = [kernel.reshape(channels, order, filters)[:, k] for k in range(order)]  # row f * K + k
+    polys, u = _dense_chebyshev(laplacian, order), upsample.toarray()
+    inputs = np.einsum("nm,mbf->nbf", u, x)
+    if skip is not None:
+        inputs = np.concatenate([inputs, skip], axis=-1)
+    expected = sum(np.einsum("nm,mbf,fg->nbg", t, inputs, theta) for t, theta in zip(polys, thetas))
+    d_inputs = sum(np.einsum("mn,mbg,fg->nbf", t, upstream, theta) for t, theta in zip(polys, thetas))
+    d_thetas = [np.einsum("nbf,mn,mbg->fg", inputs, t, upstream) for t in polys]
+    d_kernel = np.stack(d_thetas, axis=1).reshape(channels * order, filters)
+
+    tensors = [tf.constant(x), tf.constant(kernel)] + ([tf.constant(skip)] if skip is not None else [])
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        y = upsampled_chebyshev_filter(to_sparse_tensor(laplacian, "float64"), to_sparse_tensor(upsample, "float64"),
+                                       tensors[0], tensors[1], order, skip=tensors[2] if skip is not None else None)
+        loss = tf.reduce_sum(y * upstream)
+    gradients = tape.gradient(loss, tensors)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gradients[0].numpy(), np.einsum("nm,nbf->mbf", u, d_inputs[..., :x_channels]),
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gradients[1].numpy(), d_kernel, rtol=1e-9, atol=1e-9)
+    if skip is not None:
+        np.testing.assert_allclose(gradients[2].numpy(), d_inputs[..., x_channels:], rtol=1e-9, atol=1e-9)
 
 
 def test_chebconv_refuses_an_asymmetric_laplacian():
