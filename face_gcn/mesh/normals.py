@@ -6,9 +6,12 @@ the unit normals of the triangles around the vertex (Deng's Compute_norm). A zer
 triangle gets a zero normal, and a vector too short to normalise maps to zero with a zero
 gradient, so neither values nor gradients ever become NaN.
 
-The gathers run vertex-major ([V, B, 3]: one row holds a vertex's position in every mesh of the
-batch), so each gathered row is B x 12 bytes rather than 12: at BFM size, batch 16, vertex normals
-run 1.8x faster forward and 1.4x forward + backward than gathering batch-major (same values).
+The gathers run on rows [V, 3, B]: one row holds a vertex's x, y and z in every mesh of the batch,
+so each gathered row is B x 12 bytes rather than 12, and each component is a contiguous [T, B] or
+[V, B] plane. The cross products and lengths are element-wise passes over those planes, where TF's
+Cross op and a reduction over a last axis of 3 ran on interleaved triples: at BFM size, batch 16,
+vertex normals run 1.4x faster forward and 1.3x forward + backward than on [V, B, 3] rows (which
+were 1.8x and 1.4x faster than batch-major gathers), with the same values.
 """
 
 from __future__ import annotations
@@ -53,15 +56,31 @@ def _check_inputs(vertices, triangles):
     return vertices, triangles
 
 
-def _vertex_major(x):
-    """[B, N, 3] <-> [N, B, 3]."""
-    return tf.transpose(x, [1, 0, 2])
+def _rows(vertices):
+    """[B, N, 3] -> [N, 3, B]."""
+    return tf.transpose(vertices, [1, 2, 0])
 
 
-def _face_normals_vertex_major(vertices, triangles):
-    """[V, B, 3] positions -> [T, B, 3] unit face normals."""
-    a, b, c = (tf.gather(vertices, triangles[:, corner]) for corner in range(3))
-    return safe_normalize(tf.linalg.cross(b - a, c - a))
+def _from_rows(rows):
+    """[N, 3, B] -> [B, N, 3]."""
+    return tf.transpose(rows, [2, 0, 1])
+
+
+def _normalize_rows(vectors, epsilon: float = SQUARED_LENGTH_EPSILON):
+    """safe_normalize of [N, 3, B] rows, on the three [N, B] component planes."""
+    x, y, z = tf.unstack(vectors, axis=1)
+    squared = tf.square(x) + tf.square(y) + tf.square(z)
+    valid = squared > epsilon
+    inverse = tf.where(valid, tf.math.rsqrt(tf.where(valid, squared, tf.ones_like(squared))), tf.zeros_like(squared))
+    return tf.stack([x * inverse, y * inverse, z * inverse], axis=1)
+
+
+def _face_normals_rows(rows, triangles):
+    """[V, 3, B] positions -> [T, 3, B] unit face normals."""
+    a, b, c = (tf.gather(rows, triangles[:, corner]) for corner in range(3))
+    ux, uy, uz = tf.unstack(b - a, axis=1)
+    vx, vy, vz = tf.unstack(c - a, axis=1)
+    return _normalize_rows(tf.stack([uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx], axis=1))
 
 
 def face_normals(vertices, triangles) -> tf.Tensor:
@@ -74,7 +93,7 @@ def face_normals(vertices, triangles) -> tf.Tensor:
       [B, T, 3] unit normals (zero for zero-area triangles).
     """
     vertices, triangles = _check_inputs(vertices, triangles)
-    return _vertex_major(_face_normals_vertex_major(_vertex_major(vertices), triangles))
+    return _from_rows(_face_normals_rows(_rows(vertices), triangles))
 
 
 def vertex_normals(vertices, triangles, vertex_triangles) -> tf.Tensor:
@@ -98,11 +117,11 @@ def vertex_normals(vertices, triangles, vertex_triangles) -> tf.Tensor:
             and vertex_triangles.shape[0] != vertices.shape[1]):
         raise ValueError(f"vertex_triangles has {vertex_triangles.shape[0]} rows but there are "
                          f"{vertices.shape[1]} vertices")
-    normals = _face_normals_vertex_major(_vertex_major(vertices), triangles)  # [T, B, 3]
+    normals = _face_normals_rows(_rows(vertices), triangles)  # [T, 3, B]
     padded = tf.pad(normals, [[0, 1], [0, 0], [0, 0]])     # row T is the zero padding normal
     if vertex_triangles.shape.rank == 2 and vertex_triangles.shape[1] is not None:
         # one gather per slot, summed: no [V, P, B, 3] intermediate
         summed = tf.add_n([tf.gather(padded, column) for column in tf.unstack(vertex_triangles, axis=1)])
     else:
-        summed = tf.reduce_sum(tf.gather(padded, vertex_triangles), axis=1)  # [V, B, 3]
-    return _vertex_major(safe_normalize(summed))
+        summed = tf.reduce_sum(tf.gather(padded, vertex_triangles), axis=1)  # [V, 3, B]
+    return _from_rows(_normalize_rows(summed))

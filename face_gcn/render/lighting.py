@@ -43,18 +43,11 @@ def _normals_tensor(normals) -> tf.Tensor:
     return normals
 
 
-def sh_basis(normals) -> tf.Tensor:
-    """Deng's 9 SH basis values (Lambertian kernel folded in) of unit normals.
-
-    Args:
-      normals: [..., 3] unit vectors.
-    Returns:
-      [..., 9].
-    """
-    normals = _normals_tensor(normals)
+def _basis_values(normals) -> list:
+    """The 9 basis values of unit normals [..., 3], each [...]."""
     x, y, z = tf.unstack(normals, axis=-1)
     k1, k2 = A1 * C1, A2 * C2
-    return tf.stack([
+    return [
         tf.fill(tf.shape(x), tf.constant(A0 * C0, normals.dtype)),
         -k1 * y,
         k1 * z,
@@ -64,7 +57,18 @@ def sh_basis(normals) -> tf.Tensor:
         k2 * 0.5 / math.sqrt(3.0) * (3.0 * tf.square(z) - 1.0),
         -k2 * x * z,
         k2 * 0.5 * (tf.square(x) - tf.square(y)),
-    ], axis=-1)
+    ]
+
+
+def sh_basis(normals) -> tf.Tensor:
+    """Deng's 9 SH basis values (Lambertian kernel folded in) of unit normals.
+
+    Args:
+      normals: [..., 3] unit vectors.
+    Returns:
+      [..., 9].
+    """
+    return tf.stack(_basis_values(_normals_tensor(normals)), axis=-1)
 
 
 def gamma_per_channel(gamma, ambient_offset: float = DENG_AMBIENT_OFFSET) -> tf.Tensor:
@@ -97,7 +101,10 @@ def sh_shading(normals, gamma, ambient_offset: float = DENG_AMBIENT_OFFSET) -> t
     if gamma.dtype.is_floating and gamma.dtype != normals.dtype:
         gamma = tf.cast(gamma, normals.dtype)
     coefficients = gamma_per_channel(gamma, ambient_offset)        # [B, 3, 9]
-    return tf.matmul(sh_basis(normals), coefficients, transpose_b=True)  # [B, V, 3]
+    # the basis as 9 planes [B, 9, V]: stacking on a last axis of 9, and a batched matmul with inner
+    # sizes of 9 and 3, took 1.5x the time at BFM size
+    basis = tf.stack(_basis_values(normals), axis=1)
+    return tf.einsum("bkv,bck->bvc", basis, coefficients)
 
 
 def illuminate(albedo, normals, gamma, ambient_offset: float = DENG_AMBIENT_OFFSET) -> tf.Tensor:
