@@ -12,7 +12,9 @@ POWER_BASIS_MAX_ORDER the filters run in the power basis instead (sum_k T_k(L~) 
 sum_j L~^j x phi_j, phi = C theta with C from chebyshev_to_power): its basis L~^j x is products
 alone (power_basis), and a filter that projects first sums sum_j L~^j z_j by Horner's rule
 (power_sum), one product and one addition per order where Clenshaw's recursion takes a product and
-two element-wise passes. The same function, in fewer passes over the [N, B F] blocks.
+two element-wise passes. The same function, in fewer passes over the [N, B F] blocks. A decoder
+step's filter of up-sampled features (upsampled_chebyshev_filter) projects before it up-samples,
+U (x phi) = (U x) phi, so that its dense products run on the coarser level.
 
 Vertex features are batch-major [B, N, F] at the layers' boundaries or vertex-major [N, B, F] inside
 a network built that way (face_gcn.nets.gcn); a product sees them as columns [N, B * F], so that it

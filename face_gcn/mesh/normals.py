@@ -22,22 +22,6 @@ import tensorflow as tf
 SQUARED_LENGTH_EPSILON = 1e-24
 
 
-def safe_normalize(vectors, epsilon: float = SQUARED_LENGTH_EPSILON) -> tf.Tensor:
-    """Unit vectors along the last axis; vectors with squared length <= epsilon become 0.
-
-    Args:
-      vectors: [..., 3] (any last dimension).
-    Returns:
-      [...] same shape; the gradient is zero where the output is zero.
-    """
-    vectors = tf.convert_to_tensor(vectors)
-    squared = tf.reduce_sum(tf.square(vectors), axis=-1, keepdims=True)
-    valid = squared > epsilon
-    inverse = tf.where(valid, tf.math.rsqrt(tf.where(valid, squared, tf.ones_like(squared))),
-                       tf.zeros_like(squared))
-    return vectors * inverse
-
-
 def _check_inputs(vertices, triangles):
     vertices = tf.convert_to_tensor(vertices)
     if not vertices.dtype.is_floating:
@@ -67,7 +51,8 @@ def _from_rows(rows):
 
 
 def _normalize_rows(vectors, epsilon: float = SQUARED_LENGTH_EPSILON):
-    """safe_normalize of [N, 3, B] rows, on the three [N, B] component planes."""
+    """Unit vectors of [N, 3, B] rows, computed on the three [N, B] component planes; a vector with
+    squared length <= epsilon becomes 0, with a zero gradient."""
     x, y, z = tf.unstack(vectors, axis=1)
     squared = tf.square(x) + tf.square(y) + tf.square(z)
     valid = squared > epsilon

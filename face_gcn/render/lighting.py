@@ -102,7 +102,7 @@ def sh_shading(normals, gamma, ambient_offset: float = DENG_AMBIENT_OFFSET) -> t
         gamma = tf.cast(gamma, normals.dtype)
     coefficients = gamma_per_channel(gamma, ambient_offset)        # [B, 3, 9]
     # the basis as 9 planes [B, 9, V]: stacking on a last axis of 9, and a batched matmul with inner
-    # sizes of 9 and 3, took 1.5x the time at BFM size
+    # sizes of 9 and 3, took 1.4x the time at BFM size
     basis = tf.stack(_basis_values(normals), axis=1)
     return tf.einsum("bkv,bck->bvc", basis, coefficients)
 

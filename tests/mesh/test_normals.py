@@ -101,11 +101,6 @@ def test_degenerate_triangles_give_zero_normals_and_finite_gradients():
     assert np.all(np.isfinite(gradient))
 
 
-def test_safe_normalize():
-    got = normals_lib.safe_normalize(np.array([[3.0, 0.0, 4.0], [0.0, 0.0, 0.0]])).numpy()
-    np.testing.assert_allclose(got, [[0.6, 0.0, 0.8], [0.0, 0.0, 0.0]])
-
-
 def test_vertex_normals_gradient_matches_finite_differences():
     rng = np.random.default_rng(1)
     sphere, triangles = icosphere(0)
