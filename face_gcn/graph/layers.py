@@ -142,6 +142,14 @@ def _serialised_shared(matrix: SparseMatrix) -> dict:
     return config
 
 
+def _matrix_config(key: str, operand, shared) -> dict:
+    """A layer's config entries for one of its matrices: the shared SparseMatrix under ``key``, else the
+    private operand's shape and nnz (nothing for a layer without the matrix)."""
+    if shared is not None:
+        return {key: _serialised_shared(shared)}
+    return {} if operand is None else operand.config()
+
+
 def _deserialised_matrix(config, key):
     """config with its shared SparseMatrix (serialised under ``key``) rebuilt, or as it is."""
     if isinstance(config.get(key), dict):
@@ -248,10 +256,7 @@ class ChebConv(keras.layers.Layer):
         config.update(filters=self.filters, K=self.K, use_bias=self.use_bias, vertex_major=self.vertex_major,
                       kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
                       kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer))
-        if self.shared_laplacian is not None:
-            config.update(laplacian=_serialised_shared(self.shared_laplacian))
-        elif self.operand is not None:
-            config.update(self.operand.config())
+        config.update(_matrix_config("laplacian", self.operand, self.shared_laplacian))
         return config
 
     @classmethod
@@ -284,10 +289,12 @@ class UpsampleChebConv(ChebConv):
 
     def _split(self, inputs):
         """(x, skip or None) from x or [x, skip] (tensors or their shapes), each checked against U."""
-        pair = isinstance(inputs, (list, tuple)) and not isinstance(inputs[0], (int, type(None)))
-        x, skip = (inputs if len(inputs) == 2 else (None, None)) if pair else (inputs, None)
-        if x is None:
-            raise ValueError(f"{self.name}: give x or [x, skip], got {len(inputs)} inputs")
+        if isinstance(inputs, (list, tuple)) and not isinstance(inputs[0], (int, type(None))):  # not one shape
+            if len(inputs) != 2:
+                raise ValueError(f"{self.name}: give x or [x, skip], got {len(inputs)} inputs")
+            x, skip = inputs
+        else:
+            x, skip = inputs, None
         _check_input(_shape_of(x), self.upsample.shape[1], f"{self.name} (x)", vertex_major=True)
         if skip is not None:
             _check_input(_shape_of(skip), self.upsample.shape[0], f"{self.name} (skip)", vertex_major=True)
@@ -317,10 +324,7 @@ class UpsampleChebConv(ChebConv):
 
     def get_config(self):
         config = super().get_config()
-        if self.shared_upsample is not None:
-            config.update(upsample=_serialised_shared(self.shared_upsample))
-        else:
-            config.update(self.upsample.config())
+        config.update(_matrix_config("upsample", self.upsample, self.shared_upsample))
         return config
 
     @classmethod
@@ -358,10 +362,7 @@ class MeshResample(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        if self.shared_matrix is not None:
-            config.update(matrix=_serialised_shared(self.shared_matrix))
-        else:
-            config.update(self.operand.config())
+        config.update(_matrix_config("matrix", self.operand, self.shared_matrix))
         config.update(vertex_major=self.vertex_major)
         return config
 
@@ -456,11 +457,7 @@ class ChebResBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, K=self.K, activation=self.activation_name, vertex_major=self.vertex_major)
-        shared = self.conv1.shared_laplacian
-        if shared is not None:
-            config.update(laplacian=_serialised_shared(shared))
-        else:
-            config.update(self.conv1.operand.config())
+        config.update(_matrix_config("laplacian", self.conv1.operand, self.conv1.shared_laplacian))
         return config
 
     @classmethod
