@@ -176,7 +176,7 @@ setup(
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
         "onnx": ["onnxruntime>=1.17"],
-        "test": ["pytest>=7", "scikit-image>=0.22", "onnx>=1.15", "onnxruntime>=1.17"],
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "scikit-image>=0.22", "onnx>=1.15", "onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["face-gcn=face_gcn.cli.main:main"]},
 )

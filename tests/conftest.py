@@ -7,6 +7,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 
+MAX_TEST_WORKERS = 4  # each worker is one TensorFlow process (up to about 3 GB)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pytest.ini): one worker per usable core, at most MAX_TEST_WORKERS. Whole files go to
+    one worker (--dist loadfile), so module fixtures run once."""
+    del config
+    return max(1, min(MAX_TEST_WORKERS, len(os.sched_getaffinity(0))))
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session writes generated models into its own cache directory."""

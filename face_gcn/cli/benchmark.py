@@ -126,25 +126,25 @@ def stage_functions(nets, backend: str = "auto"):
     tensors = formation.model_tensors(nets.morphable)
     focal, center = face_renderer.camera_for_size(size)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def python(images, masks):
         result = forward.reconstruct(nets, images, face_mask=masks, backend=backend, fit_steps=0)
         return result.refined_albedo, result.refined_image
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def regressor(images):
         outputs = regressor_lib.regress(nets.regressor, images)
         return outputs.coefficients, outputs.features
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def recognizer(images):
         return recognition.embed(nets.recognizer, images).features
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def texture_gcn(embedding, features):
         return nets.texture_gcn([embedding, features], training=False)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def render(images, masks, coefficients, refined_albedo):
         coarse = face_renderer.render_coefficients(nets.morphable, coefficients, image_size=size, backend=backend)
         samples = vertex_sampling.sample_vertex_colors(

@@ -57,7 +57,7 @@ def batch_inference(nets, backend: str = "auto", fit_steps: int = 0):
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8),
                                   tf.TensorSpec([None, size, size], tf.float32),
-                                  tf.TensorSpec([None, 5, 2], tf.float32)])
+                                  tf.TensorSpec([None, 5, 2], tf.float32)], autograph=False)
     def run(images, masks, landmarks):
         result = forward.reconstruct(nets, images, face_mask=masks, backend=backend, landmarks=landmarks,
                                      fit_steps=fit_steps)

@@ -68,14 +68,17 @@ class ServingModule(tf.Module):
         self.output_names = tuple(name for name in OUTPUT_NAMES if render_outputs or name not in IMAGE_OUTPUTS)
         size = self.image_size
         self.serve_images = tf.function(
-            self._serve_images, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+            self._serve_images, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")],
+            autograph=False)
         self.serve_masked = tf.function(
             self._serve_masked, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images"),
-                                                 tf.TensorSpec([None, size, size], tf.float32, name="face_mask")])
+                                                 tf.TensorSpec([None, size, size], tf.float32, name="face_mask")],
+            autograph=False)
         self.serve_encoded = tf.function(
-            self._serve_encoded, input_signature=[tf.TensorSpec([None], tf.string, name="encoded")])
+            self._serve_encoded, input_signature=[tf.TensorSpec([None], tf.string, name="encoded")], autograph=False)
         triangles = formation.model_tensors(nets.morphable).triangles
-        self.mesh_triangles = tf.function(lambda: tf.identity(triangles, name="triangles"), input_signature=[])
+        self.mesh_triangles = tf.function(lambda: tf.identity(triangles, name="triangles"), input_signature=[],
+                                          autograph=False)
 
     def signatures(self) -> dict:
         """{signature name: concrete function} for tf.saved_model.save.

@@ -389,7 +389,8 @@ class CoarseFitter:
                 input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
                                  tf.TensorSpec([None, size, size], tf.float32),
                                  tf.TensorSpec([None, num_landmarks, 2], tf.float32),
-                                 tf.TensorSpec([None, coeff_lib.NUM_COEFFICIENTS], tf.float32)])
+                                 tf.TensorSpec([None, coeff_lib.NUM_COEFFICIENTS], tf.float32)],
+                autograph=False)
         return self._compiled[num_landmarks]
 
     def fit_batch(self, images, masks, landmarks, initial=None) -> BatchFitResult:

@@ -141,7 +141,7 @@ class TextureRefiner:
         triangles = formation.model_tensors(self.model).triangles
         with_identity = self.recognizer is not None and cfg.identity_weight > 0
 
-        @tf.function
+        @tf.function(autograph=False)
         def step(image, mask, features, decoded, albedo, shading, image_colors, visibility,
                  barycentrics, triangle_ids, coverage, embedding):
             with tf.GradientTape() as tape:

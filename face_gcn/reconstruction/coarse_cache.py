@@ -80,7 +80,7 @@ def coarse_function(morphable: MorphableModel, regressor, recognizer, fit_steps:
     """A tf.function (images [B, S, S, 3] 0-255, masks [B, S, S], landmarks [B, K, 2]) ->
     (coarse coefficients [B, 257], embedding [B, E]): the fixed coarse stage."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def run(images, masks, landmarks):
         regressed = regressor_lib.regress(regressor, images, training=False)
         coefficients = forward.coarse_coefficients(morphable, images, regressed.coefficients, fit_steps, masks,

@@ -146,7 +146,7 @@ def _compiled_fit(morphable, fit_steps: int, num_landmarks: int, backend: str):
     key = (fit_steps, num_landmarks, backend)
     if key not in functions:
         functions[key] = tf.function(functools.partial(_fit, morphable, fit_steps, backend=backend),
-                                     reduce_retracing=True)
+                                     reduce_retracing=True, autograph=False)
     return functions[key]
 
 

@@ -156,7 +156,7 @@ class TrainLoop:
         return int(self.step.numpy())
 
     def _compiled_step(self, objectives):
-        return tf.function(lambda batch: self._distributed_step(batch, objectives))
+        return tf.function(lambda batch: self._distributed_step(batch, objectives), autograph=False)
 
     def _replica_step(self, batch, objectives):
         replicas = self.strategy.num_replicas_in_sync
