@@ -190,14 +190,14 @@ def main(argv):
 
 
 def _fit(paths, photo_outputs, classes, segmenter):
-    from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import configured  # pylint: disable=import-outside-toplevel
     from face_gcn.morphable import model as model_lib  # pylint: disable=import-outside-toplevel
-    from face_gcn.nets import recognition  # pylint: disable=import-outside-toplevel
-    try:
+    try:  # before TensorFlow is imported: a bad model file fails in a fraction of a second
         model = configured.load_configured(FLAGS.morphable_model)
     except (model_lib.MorphableModelError, OSError) as error:
         fail(PROG, f"cannot load the morphable model ({configured.describe(FLAGS.morphable_model)}): {error}")
+    from face_gcn.fit import coarse_fit, refine  # pylint: disable=import-outside-toplevel
+    from face_gcn.nets import recognition  # pylint: disable=import-outside-toplevel
     choice = FLAGS.recognizer or ("facenet" if FLAGS.facenet_weights else "none")
     recognizer = _recognizer.load_or_fail(PROG, choice, FLAGS.facenet_weights, FLAGS.face_descriptor_weights)
     regressor = None
