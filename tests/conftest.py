@@ -28,8 +28,9 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 TINY_SIZE = 64
 
 
-def build_tiny_nets(seed: int = 3):
-    """A small but complete FaceGCN (compact regressor at 64 px, narrow GCNs on the demo model)."""
+def build_tiny_nets(seed: int = 3, recognizer=None):
+    """A small but complete FaceGCN (compact regressor at 64 px, narrow GCNs on the demo model);
+    a recognizer (nets.recognition) adds its features to the GCNs' embedding."""
     import keras
 
     from face_gcn.graph import hierarchy as hierarchy_lib
@@ -42,16 +43,26 @@ def build_tiny_nets(seed: int = 3):
     morphable = configured.load_demo()
     regressor = regressor_lib.build_regressor((TINY_SIZE, TINY_SIZE, 3), backbone="compact")
     hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
-    config = gcn.GCNConfig(embedding_size=regressor_lib.feature_size("compact"), decoder_widths=(4, 4, 4, 4, 4),
+    from face_gcn.nets import recognition
+    embedding_size = forward.embedding_size(regressor_lib.feature_size("compact"), recognition.feature_size(recognizer))
+    config = gcn.GCNConfig(embedding_size=embedding_size, decoder_widths=(4, 4, 4, 4, 4),
                            refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2,
                            combiner_init="glorot_normal")  # untrained but not constant: outputs tell inputs apart
-    return forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), None, TINY_SIZE)
+    return forward.FaceGCN(morphable, regressor, gcn.build_texture_gcn(hierarchy, config), recognizer, TINY_SIZE)
 
 
 @pytest.fixture(scope="session")
 def tiny_nets():
     """build_tiny_nets() once per session (tests must not train it)."""
     return build_tiny_nets()
+
+
+@pytest.fixture(scope="session")
+def tiny_nets_with_descriptor():
+    """build_tiny_nets() with dlib's face descriptor (converted from the dlib-bin wheel, cached) in the
+    embedding, as the demo and `train` build by default."""
+    from face_gcn.nets import recognition
+    return build_tiny_nets(recognizer=recognition.load("face_descriptor"))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ import pytest
 import tensorflow as tf
 
 from face_gcn.export import export, serving
+from face_gcn.nets import recognition
+from face_gcn.nets import regressor as regressor_lib
 from face_gcn.reconstruction import forward
 from face_gcn.render import op_library
 
@@ -276,3 +278,50 @@ def test_export_without_render_outputs_serves_the_rest_unchanged(nets, exported,
     got = signatures["serving_default"](images=images)
     for name in expected_names:
         np.testing.assert_allclose(got[name].numpy(), full[name].numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+
+# Runs in a fresh interpreter without face_gcn: serving_default's outputs for the images.
+SERVE_OUTPUTS = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    path, images_path, out_path = sys.argv[1:4]
+    outputs = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(np.load(images_path)))
+    np.savez(out_path, **{name: value.numpy() for name, value in outputs.items()})
+""")
+
+
+def test_export_with_the_face_descriptor_inside_serves_the_python_model(tiny_nets_with_descriptor, tmp_path):
+    """dlib's face descriptor (the demo's and `train`'s default recognizer) feeds the GCNs' embedding:
+    the export carries its weights, and a process without face_gcn serves what the Python model computes."""
+    nets = tiny_nets_with_descriptor
+    path = str(tmp_path / "savedmodel")
+    export.export_nets(nets, path, render_outputs=False)
+    saved = tf.train.load_checkpoint(os.path.join(path, "variables", "variables")).get_variable_to_shape_map()
+    saved_values = sum(int(np.prod(shape)) for key, shape in saved.items() if key.endswith("VARIABLE_VALUE"))
+    weights = {id(v): v for v in nets.regressor.variables + nets.texture_gcn.variables + nets.recognizer.variables}
+    assert saved_values == sum(int(np.prod(v.shape)) for v in weights.values())
+    assert sum(int(np.prod(v.shape)) for v in nets.recognizer.variables) > 10 ** 6  # the descriptor is in there
+
+    images = crops()
+    np.save(tmp_path / "images.npy", images)
+    result = subprocess.run([sys.executable, "-c", SERVE_OUTPUTS, path, str(tmp_path / "images.npy"),
+                             str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=240,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = dict(np.load(tmp_path / "out.npz", allow_pickle=False))
+    backend = "op" if op_library.load() is not None else "fallback"
+    expected = forward.reconstruct(nets, images, backend=backend)
+    np.testing.assert_allclose(got["coefficients"], expected.coefficients.numpy(), rtol=1e-5, atol=1e-5)
+    # T_p visibility comes from the z-buffer: the two rasterizers may disagree on a few edge vertices
+    np.testing.assert_allclose(got["refined_colors"], expected.refined_albedo.numpy(), atol=2e-3)
+    # the descriptor's part of the embedding matters: zeros in its place change the colours
+    regressed = regressor_lib.regress(nets.regressor, tf.cast(images, tf.float32), training=False)
+    embedding = forward.image_embedding(regressed.features, nets.recognizer, tf.cast(images, tf.float32)).numpy()
+    descriptor_part = slice(regressed.features.shape[-1], None)
+    assert embedding.shape[-1] - regressed.features.shape[-1] == recognition.feature_size(nets.recognizer) == 256
+    assert np.abs(embedding[:, descriptor_part]).max() > 0
+    embedding[:, descriptor_part] = 0.0
+    zeroed = forward.reconstruct(nets, images, backend=backend, coefficients=expected.coefficients, embedding=embedding)
+    assert np.abs(zeroed.refined_albedo.numpy() - got["refined_colors"]).max() > 1e-2
