@@ -77,11 +77,14 @@ def _check_points(points, count: int, name: str) -> np.ndarray:
 
 
 def five_from_68(points68) -> np.ndarray:
-    """[68, 2] iBUG-68 points -> [5, 2]: eye centres (mean of the 6 contour points), nose tip 30,
-    mouth corners 48 and 54, in face_gcn.data.detection's order."""
-    points68 = _check_points(points68, NUM_POINTS, "points68")
-    return np.stack([points68[list(IMAGE_LEFT_EYE)].mean(axis=0), points68[list(IMAGE_RIGHT_EYE)].mean(axis=0),
-                     points68[NOSE_TIP], points68[MOUTH_LEFT], points68[MOUTH_RIGHT]])
+    """[..., 68, 2] iBUG-68 points -> [..., 5, 2] float64: eye centres (mean of the 6 contour points),
+    nose tip 30, mouth corners 48 and 54, in face_gcn.data.detection's order."""
+    points68 = np.asarray(points68, np.float64)
+    if points68.shape[-2:] != (NUM_POINTS, 2) or not np.all(np.isfinite(points68)):
+        raise ValueError(f"points68 must be a finite [..., {NUM_POINTS}, 2] array, got {points68.shape}")
+    return np.stack([points68[..., list(IMAGE_LEFT_EYE), :].mean(axis=-2),
+                     points68[..., list(IMAGE_RIGHT_EYE), :].mean(axis=-2),
+                     points68[..., NOSE_TIP, :], points68[..., MOUTH_LEFT, :], points68[..., MOUTH_RIGHT, :]], axis=-2)
 
 
 def five_point_distance(points68, landmarks5) -> float:

@@ -256,15 +256,6 @@ def render_with_albedo(model, coefficients, albedo, vertex_mask, image_size: int
                         image=rendered[..., :3], alpha=alpha, region=rendered[..., 3])
 
 
-def five_landmarks(landmarks68) -> np.ndarray:
-    """[B, 68, 2] -> [B, 5, 2]: eye centres (36-41, 42-47), nose tip 30, mouth corners 48, 54."""
-    landmarks68 = np.asarray(landmarks68)
-    return np.stack([landmarks68[:, list(ibug.IMAGE_LEFT_EYE)].mean(axis=1),
-                     landmarks68[:, list(ibug.IMAGE_RIGHT_EYE)].mean(axis=1),
-                     landmarks68[:, ibug.NOSE_TIP], landmarks68[:, ibug.MOUTH_LEFT],
-                     landmarks68[:, ibug.MOUTH_RIGHT]], axis=1)
-
-
 # ----------------------------------------------------------------------------- backgrounds
 
 def random_background(rng: np.random.Generator, size: int, avoid_color=None) -> np.ndarray:
@@ -362,7 +353,7 @@ def generate_batch(model, seed: int, split: str, indices, config: SyntheticConfi
     masks = ((alpha > 0.5) & (region > 0.5)).astype(np.uint8)
     landmarks68 = camera.to_pixel_indices(render.landmarks).numpy().astype(np.float32)
     return SyntheticBatch(
-        images=images, masks=masks, landmarks=five_landmarks(landmarks68).astype(np.float32),
+        images=images, masks=masks, landmarks=ibug.five_from_68(landmarks68).astype(np.float32),
         landmarks68=landmarks68, coefficients=coefficients.astype(np.float32), albedo=albedo,
         detail=details, coverage=(alpha > 0.5).astype(np.uint8),
         sources=tuple(source_name(seed, split, i) for i in indices))

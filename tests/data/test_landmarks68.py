@@ -61,7 +61,7 @@ def test_inputs_are_validated(astronaut_face, predictor):
         predictor.predict(photo.astype(np.float32), face)
     with pytest.raises(ValueError, match="box must be"):
         landmarks68.detector_rectangle([0, 0, 0, 10])
-    with pytest.raises(ValueError, match=r"\[68, 2\]"):
+    with pytest.raises(ValueError, match=r"\[\.\.\., 68, 2\]"):
         landmarks68.five_from_68(np.zeros((5, 2)))
     with pytest.raises(ValueError, match="rectangle must be"):
         landmarks68.LandmarkDetector68(rectangle="hog")
@@ -82,6 +82,14 @@ def test_five_from_68_takes_eye_centres_nose_and_mouth_corners():
     points[30], points[48], points[54] = [20.0, 30.0], [12.0, 40.0], [28.0, 40.0]
     np.testing.assert_array_equal(landmarks68.five_from_68(points),
                                   [[10, 20], [30, 20], [20, 30], [12, 40], [28, 40]])
+    # batched: any leading dimensions, each face as alone
+    faces = np.random.default_rng(0).uniform(0, 224, (2, 3, 68, 2)).astype(np.float32)
+    five = landmarks68.five_from_68(faces)
+    assert five.shape == (2, 3, 5, 2) and five.dtype == np.float64
+    for index in np.ndindex(2, 3):
+        face = faces[index].astype(np.float64)
+        np.testing.assert_array_equal(five[index], np.stack([face[36:42].mean(0), face[42:48].mean(0), face[30],
+                                                             face[48], face[54]]))
 
 
 def test_a_missing_model_or_dlib_is_a_one_line_fallback(tmp_path, monkeypatch):
