@@ -104,7 +104,6 @@ def stage_seconds(mesh: str) -> tuple[int, dict, dict]:
 
 def main(argv):
     del argv
-    import face_gcn  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (allocator settings)
     results = {mesh: stage_seconds(mesh) for mesh in FLAGS.meshes}
     header = f"{'stage (s per photo)':34s}" + "".join(f"{f'{mesh} ({results[mesh][0]:,} v)':>20s}" for mesh in results)
     print(f"crop {FLAGS.crop_size} px, photo {FLAGS.photo_width} x {FLAGS.photo_height}, median of {FLAGS.repeats}")
