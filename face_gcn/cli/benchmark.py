@@ -12,7 +12,8 @@ T_p sampling with its visibility pass, refined render). Tracing and --warmup cal
 the median of --repeats calls is, and at each batch size the calls of the stages alternate round
 by round, so a machine that drifts during the run shifts every stage alike. The CNNs alone bound
 the end-to-end rate: `cnn_bound` gives that bound (the regressor and the recognition network, one
-after the other) and the SavedModel's and the Python path's fractions of it. The inputs are
+after the other) and the SavedModel's and the Python path's fractions of it. Every stage runs the
+CNNs as the SavedModel does, with their batch norms folded into the convolutions (forward.for_inference). The inputs are
 aligned crops of skimage's astronaut photo.
 Also measured: the SavedModel's size and its cold start (a fresh process: import TensorFlow,
 load, first call). The printed table ends with the paper's figure (about 50 images/s on one
@@ -122,6 +123,7 @@ def stage_functions(nets, backend: str = "auto"):
     from face_gcn.nets import regressor as regressor_lib  # pylint: disable=import-outside-toplevel
     from face_gcn.reconstruction import forward  # pylint: disable=import-outside-toplevel
     from face_gcn.render import deferred, face_renderer, lighting, vertex_sampling  # pylint: disable=import-outside-toplevel
+    nets = forward.for_inference(nets)  # the CNNs as the SavedModel runs them (batch norms folded)
     size = nets.image_size
     tensors = formation.model_tensors(nets.morphable)
     focal, center = face_renderer.camera_for_size(size)

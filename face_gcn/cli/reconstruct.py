@@ -53,6 +53,7 @@ def batch_inference(nets, backend: str = "auto", fit_steps: int = 0):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from face_gcn.reconstruction import forward  # pylint: disable=import-outside-toplevel
+    nets = forward.for_inference(nets)  # the CNNs' batch norms folded into their convolutions
     size = nets.image_size
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8),

@@ -29,6 +29,8 @@ Outputs of both:
   coverage       float32 [B, S, S]  1 where the mesh covers the pixel
 An export with render_outputs=False leaves out the last two (IMAGE_OUTPUTS) and its graph never
 shades them; the rasterization stays, since T_p's visibility reads it.
+The regressor and the recognizer run with their BatchNormalizations folded into the convolutions
+before them (forward.for_inference: the same function, fewer passes over the activations).
 Every output has the batch first, so TF Serving's REST row format ("instances" in, "predictions" out)
 serves every signature. The mesh's triangles (int32 [T, 3], constant) are not an output: the module's
 function mesh_triangles() returns them, and the export writes them to assets/triangles.json.
@@ -63,7 +65,7 @@ class ServingModule(tf.Module):
 
     def __init__(self, nets: forward.FaceGCN, render_outputs: bool = True):
         super().__init__(name="face_gcn_serving")
-        self._nets = nets  # a plain dataclass: not tracked
+        self._nets = forward.for_inference(nets)  # a plain dataclass: not tracked
         self.image_size = int(nets.image_size)
         self.output_names = tuple(name for name in OUTPUT_NAMES if render_outputs or name not in IMAGE_OUTPUTS)
         size = self.image_size

@@ -24,7 +24,7 @@ from face_gcn.fit import coarse_fit
 from face_gcn.morphable import coefficients as coeff_lib
 from face_gcn.morphable import formation
 from face_gcn.morphable.model import MorphableModel
-from face_gcn.nets import gcn
+from face_gcn.nets import gcn, inference
 from face_gcn.nets import recognition
 from face_gcn.nets import regressor as regressor_lib
 from face_gcn.render import deferred, face_renderer, lighting, vertex_sampling
@@ -80,6 +80,15 @@ class FaceGCN:
         if tuple(self.regressor.input.shape[1:3]) != (self.image_size, self.image_size):
             raise ValueError(f"regressor input {tuple(self.regressor.input.shape[1:3])} does not match "
                              f"image_size {self.image_size}")
+
+
+def for_inference(nets: FaceGCN) -> FaceGCN:
+    """The same nets with the regressor's and the recognizer's batch norms folded into their convolutions
+    (nets.inference.fold_batch_norms: the same outputs up to float32 rounding, about 7% less CNN time at
+    224 px on a 2-core CPU). For inference only: the folded copies are frozen and share no weights."""
+    return dataclasses.replace(
+        nets, regressor=inference.fold_batch_norms(nets.regressor),
+        recognizer=None if nets.recognizer is None else inference.fold_batch_norms(nets.recognizer))
 
 
 def embedding_size(regressor_features: int, recognizer_features: int = 0) -> int:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -30,6 +31,14 @@ def exported(nets, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("export") / "savedmodel")
     info = export.export_nets(nets, path, source="fixture")
     return path, info
+
+
+def folded_weight_count(regressor, count: int, size: int) -> tuple[int, int]:
+    """(variables, values) of the networks once the compact regressor's conv + batch-norm pairs are folded:
+    each pair loses the norm's gamma, beta, mean and variance [C] and its bias-less conv gains a bias [C]."""
+    norms = [layer for layer in regressor._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 5 and all(norm.scale and norm.center for norm in norms)  # the compact backbone's
+    return count - 3 * len(norms), size - 3 * sum(int(norm.moving_mean.shape[0]) for norm in norms)
 
 
 def crops():
@@ -254,12 +263,14 @@ def test_export_is_atomic_and_never_replaces_foreign_folders(nets, exported, tmp
     export.export_nets(nets, path, source="again")  # replacing an export leaves only the export
     assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]
     assert export.read_info(path)["source_model"] == "again"
-    # every weight is saved once (the networks' own tracking would store them twice)
+    # every weight is saved once (the networks' own tracking would store them twice), the regressor's
+    # batch norms folded into its convolutions
     saved = tf.train.load_checkpoint(os.path.join(path, "variables", "variables")).get_variable_to_shape_map()
     saved = {key: shape for key, shape in saved.items() if key.endswith("VARIABLE_VALUE")}
     weights = {id(v): v for v in nets.regressor.variables + nets.texture_gcn.variables}
-    assert len(saved) == len(weights)
-    assert sum(int(np.prod(shape)) for shape in saved.values()) == sum(int(np.prod(v.shape)) for v in weights.values())
+    count, size = folded_weight_count(nets.regressor, len(weights), sum(int(np.prod(v.shape)) for v in weights.values()))
+    assert len(saved) == count
+    assert sum(int(np.prod(shape)) for shape in saved.values()) == size
     with pytest.raises(export.ExportError, match="not a face-gcn SavedModel"):
         export.read_info(str(foreign))
 
@@ -301,7 +312,7 @@ def test_export_with_the_face_descriptor_inside_serves_the_python_model(tiny_net
     saved = tf.train.load_checkpoint(os.path.join(path, "variables", "variables")).get_variable_to_shape_map()
     saved_values = sum(int(np.prod(shape)) for key, shape in saved.items() if key.endswith("VARIABLE_VALUE"))
     weights = {id(v): v for v in nets.regressor.variables + nets.texture_gcn.variables + nets.recognizer.variables}
-    assert saved_values == sum(int(np.prod(v.shape)) for v in weights.values())
+    assert saved_values == folded_weight_count(nets.regressor, 0, sum(int(np.prod(v.shape)) for v in weights.values()))[1]
     assert sum(int(np.prod(v.shape)) for v in nets.recognizer.variables) > 10 ** 6  # the descriptor is in there
 
     images = crops()
