@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from typing import IO, Iterator
 
 import numpy as np
@@ -207,6 +208,31 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
         raise OSError(f"could not encode PNG for {path}")
     with atomic_write(path, "wb") as handle:
         handle.write(encoded.tobytes())
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # a .npz is a zip archive of .npy files
+
+
+def read_npz(path: str | os.PathLike) -> dict:
+    """The arrays of a NumPy .npz archive ({name: ndarray}), never unpickling anything.
+
+    Raises ValueError for anything else: NumPy's own message for a file that is not a zip archive, or
+    that holds object arrays, suggests loading it with pickle, which no file given to face_gcn should be.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as handle:
+        head = handle.read(len(ZIP_MAGIC))
+    if head != ZIP_MAGIC:
+        raise ValueError(f"not a .npz archive (a zip file starts with {ZIP_MAGIC!r}; this one with {head!r})")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except ValueError as error:
+        if "pickle" in str(error):
+            raise ValueError("the archive holds Python objects (pickled arrays), which face_gcn never loads") from None
+        raise
+    except (zipfile.BadZipFile, EOFError) as error:
+        raise ValueError(f"damaged .npz archive ({error})") from None
 
 
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"

@@ -96,6 +96,24 @@ POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
            b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
 
 
+def test_read_npz_never_suggests_unpickling(tmp_path):
+    arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array("text")}
+    np.savez(tmp_path / "good.npz", **arrays)
+    got = fileio.read_npz(tmp_path / "good.npz")
+    assert sorted(got) == ["a", "b"] and got["a"].dtype == np.float32
+    np.testing.assert_array_equal(got["a"], arrays["a"])
+    np.savez(tmp_path / "objects.npz", evil=np.array([{"x": 1}], dtype=object))
+    (tmp_path / "text.npz").write_bytes(b"this is not an archive")
+    good = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    for name, expected in (("objects", "Python objects"), ("text", "not a .npz archive"), ("cut", "damaged")):
+        with pytest.raises(ValueError, match=expected) as caught:
+            fileio.read_npz(tmp_path / f"{name}.npz")
+        assert "allow_pickle" not in str(caught.value) and "unsafe" not in str(caught.value), name  # NumPy's advice
+    with pytest.raises(OSError):
+        fileio.read_npz(tmp_path / "missing.npz")
+
+
 def test_git_lfs_pointers_are_recognised(tmp_path):
     pointer, large, binary = tmp_path / "model.npz", tmp_path / "large.bin", tmp_path / "weights.h5"
     pointer.write_bytes(POINTER)

@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import time
-import zipfile
 
 import numpy as np
 import scipy.sparse as sp
@@ -188,9 +187,8 @@ def load_hierarchy(path: str | os.PathLike, key: str, vertices: np.ndarray, tria
     vertices, triangles = validate_mesh(vertices, triangles)
     factors = _check_factors(factors)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        arrays = fileio.read_npz(path)
+    except (OSError, ValueError) as error:
         raise StaleCacheError(f"cannot read {path}: {error}") from error
 
     def need(name):

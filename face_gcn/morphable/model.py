@@ -241,9 +241,8 @@ def load(path: str | os.PathLike) -> MorphableModel:
             raise MorphableModelError(f"{path} is a MATLAB file, not a face_gcn morphable model (.npz): convert "
                                       "the Basel Face Model's files first with `face-gcn convert-bfm`")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            contents = {key: archive[key] for key in archive.files}
-    except Exception as error:  # zipfile.BadZipFile, ValueError for pickled arrays, OSError
+        contents = fileio.read_npz(path)
+    except (ValueError, OSError) as error:
         raise MorphableModelError(
             f"{path} is not a face_gcn morphable model (.npz): {error}") from error
     return from_arrays(contents, source=path)

@@ -471,5 +471,4 @@ def _clear_previous_dataset(output_dir: str) -> None:
 
 def load_ground_truth(output_dir: str) -> dict:
     """ground_truth.npz of a dataset folder -> dict of arrays (no pickle)."""
-    with np.load(os.path.join(output_dir, GROUND_TRUTH_FILE), allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    return fileio.read_npz(os.path.join(output_dir, GROUND_TRUTH_FILE))
