@@ -39,7 +39,8 @@ def _nested_layers(model: keras.Model):
 
 
 def _foldable_pairs(model: keras.Model) -> dict:
-    """{conv name: (Conv2D, BatchNormalization)} of the pairs fold_batch_norms folds."""
+    """{id(Conv2D): its BatchNormalization} of the pairs fold_batch_norms folds (by identity: names repeat
+    across nested models)."""
     pairs = {}
     for layer in _nested_layers(model):
         if not isinstance(layer, keras.layers.BatchNormalization) or len(layer._inbound_nodes) != 1:
@@ -51,14 +52,14 @@ def _foldable_pairs(model: keras.Model) -> dict:
         axis = layer.axis if isinstance(layer.axis, int) else (layer.axis[0] if len(layer.axis) == 1 else None)
         if (type(conv) is keras.layers.Conv2D and conv.data_format == "channels_last"  # pylint: disable=unidiomatic-typecheck
                 and axis in CHANNELS_LAST_AXES and len(conv._inbound_nodes) == 1 and len(conv._outbound_nodes) == 1):
-            pairs[conv.name] = (conv, layer)
+            pairs[id(conv)] = layer
     return pairs
 
 
 def _clone_layer(layer, pairs: dict, folded_norms: set):
-    if layer.name in pairs:
+    if id(layer) in pairs:
         return layer.__class__.from_config(dict(layer.get_config(), use_bias=True))
-    if layer.name in folded_norms:
+    if id(layer) in folded_norms:
         return FoldedBatchNorm(name=layer.name, dtype=layer.dtype_policy)
     if isinstance(layer, keras.layers.Lambda):  # its function object as it is (configs name it, not carry it)
         return keras.layers.Lambda(layer.function, output_shape=layer._output_shape, arguments=dict(layer.arguments),
@@ -83,18 +84,18 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
     folded (module docstring); nested models are rewritten too. ``model`` is left as it was; weights are
     copied, not shared. A model with nothing to fold comes back as a plain clone."""
     pairs = _foldable_pairs(model)
-    folded_norms = {norm.name for _, norm in pairs.values()}
+    folded_norms = {id(norm) for norm in pairs.values()}
     folded = keras.models.clone_model(model, clone_function=lambda layer: _clone_layer(layer, pairs, folded_norms),
                                       recursive=True)
     for source, target in zip(_nested_layers(model), _nested_layers(folded)):
         if source.name != target.name:
             raise ValueError(f"fold_batch_norms: the clone's layers are out of order ({source.name} vs {target.name})")
-        if isinstance(source, keras.Model) or source.name in folded_norms:
+        if isinstance(source, keras.Model) or id(source) in folded_norms:
             continue
-        if source.name in pairs:
-            conv, norm = pairs[source.name]
+        if id(source) in pairs:
+            norm = pairs[id(source)]
             target.set_weights(folded_conv_weights(
-                conv.kernel.numpy(), conv.bias.numpy() if conv.use_bias else None,
+                source.kernel.numpy(), source.bias.numpy() if source.use_bias else None,
                 norm.gamma.numpy() if norm.scale else None, norm.beta.numpy() if norm.center else None,
                 norm.moving_mean.numpy(), norm.moving_variance.numpy(), norm.epsilon))
         elif source.weights:

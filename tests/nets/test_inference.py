@@ -93,3 +93,18 @@ def test_the_regressor_folds_and_keeps_its_outputs():
     for key in expected:
         scale = float(np.abs(expected[key].numpy()).max()) + 1e-6
         np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-5 * scale, err_msg=key)
+
+
+def test_pairs_are_found_by_layer_not_by_name():
+    """A nested model may reuse an outer layer's name: only the conv that feeds a norm is folded."""
+    inner_input = keras.Input((8, 8, 3))
+    inner = keras.Model(inner_input, keras.layers.Conv2D(4, 1, name="conv")(inner_input), name="inner")
+    images = keras.Input((8, 8, 3))
+    outer = keras.layers.BatchNormalization(name="norm")(keras.layers.Conv2D(4, 3, padding="same", name="conv")(images))
+    model = keras.Model(images, keras.layers.Concatenate()([inner(images), outer]), name="net")
+    randomise_statistics(model, seed=5)
+    folded = inference.fold_batch_norms(model)
+    images_in = np.random.default_rng(6).normal(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(folded(images_in).numpy(), model(images_in, training=False).numpy(), rtol=2e-5,
+                               atol=2e-5)
+    assert folded.get_layer("inner").get_layer("conv").kernel.shape == (1, 1, 3, 4)
