@@ -35,7 +35,7 @@ def build_tiny_nets(seed: int = 3, recognizer=None):
 
     from face_gcn.graph import hierarchy as hierarchy_lib
     from face_gcn.morphable import configured
-    from face_gcn.nets import gcn
+    from face_gcn.nets import gcn, recognition
     from face_gcn.nets import regressor as regressor_lib
     from face_gcn.reconstruction import forward
 
@@ -43,7 +43,6 @@ def build_tiny_nets(seed: int = 3, recognizer=None):
     morphable = configured.load_demo()
     regressor = regressor_lib.build_regressor((TINY_SIZE, TINY_SIZE, 3), backbone="compact")
     hierarchy = hierarchy_lib.load_or_build_hierarchy(morphable.mean_shape, morphable.triangles, (4, 4, 4, 4))
-    from face_gcn.nets import recognition
     embedding_size = forward.embedding_size(regressor_lib.feature_size("compact"), recognition.feature_size(recognizer))
     config = gcn.GCNConfig(embedding_size=embedding_size, decoder_widths=(4, 4, 4, 4, 4),
                            refiner_widths=(4, 4, 4, 4), refiner_latent=8, K=2,
